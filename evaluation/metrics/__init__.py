@@ -1,0 +1,1 @@
+"""evaluate metric modules of vidtempo."""

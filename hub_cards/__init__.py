@@ -1,0 +1,1 @@
+"""vidtempo.hub_cards."""

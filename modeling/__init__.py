@@ -1,0 +1,40 @@
+"""Models of vidtempo, registered with the transformers Auto classes on import."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_tca import TCAConfig
+from .modeling_tca import (
+    TCAModel,
+    TCAOutput,
+    TCAPreTrainedModel,
+    chamfer_similarity,
+    cosine_similarity,
+    symmetric_chamfer_similarity,
+)
+
+
+def _register(config_class, model_class) -> None:
+    """Register with the Auto classes (idempotent) and mark both for code export on `save_pretrained`."""
+    try:
+        AutoConfig.register(config_class.model_type, config_class)
+    except ValueError:  # already registered (module re-imported)
+        pass
+    try:
+        AutoModel.register(config_class, model_class)
+    except ValueError:
+        pass
+    config_class.register_for_auto_class()
+    model_class.register_for_auto_class("AutoModel")
+
+
+_register(TCAConfig, TCAModel)
+
+__all__ = [
+    "TCAConfig",
+    "TCAModel",
+    "TCAOutput",
+    "TCAPreTrainedModel",
+    "chamfer_similarity",
+    "cosine_similarity",
+    "symmetric_chamfer_similarity",
+]
