@@ -1,0 +1,276 @@
+"""The on-disk descriptor dataset shared by extraction, training, evaluation and search.
+
+Layout of a descriptor folder::
+
+    DIR/info.json            {"format": "vidtempo-descriptors", "version": 1, "dim": D, ...user metadata}
+    DIR/data/*.parquet       one row per video (a `datasets` dataset; load with `load_descriptor_dataset`)
+    DIR/failed.jsonl         videos that could not be processed: {"video_id", "path", "error"} per line
+
+Columns: `video_id` (string), `path` (string), `fps` (float64, decoded frame rate), `timestamps`
+(list of float32 seconds, one per sampled frame), `num_frames` (int32), `features`
+(`Array2D((None, D), "float16")`: one row per sampled frame).
+
+Shards are written to a temporary name and renamed, so a crash never leaves a half-written shard and
+`existing_ids` tells a resumed job what is already done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMAT_NAME = "vidtempo-descriptors"
+FORMAT_VERSION = 1
+DATA_DIR = "data"
+INFO_FILE = "info.json"
+FAILED_FILE = "failed.jsonl"
+
+
+def descriptor_features(dim: int):
+    """The `datasets.Features` of a descriptor dataset of dimension `dim`."""
+    from datasets import Array2D, Features, List, Value
+
+    return Features(
+        {
+            "video_id": Value("string"),
+            "path": Value("string"),
+            "fps": Value("float64"),
+            "timestamps": List(Value("float32")),
+            "num_frames": Value("int32"),
+            "features": Array2D((None, dim), "float16"),
+        }
+    )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_info(out_dir: str | os.PathLike, dim: int, **metadata) -> dict:
+    """Create (or check) `info.json`: a folder holds descriptors of one dimension only."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info_path = out_dir / INFO_FILE
+    if info_path.exists():
+        info = read_info(out_dir)
+        if info["dim"] != dim:
+            raise ValueError(f"{info_path}: folder holds dim {info['dim']} descriptors, cannot add dim {dim}")
+        return info
+    info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "dim": int(dim), **metadata}
+    _atomic_write_text(info_path, json.dumps(info, indent=2, sort_keys=True))
+    return info
+
+
+def read_info(directory: str | os.PathLike) -> dict:
+    """Read and validate `info.json` of a descriptor folder."""
+    info_path = Path(directory) / INFO_FILE
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{info_path}: not a vidtempo descriptor folder (no {INFO_FILE})")
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{info_path}: invalid JSON ({err})") from err
+    if info.get("format") != FORMAT_NAME or not isinstance(info.get("dim"), int):
+        raise ValueError(f"{info_path}: expected format {FORMAT_NAME!r} with an integer 'dim', got {info}")
+    return info
+
+
+def shard_files(directory: str | os.PathLike) -> list[Path]:
+    """The finished parquet shards of a descriptor folder, in a stable order."""
+    return sorted((Path(directory) / DATA_DIR).glob("*.parquet"))
+
+
+@dataclass
+class DescriptorWriter:
+    """Buffers rows and writes them as atomic parquet shards of `shard_size` videos.
+
+    Use one writer per process (`prefix` keeps their shard names apart) and call `close()` (or use it as
+    a context manager) to write the last partial shard.
+    """
+
+    out_dir: str | os.PathLike
+    dim: int
+    shard_size: int = 64
+    prefix: str = "shard"
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        write_info(self.out_dir, self.dim, **self.metadata)
+        (self.out_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        self._rows: list[dict] = []
+        self.written = 0
+
+    def add(
+        self,
+        video_id: str,
+        features: np.ndarray,
+        *,
+        path: str = "",
+        fps: float = float("nan"),
+        timestamps: Sequence[float] | None = None,
+    ) -> None:
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape[1] != self.dim or features.shape[0] == 0:
+            raise ValueError(
+                f"video {video_id!r}: features must have shape [frames>0, {self.dim}], got {features.shape}"
+            )
+        if timestamps is None:
+            timestamps = np.arange(features.shape[0], dtype=np.float32)
+        if len(timestamps) != features.shape[0]:
+            raise ValueError(
+                f"video {video_id!r}: {len(timestamps)} timestamps for {features.shape[0]} frames"
+            )
+        self._rows.append(
+            {
+                "video_id": str(video_id),
+                "path": str(path),
+                "fps": float(fps),
+                "timestamps": np.asarray(timestamps, dtype=np.float32),
+                "num_frames": int(features.shape[0]),
+                "features": features.astype(np.float16),
+            }
+        )
+        if len(self._rows) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows as one shard (atomic rename)."""
+        if not self._rows:
+            return
+        table = _rows_to_table(self._rows, self.dim)
+        final = self.out_dir / DATA_DIR / f"{self.prefix}-{uuid.uuid4().hex[:12]}.parquet"
+        tmp = final.with_name(f".{final.name}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)
+        self.written += len(self._rows)
+        self._rows = []
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> DescriptorWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _rows_to_table(rows: list[dict], dim: int) -> pa.Table:
+    from datasets import Dataset
+
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    return Dataset.from_dict(columns, features=descriptor_features(dim)).data.table
+
+
+def append_failure(out_dir: str | os.PathLike, video_id: str, path: str, error: str) -> None:
+    """Record a video that could not be processed in `failed.jsonl` (one JSON object per line)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / FAILED_FILE, "a") as handle:
+        handle.write(json.dumps({"video_id": video_id, "path": path, "error": error}) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_failures(directory: str | os.PathLike) -> list[dict]:
+    path = Path(directory) / FAILED_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def existing_ids(directory: str | os.PathLike) -> set[str]:
+    """Ids already written to finished shards (for resuming)."""
+    ids: set[str] = set()
+    for shard in shard_files(directory):
+        ids.update(pq.read_table(shard, columns=["video_id"]).column("video_id").to_pylist())
+    return ids
+
+
+def load_descriptor_dataset(directory: str | os.PathLike):
+    """The descriptor folder as a `datasets.Dataset` (features decoded as `Array2D` float16)."""
+    from datasets import Dataset
+
+    info = read_info(directory)
+    files = shard_files(directory)
+    if not files:
+        return Dataset.from_dict(
+            {key: [] for key in descriptor_features(info["dim"])}, features=descriptor_features(info["dim"])
+        )
+    return Dataset.from_parquet([str(f) for f in files], features=descriptor_features(info["dim"]))
+
+
+def iter_descriptors(
+    directory: str | os.PathLike, ids: Iterable[str] | None = None
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yield `(video_id, features float16 [F, D], timestamps float32 [F])` shard by shard, without
+    decoding through `datasets` (fast and float16-preserving). `ids` restricts the output."""
+    info = read_info(directory)
+    wanted = None if ids is None else set(ids)
+    for shard in shard_files(directory):
+        table = pq.read_table(shard, columns=["video_id", "timestamps", "features"])
+        video_ids = table.column("video_id").to_pylist()
+        if wanted is not None and wanted.isdisjoint(video_ids):
+            continue
+        features = table.column("features").combine_chunks()
+        if isinstance(features, pa.ExtensionArray):  # datasets' Array2D type, once datasets is imported
+            features = features.storage
+        # features: list<list<halffloat>>, one outer item per video, one inner list per frame
+        lengths = features.value_lengths().to_numpy(zero_copy_only=False)
+        flat = features.flatten().flatten().to_numpy(zero_copy_only=False).reshape(-1, info["dim"])
+        stamps = table.column("timestamps").combine_chunks()
+        flat_stamps = stamps.flatten().to_numpy(zero_copy_only=False)
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        for index, video_id in enumerate(video_ids):
+            if wanted is None or video_id in wanted:
+                start, stop = bounds[index], bounds[index + 1]
+                yield video_id, flat[start:stop], flat_stamps[start:stop]
+
+
+def load_descriptors(directory: str | os.PathLike, ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """`{video_id: features float16 [F, D]}` for the whole folder (or for `ids`). Later shards win on
+    duplicate ids."""
+    return {video_id: features for video_id, features, _ in iter_descriptors(directory, ids)}
+
+
+def write_descriptors(
+    out_dir: str | os.PathLike,
+    descriptors: dict[str, np.ndarray],
+    shard_size: int = 256,
+    **metadata,
+) -> Path:
+    """Write `{video_id: features [F, D]}` (e.g. synthetic data) as a descriptor folder."""
+    if not descriptors:
+        raise ValueError("write_descriptors: no descriptors given")
+    dim = int(np.asarray(next(iter(descriptors.values()))).shape[1])
+    with DescriptorWriter(out_dir, dim, shard_size=shard_size, metadata=metadata) as writer:
+        for video_id, features in descriptors.items():
+            writer.add(video_id, features)
+    return Path(out_dir)
+
+
+__all__ = [
+    "DescriptorWriter",
+    "append_failure",
+    "descriptor_features",
+    "existing_ids",
+    "iter_descriptors",
+    "load_descriptor_dataset",
+    "load_descriptors",
+    "read_failures",
+    "read_info",
+    "shard_files",
+    "write_descriptors",
+    "write_info",
+]
