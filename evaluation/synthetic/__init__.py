@@ -1,0 +1,1 @@
+"""Embedded synthetic benchmarks: procedurally rendered videos with FIVR-style and caption annotations."""
