@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s' '$(TORCH)' | md5sum | cut -c1-12)
 INSTALL_STAMP := $(VENV)/.vidtempo-installed
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations 15
 DEMO_ARGS ?=
 
 .PHONY: install test lint demo bench clean
