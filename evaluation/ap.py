@@ -1,4 +1,4 @@
-"""Average precision as the FIVR / CC_WEB_VIDEO evaluation code defines it (METHODS.md §1.5)."""
+"""Average precision as the FIVR / CC_WEB_VIDEO and EVVE evaluation code define it (METHODS.md §1.5)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,60 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def average_precision(scores: Sequence[float] | np.ndarray, relevant: Sequence[bool] | np.ndarray) -> float:
-    """AP of one query: rank by descending score (ties keep input order), then
-    AP = (1/|P|) * sum over the ranks k of the positives of (positives among the first k) / k.
-
-    `scores[i]` and `relevant[i]` describe database item i. Returns 0.0 when there is no positive.
-    """
+def _ranked_hits(scores, relevant, num_positives: int | None) -> tuple[np.ndarray, int]:
+    """0-based ranks of the relevant items after a stable descending sort, and |P|."""
     scores = np.asarray(scores, dtype=np.float64)
     relevant = np.asarray(relevant, dtype=bool)
     if scores.shape != relevant.shape or scores.ndim != 1:
         raise ValueError(f"scores {scores.shape} and relevant {relevant.shape} must be equal-length vectors")
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN")
-    num_positives = int(relevant.sum())
+    found = int(relevant.sum())
+    if num_positives is None:
+        num_positives = found
+    elif num_positives < found:
+        raise ValueError(f"num_positives={num_positives} is smaller than the {found} relevant items ranked")
+    order = np.argsort(-scores, kind="stable")
+    return np.flatnonzero(relevant[order]), int(num_positives)
+
+
+def average_precision(
+    scores: Sequence[float] | np.ndarray,
+    relevant: Sequence[bool] | np.ndarray,
+    num_positives: int | None = None,
+) -> float:
+    """AP of one query: rank by descending score (ties keep input order), then
+    AP = (1/|P|) * sum over the ranks k of the positives of (positives among the first k) / k.
+
+    `scores[i]` and `relevant[i]` describe database item i. `num_positives` is |P| when some positives
+    are not in the ranking (they count as never retrieved); it defaults to the number of relevant items.
+    Returns 0.0 when there is no positive.
+    """
+    hit_ranks, num_positives = _ranked_hits(scores, relevant, num_positives)
     if num_positives == 0:
         return 0.0
-    order = np.argsort(-scores, kind="stable")
-    hits = relevant[order]
-    ranks = np.flatnonzero(hits) + 1  # 1-based ranks of the positives
-    return float(np.mean(np.arange(1, num_positives + 1) / ranks))
+    precisions = np.arange(1, len(hit_ranks) + 1) / (hit_ranks + 1)
+    return float(precisions.sum() / num_positives)
+
+
+def evve_average_precision(
+    scores: Sequence[float] | np.ndarray,
+    relevant: Sequence[bool] | np.ndarray,
+    num_positives: int | None = None,
+) -> float:
+    """EVVE's AP: trapezoids under the precision–recall curve, accumulated over the positives' ranks.
+
+    The n-th positive (n = 0, 1, ...) found at 0-based rank r adds
+    (1/|P|) * (p0 + p1) / 2 with p0 = n / r (1 when r = 0) and p1 = (n + 1) / (r + 1).
+    """
+    hit_ranks, num_positives = _ranked_hits(scores, relevant, num_positives)
+    if num_positives == 0:
+        return 0.0
+    found = np.arange(len(hit_ranks), dtype=np.float64)
+    ranks = hit_ranks.astype(np.float64)
+    left = np.where(ranks == 0, 1.0, found / np.maximum(ranks, 1.0))
+    right = (found + 1) / (ranks + 1)
+    return float(((left + right) / 2).sum() / num_positives)
 
 
 def mean_average_precision(per_query: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -35,4 +70,40 @@ def mean_average_precision(per_query: Sequence[tuple[np.ndarray, np.ndarray]]) -
     return float(np.mean([average_precision(s, r) for s, r in per_query]))
 
 
-__all__ = ["average_precision", "mean_average_precision"]
+
+
+def fivr_task_average_precision(
+    scores: Sequence[float] | np.ndarray, labels: Sequence[str]
+) -> dict[str, float | None]:
+    """AP of one FIVR query for DSVR / CSVR / ISVR from the labels of its ranked database items
+    (``ND``, ``DS``, ``CS``, ``IS``, ``DA`` or anything else for unrelated). None where a task has no positive."""
+    labels = np.asarray([str(label).upper() for label in labels])
+    tasks = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "DS", "CS", "IS")}
+    out: dict[str, float | None] = {}
+    for task, positive in tasks.items():
+        relevant = np.isin(labels, positive)
+        out[task] = average_precision(scores, relevant) if relevant.any() else None
+    return out
+
+
+def fivr_task_map(
+    per_query_scores: Sequence[Sequence[float]], per_query_labels: Sequence[Sequence[str]]
+) -> dict[str, float | None]:
+    """FIVR mAP per task over queries (queries without a positive for a task are left out of its mean)."""
+    if len(per_query_scores) != len(per_query_labels):
+        raise ValueError(f"{len(per_query_scores)} score lists for {len(per_query_labels)} label lists")
+    per_task: dict[str, list[float]] = {"DSVR": [], "CSVR": [], "ISVR": []}
+    for scores, labels in zip(per_query_scores, per_query_labels):
+        for task, value in fivr_task_average_precision(scores, labels).items():
+            if value is not None:
+                per_task[task].append(value)
+    return {task: (float(np.mean(values)) if values else None) for task, values in per_task.items()}
+
+
+__all__ = [
+    "average_precision",
+    "evve_average_precision",
+    "fivr_task_average_precision",
+    "fivr_task_map",
+    "mean_average_precision",
+]

@@ -2,7 +2,11 @@
 
 from transformers import AutoConfig, AutoModel
 
+from .configuration_frame_descriptor import FrameDescriptorConfig
+from .configuration_locvtp import LocVTPConfig
 from .configuration_tca import TCAConfig
+from .modeling_frame_descriptor import FrameDescriptorModel, FrameDescriptorOutput, StreamingPCA
+from .modeling_locvtp import LocVTPModel, LocVTPOutput, LocVTPPreTrainedModel
 from .modeling_tca import (
     TCAModel,
     TCAOutput,
@@ -28,8 +32,18 @@ def _register(config_class, model_class) -> None:
 
 
 _register(TCAConfig, TCAModel)
+_register(LocVTPConfig, LocVTPModel)
+_register(FrameDescriptorConfig, FrameDescriptorModel)
 
 __all__ = [
+    "FrameDescriptorConfig",
+    "FrameDescriptorModel",
+    "FrameDescriptorOutput",
+    "StreamingPCA",
+    "LocVTPConfig",
+    "LocVTPModel",
+    "LocVTPOutput",
+    "LocVTPPreTrainedModel",
     "TCAConfig",
     "TCAModel",
     "TCAOutput",

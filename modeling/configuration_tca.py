@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from transformers import PretrainedConfig
+from transformers.activations import ACT2FN
 
 
 class TCAConfig(PretrainedConfig):
@@ -61,6 +62,8 @@ class TCAConfig(PretrainedConfig):
         for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attention_dropout", attention_dropout)):
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"TCAConfig.{name} must be in [0, 1), got {value!r}")
+        if hidden_act not in ACT2FN:
+            raise ValueError(f"TCAConfig.hidden_act must be one of {sorted(ACT2FN)}, got {hidden_act!r}")
         if layer_norm_eps <= 0:
             raise ValueError(f"TCAConfig.layer_norm_eps must be positive, got {layer_norm_eps!r}")
         self.input_size = input_size

@@ -5,10 +5,9 @@ outputs give frame-level embeddings (compared with chamfer similarity, "TCA_f") 
 embedding, the L2-normalised mean over valid frames (compared with cosine similarity, "TCA_c").
 
 This file imports only `torch`, `transformers` and its sibling configuration file so that it can travel
-with a checkpoint (`trust_remote_code=True`).
+with a checkpoint (`trust_remote_code=True`). No `from __future__ import annotations`: transformers inspects
+the runtime `Unpack[TransformersKwargs]` annotation of `forward` to see that it accepts `output_attentions`.
 """
-
-from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +18,11 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
-from transformers.utils.generic import merge_with_config_defaults
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_tca import TCAConfig
@@ -216,7 +217,7 @@ class TCAModel(TCAPreTrainedModel):
         self,
         frame_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> TCAOutput:
         r"""
         Args:
@@ -251,18 +252,31 @@ class TCAModel(TCAPreTrainedModel):
         video_embeds = F.normalize(masked_mean(hidden_states, attention_mask), dim=-1)  # [B, H]
         return TCAOutput(last_hidden_state=hidden_states, frame_embeds=frame_embeds, video_embeds=video_embeds)
 
-    @torch.no_grad()
+    @can_return_tuple
     def get_video_features(
-        self, frame_features: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Video-level embeddings [B, H] (TCA_c)."""
-        return self(frame_features, attention_mask=attention_mask).video_embeds
+        self,
+        frame_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Video-level embeddings (TCA_c) in the transformers `get_*_features` layout.
 
-    @torch.no_grad()
+        Returns a `BaseModelOutputWithPooling` whose `pooler_output` [B, H] holds the L2-normalised video
+        embeddings and `last_hidden_state` [B, F, H] the encoder output; `hidden_states`/`attentions` as
+        in `forward`. Call it under `torch.no_grad()` for inference.
+        """
+        outputs = self(frame_features, attention_mask=attention_mask, return_dict=True, **kwargs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=outputs.video_embeds,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
     def get_frame_features(
         self, frame_features: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Frame-level embeddings [B, F, H] (TCA_f), zero at padding."""
+        """Frame-level embeddings [B, F, H] (TCA_f), zero at padding. Call under `torch.no_grad()` for inference."""
         return self(frame_features, attention_mask=attention_mask).frame_embeds
 
 

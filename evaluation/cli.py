@@ -1,0 +1,229 @@
+"""`vidtempo-eval`: evaluate a TCA model (or the no-TCA baseline) on FIVR, CC_WEB_VIDEO or EVVE.
+
+Example::
+
+    vidtempo-eval --benchmark fivr-5k --features descriptors/fivr --model checkpoints/tca \\
+        --similarity chamfer --output results/fivr5k-chamfer
+
+prints a table, writes ``results.json`` (ready for a model card) and ``ap_per_query.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vidtempo.processing.descriptor_store import iter_descriptors, read_info
+
+from .benchmarks import BENCHMARKS, SimilarityMatrix, benchmark_ids, evaluate_benchmark
+from .embedding import SIMILARITIES, VideoEmbeddings, compute_similarities, embed_descriptors
+
+SIMILARITY_NAMES = {"cosine": "TCA_c", "chamfer": "TCA_f", "symmetric_chamfer": "TCA_sym", "cascade": "cascade"}
+
+
+def load_model(checkpoint: str | os.PathLike | None, device: str = "cpu"):
+    """A TCA model from a local folder or hub id (``trust_remote_code=True``), or ``None`` for ``none``."""
+    if checkpoint is None or str(checkpoint).lower() == "none":
+        return None
+    from transformers import AutoModel
+
+    import vidtempo.modeling  # noqa: F401  (registers TCA with the Auto classes for local folders)
+
+    model = AutoModel.from_pretrained(str(checkpoint), trust_remote_code=True)
+    return model.to(device).eval()
+
+
+def embed_folder(
+    model, features_dir: str | os.PathLike, ids: Sequence[str] | None = None, keep_frames: bool = True,
+    device: str = "cpu", progress: bool = True, chunk_videos: int = 1024,
+) -> VideoEmbeddings:
+    """Embed the videos of a descriptor folder (only `ids` when given; absent ids are simply left out).
+
+    Streams the folder `chunk_videos` videos at a time, so only the embeddings stay in memory (video level:
+    4 KB a video; frame level: 4 KB per frame in float32)."""
+    read_info(features_dir)  # clear error when the folder is not a descriptor folder
+    parts: list[VideoEmbeddings] = []
+    skipped: list[dict] = []
+    seen: set[str] = set()
+    stream = ((v, f) for v, f, _ in iter_descriptors(features_dir, ids))
+    bar = tqdm(desc="embedding", unit="video", disable=not progress)
+    while chunk := list(itertools.islice(stream, chunk_videos)):
+        chunk = [(v, f) for v, f in chunk if v not in seen and not seen.add(v)]  # first copy of a duplicate id wins
+        if chunk:
+            try:
+                part = embed_descriptors(model, chunk, keep_frames=keep_frames, device=device, progress=False,
+                                         skip_bad=True)
+            except ValueError as error:  # every video of the chunk was malformed
+                skipped += [{"video_id": v, "error": str(error)} for v, _ in chunk]
+                continue
+            parts.append(part)
+            skipped += part.skipped
+            bar.update(len(chunk))
+    bar.close()
+    for item in skipped:
+        print(f"vidtempo-eval: skipped {item['video_id']}: {item['error']}", file=sys.stderr)
+    if not parts:
+        raise ValueError(f"{features_dir}: none of the requested videos has usable descriptors in this folder")
+    frames = [f for p in parts for f in p.frame_embeds] if keep_frames else None
+    return VideoEmbeddings([i for p in parts for i in p.ids], torch.cat([p.video_embeds for p in parts]), frames,
+                           skipped)
+
+
+def evaluate_embeddings(
+    embeddings: VideoEmbeddings,
+    benchmark: str,
+    similarity: str = "cosine",
+    annotation=None,
+    version: str | None = None,
+    cascade_depth: int = 100,
+    missing: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Score the benchmark's queries against its database with `similarity` and run its protocol."""
+    queries, database = benchmark_ids(benchmark, annotation, version)
+    present = set(embeddings.ids)
+    query_ids = [q for q in queries if q in present]
+    database_ids = [d for d in database if d in present]
+    if not query_ids or not database_ids:
+        raise ValueError(f"{benchmark}: {len(query_ids)} queries and {len(database_ids)} database videos have "
+                         "embeddings; need at least one of each")
+    scores = compute_similarities(
+        embeddings.subset(query_ids), embeddings.subset(database_ids), similarity, cascade_depth, progress
+    )
+    result = evaluate_benchmark(benchmark, SimilarityMatrix(query_ids, database_ids, scores.numpy()),
+                                annotation, version, missing)
+    result["similarity"] = similarity
+    if similarity == "cascade":
+        result["cascade_depth"] = cascade_depth
+    return result
+
+
+def eval_results_for_card(result: dict) -> list[dict]:
+    """`huggingface_hub.EvalResult` keyword sets, one per metric."""
+    return [
+        {
+            "task_type": "video-retrieval",
+            "dataset_type": result["benchmark"],
+            "dataset_name": result["benchmark"].upper(),
+            "metric_type": "map",
+            "metric_name": f"{name} mAP ({SIMILARITY_NAMES.get(result.get('similarity'), result.get('similarity'))})",
+            "metric_value": round(value, 4),
+        }
+        for name, value in result["metrics"].items()
+        if value is not None and "/" not in name
+    ]
+
+
+def format_table(result: dict) -> str:
+    counts = result["counts"]
+    lines = [f"{result['benchmark']}  similarity={result.get('similarity', '?')}", "", "| metric | mAP |", "| --- | --- |"]
+    for name, value in result["metrics"].items():
+        lines.append(f"| {name} | {'n/a' if value is None else f'{value:.4f}'} |")
+    lines += [
+        "",
+        f"queries evaluated {counts['queries_evaluated']}/{counts['queries']} (missing {counts['queries_missing']}); "
+        f"database videos missing {counts['database_missing']}/{counts['database']}; positives missing "
+        f"{counts['positives_missing']} (missing videos: {counts['missing_mode']})",
+    ]
+    return "\n".join(lines)
+
+
+def plot_ap_per_query(result: dict, path: str | os.PathLike) -> Path:
+    """One panel per metric: the queries' AP, sorted, with the mAP as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {name: values for name, values in result["per_query"].items() if values}
+    fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(8, 2.4 * max(len(panels), 1)), squeeze=False)
+    for axis, (name, values) in zip(axes[:, 0], panels.items()):
+        aps = np.sort(np.fromiter(values.values(), dtype=float))[::-1]
+        axis.bar(np.arange(len(aps)), aps, width=1.0, color="tab:blue")
+        axis.axhline(float(aps.mean()), color="tab:red", linestyle="--", label=f"mAP {aps.mean():.3f}")
+        axis.set_ylim(0, 1.02)
+        axis.set_ylabel(f"{name} AP")
+        axis.legend(loc="lower left")
+    axes[-1, 0].set_xlabel("queries (sorted by AP)")
+    fig.suptitle(f"{result['benchmark']} — {result.get('similarity', '')}")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidtempo-eval",
+        description="Evaluate video retrieval on FIVR-5K/200K (DSVR/CSVR/ISVR), CC_WEB_VIDEO (4 variants) or "
+        "EVVE with the published protocols. Videos are embedded full-length and deterministically.",
+    )
+    parser.add_argument("--benchmark", choices=[*BENCHMARKS, "fivr"], required=True,
+                        help="benchmark protocol; 'fivr' with --annotations/--version for a custom FIVR-schema file")
+    parser.add_argument("--annotations", help="a FIVR-schema JSON file (e.g. a synthetic benchmark) instead of the packaged one")
+    parser.add_argument("--version", help="version inside --annotations (default: from --benchmark, e.g. 5k)")
+    parser.add_argument("--features", required=True, help="descriptor folder (vidtempo-extract output)")
+    parser.add_argument("--model", default="none",
+                        help="TCA checkpoint folder or hub id, or 'none' for the baseline (mean of frame descriptors "
+                        "for cosine, raw descriptors for chamfer)")
+    parser.add_argument("--similarity", choices=SIMILARITIES, default="cosine",
+                        help="cosine (TCA_c), chamfer (TCA_f), symmetric_chamfer (TCA_sym) or cascade "
+                        "(cosine, then chamfer re-ranking of the top --cascade-depth)")
+    parser.add_argument("--cascade-depth", type=int, default=100, help="candidates re-ranked per query (cascade)")
+    parser.add_argument("--missing", choices=["drop", "miss"],
+                        help="how database videos without features count (default: the protocol's own rule)")
+    parser.add_argument("--output", default="eval_results", help="folder for results.json and ap_per_query.png")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0, help="seed (evaluation itself is deterministic)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.benchmark == "fivr" and not args.annotations:
+        raise SystemExit("vidtempo-eval: --benchmark fivr needs --annotations FILE and --version NAME")
+    if args.annotations and not args.version and args.benchmark == "fivr":
+        raise SystemExit("vidtempo-eval: --annotations needs --version NAME")
+    torch.manual_seed(args.seed)
+    queries, database = benchmark_ids(args.benchmark, args.annotations, args.version)
+    model = load_model(args.model, args.device)
+    embeddings = embed_folder(model, args.features, set(queries) | set(database),
+                              keep_frames=args.similarity != "cosine", device=args.device,
+                              progress=not args.no_progress)
+    result = evaluate_embeddings(embeddings, args.benchmark, args.similarity, args.annotations, args.version,
+                                 args.cascade_depth, args.missing, progress=not args.no_progress)
+    result.update({"model": str(args.model), "features": str(args.features)})
+    result["counts"]["videos_skipped_bad_descriptors"] = len(embeddings.skipped)
+    result["skipped_videos"] = embeddings.skipped
+    result["eval_results"] = eval_results_for_card(result)
+    output = Path(args.output)
+    _write_json(output / "results.json", result)
+    plot_ap_per_query(result, output / "ap_per_query.png")
+    print(format_table(result))
+    print(f"\nwrote {output / 'results.json'} and {output / 'ap_per_query.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

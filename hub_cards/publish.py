@@ -1,0 +1,360 @@
+"""`vidtempo-publish`: write a Hub-ready model folder (weights, config, code, processor, model card) and
+optionally upload it.
+
+Evaluation results are JSON files (or dicts) of the shape written by `vidtempo-eval`::
+
+    {"benchmark": "fivr:synthetic", "similarity": "chamfer", "metrics": {"DSVR": 0.81, "CSVR": 0.77, ...},
+     "task": "video-retrieval" (optional), "dataset_name": "..." (optional), ...}
+
+or a list of such objects, or the LocVTP evaluation JSON (`python -m vidtempo.evaluation.locvtp_eval`):
+``{"retrieval": {"t2v": {"R@1": ...}, "v2t": {...}}, "grounding": {"R@1,IoU=0.5": ..., "mIoU": ...},
+"dataset": name (optional)}``, read as one text-to-video-retrieval and one temporal-grounding result.
+Every numeric metric becomes one `model-index` entry: ``metric_type`` from the
+metric name (`METRIC_TYPES`, e.g. ``DSVR`` -> ``map``, ``R@1`` -> ``recall@1``), ``metric_name`` =
+``"<name> (<similarity>)"``, dataset = the benchmark, value rounded to 4 decimals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+TEMPLATES = {"tca": "tca_card.md", "locvtp": "locvtp_card.md"}
+METRIC_TYPES = {
+    "dsvr": "map", "csvr": "map", "isvr": "map", "map": "map", "map@all": "map", "ndvr": "map",
+    "mdr": "median_rank", "mnr": "mean_rank", "miou": "miou", "t2v mdr": "median_rank", "t2v mnr": "mean_rank",
+    "v2t mdr": "median_rank", "v2t mnr": "mean_rank",
+}
+TASK_TAGS = {"tca": ["video-retrieval", "near-duplicate-video-retrieval"],
+             "locvtp": ["text-to-video-retrieval", "temporal-grounding", "video-text"]}
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "video_preprocessor_config.json")
+
+
+class PublishError(RuntimeError):
+    """Publishing failed for a reason the user can fix (bad input, offline Hub)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation results -> model-index
+# ----------------------------------------------------------------------------------------------------
+
+
+def load_results(sources) -> list[dict]:
+    """Evaluation result objects from JSON paths and/or dicts (a file may hold one object or a list)."""
+    if sources is None:
+        return []
+    if isinstance(sources, (str, os.PathLike, Mapping)):
+        sources = [sources]
+    results = []
+    for source in sources:
+        where = "results" if isinstance(source, Mapping) else str(source)
+        if isinstance(source, Mapping):
+            data = source
+        else:
+            try:
+                data = json.loads(Path(source).read_text())
+            except FileNotFoundError:
+                raise PublishError(f"evaluation results file {source} does not exist") from None
+            except json.JSONDecodeError as error:
+                raise PublishError(f"{source}: not valid JSON ({error})") from None
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, Mapping) and "benchmark" not in item and ("retrieval" in item or "grounding" in item):
+                results += _from_locvtp_eval(item)
+                continue
+            if not isinstance(item, Mapping) or not isinstance(item.get("benchmark"), str) \
+                    or not isinstance(item.get("metrics"), Mapping):
+                raise PublishError(f"{where}: each result needs 'benchmark' (str) and 'metrics' ({{name: value}}); "
+                                   f"got keys {sorted(item) if isinstance(item, Mapping) else type(item).__name__}")
+            results.append(dict(item))
+    return results
+
+
+def _numeric(metrics: Mapping, prefix: str = "") -> dict:
+    return {f"{prefix}{k}": v for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("num_")}
+
+
+def _from_locvtp_eval(item: Mapping) -> list[dict]:
+    """Result objects from the LocVTP evaluation JSON (retrieval per direction, grounding)."""
+    dataset = str(item.get("dataset", "captions"))
+    out = []
+    if isinstance(item.get("retrieval"), Mapping):
+        metrics = {}
+        for direction, values in item["retrieval"].items():
+            if isinstance(values, Mapping):
+                metrics.update(_numeric(values, f"{direction} "))
+        out.append({"benchmark": dataset, "task": "text-to-video-retrieval", "metrics": metrics})
+    if isinstance(item.get("grounding"), Mapping):
+        out.append({"benchmark": str(item.get("grounding_dataset", dataset)), "task": "temporal-grounding",
+                    "metrics": _numeric(item["grounding"])})
+    return out
+
+
+def metric_type(name: str) -> str:
+    """Hub metric type of a metric name: ``R@5`` -> ``recall@5``, ``R@1 IoU>0.5`` -> ``recall@1_iou0.5``."""
+    key = name.strip().lower()
+    if key in METRIC_TYPES:
+        return METRIC_TYPES[key]
+    match = re.fullmatch(r"(?:[tv]2[tv]\s+)?r@(\d+)(?:\s*,?\s*iou\s*[>=]+\s*([\d.]+))?", key)
+    if match:
+        return f"recall@{match.group(1)}" + (f"_iou{match.group(2)}" if match.group(2) else "")
+    return re.sub(r"[^a-z0-9@._-]+", "_", key).strip("_") or "score"
+
+
+def _task_type(result: Mapping) -> str:
+    if result.get("task"):
+        return str(result["task"])
+    benchmark = result["benchmark"].lower()
+    if any(word in benchmark for word in ("charades", "grounding", "anet", "tacos")):
+        return "temporal-grounding"
+    if any(word in benchmark for word in ("msrvtt", "msr-vtt", "didemo", "text")):
+        return "text-to-video-retrieval"
+    return "video-retrieval"
+
+
+def eval_results_from(results: Sequence[Mapping]) -> list:
+    """`huggingface_hub.EvalResult`s, one per numeric metric of every result."""
+    from huggingface_hub import EvalResult
+
+    entries = []
+    for result in results:
+        similarity = result.get("similarity")
+        for name, value in result["metrics"].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue  # None (not computable) or nested values
+            entries.append(EvalResult(
+                task_type=_task_type(result),
+                dataset_type=str(result.get("dataset_type", result["benchmark"])),
+                dataset_name=str(result.get("dataset_name", result["benchmark"])),
+                dataset_split=result.get("split"),
+                metric_type=metric_type(name),
+                metric_name=f"{name} ({similarity})" if similarity else str(name),
+                metric_value=round(float(value), 4),
+            ))
+    return entries
+
+
+def _evaluation_section(results: Sequence[Mapping]) -> str:
+    if not results:
+        return "No evaluation results were supplied when this card was written."
+    lines = ["| benchmark | similarity | metric | value |", "| --- | --- | --- | --- |"]
+    for result in results:
+        for name, value in result["metrics"].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                lines.append(f"| {result['benchmark']} | {result.get('similarity', '')} | {name} | {value:.4f} |")
+    return "\n".join(lines)
+
+
+def _training_section(training: Mapping | str | None) -> str:
+    if not training:
+        return "Training details were not supplied when this card was written."
+    if isinstance(training, str):
+        return training
+    return "\n".join(f"- **{key}:** {value}" for key, value in training.items())
+
+
+# ----------------------------------------------------------------------------------------------------
+# Publishing
+# ----------------------------------------------------------------------------------------------------
+
+
+def _load_model(model):
+    if hasattr(model, "save_pretrained"):
+        return model
+    path = Path(model)
+    if not (path / "config.json").exists():
+        raise PublishError(f"{path}: not a saved model folder (no config.json)")
+    from transformers import AutoModel
+
+    import vidtempo.modeling  # noqa: F401 - registers the Auto classes and code export
+
+    return AutoModel.from_pretrained(path, trust_remote_code=True)
+
+
+def _copy_processor(processor, output_dir: Path) -> list[str]:
+    if processor is None:
+        return []
+    before = set(os.listdir(output_dir))
+    if hasattr(processor, "save_pretrained"):
+        processor.save_pretrained(output_dir)
+    else:
+        source = Path(processor)
+        files = [source / name for name in PROCESSOR_FILES if (source / name).exists()] if source.is_dir() else []
+        if not files:
+            raise PublishError(f"processor {source}: expected a folder with one of {PROCESSOR_FILES}")
+        for file in files:
+            shutil.copy2(file, output_dir / file.name)
+        for code in source.glob("*.py"):  # remote code of the processor
+            if not (output_dir / code.name).exists():
+                shutil.copy2(code, output_dir / code.name)
+    return sorted(set(os.listdir(output_dir)) - before)
+
+
+def build_model_card(config, results: Sequence[Mapping] = (), model_name: str | None = None, repo_id: str | None = None,
+                     license: str = "apache-2.0", datasets: Sequence[str] = (), tags: Sequence[str] = (),
+                     training: Mapping | str | None = None, processor_files: Sequence[str] = ()):
+    """A `huggingface_hub.ModelCard` for a vidtempo model config from the package's template."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    model_type = getattr(config, "model_type", "tca")
+    template = Path(__file__).with_name(TEMPLATES.get(model_type, TEMPLATES["tca"]))
+    model_name = model_name or f"vidtempo-{model_type}"
+    eval_results = eval_results_from(results)
+    card_data = ModelCardData(
+        library_name="transformers",
+        license=license,
+        tags=list(dict.fromkeys(["vidtempo", model_type, *TASK_TAGS.get(model_type, ["video-retrieval"]), *tags])),
+        datasets=list(datasets) or None,
+        pipeline_tag="feature-extraction",
+        model_name=model_name,
+        eval_results=eval_results or None,
+    )
+    fields = {k: getattr(config, k, "?") for k in ("input_size", "hidden_size", "num_hidden_layers",
+                                                     "num_attention_heads", "intermediate_size")}
+    return ModelCard.from_template(
+        card_data, template_path=str(template), model_name=model_name, repo_id=repo_id or f"<user>/{model_name}",
+        license=license, training_section=_training_section(training), evaluation_section=_evaluation_section(results),
+        processor_files=", ".join(f"`{f}`" for f in processor_files), **fields,
+    )
+
+
+def check_card(card, results: Sequence[Mapping] = ()) -> None:
+    """Offline checks of a card: its YAML parses back with `library_name: transformers` and its
+    `model-index` holds exactly the metrics of `results`."""
+    from huggingface_hub import ModelCard
+
+    parsed = ModelCard(str(card))
+    data = parsed.data.to_dict()
+    if data.get("library_name") != "transformers":
+        raise PublishError(f"model card: library_name is {data.get('library_name')!r}, expected 'transformers'")
+    expected = sorted((e.metric_name, e.metric_value) for e in eval_results_from(results))
+    found = sorted((e.metric_name, e.metric_value) for e in (parsed.data.eval_results or []))
+    if expected != found:
+        raise PublishError(f"model card: model-index metrics {found} differ from the evaluation results {expected}")
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Upload `folder` to the model repo `repo_id` (created if missing); returns the commit URL."""
+    if _hub_offline():
+        raise PublishError(f"cannot push to {repo_id}: the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1). "
+                           f"The folder {folder} is ready; upload it later with `huggingface-cli upload {repo_id} {folder}`.")
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                 commit_message="Upload vidtempo model")
+    except Exception as error:  # network, authentication, permission
+        raise PublishError(f"cannot push to {repo_id}: {type(error).__name__}: {error}. Check the network and "
+                           f"`huggingface-cli login`; the folder {folder} is ready to upload.") from error
+    return str(getattr(info, "commit_url", info))
+
+
+def publish_model(
+    model,
+    output_dir: str | os.PathLike,
+    results=None,
+    processor=None,
+    model_name: str | None = None,
+    license: str = "apache-2.0",
+    datasets: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    training: Mapping | str | None = None,
+    push_to_hub: str | None = None,
+    private: bool = False,
+) -> Path:
+    """Write a Hub-ready folder to `output_dir` and optionally push it.
+
+    `model`: a vidtempo `PreTrainedModel` or a saved model folder. `results`: evaluation JSON path(s) or
+    dict(s) (module docstring). `processor`: a processor object or a folder with its saved files.
+    `training`: a dict or markdown text for the card's training section. The folder holds
+    `model.safetensors`, `config.json` with `auto_map`, the model's code, processor files, `README.md`
+    (the card) and `eval_results.json`; it is written to a temporary folder and renamed into place.
+    """
+    results = load_results(results)
+    model = _load_model(model)
+    output_dir = Path(output_dir)
+    tmp = output_dir.with_name(f".{output_dir.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    if not (tmp / "model.safetensors").exists() or "auto_map" not in json.loads((tmp / "config.json").read_text()):
+        raise PublishError(f"{type(model).__name__}.save_pretrained did not write model.safetensors and an auto_map; "
+                           "import vidtempo.modeling before saving so its classes export their code")
+    processor_files = _copy_processor(processor, tmp)
+    card = build_model_card(model.config, results, model_name, push_to_hub, license, datasets, tags, training,
+                            processor_files)
+    check_card(card, results)
+    if not _hub_offline():  # the Hub's own metadata validation needs the network; offline checks ran above
+        try:
+            card.validate()
+        except Exception as error:  # noqa: BLE001 - a warning: the folder is still usable
+            print(f"warning: the Hub could not validate the card ({type(error).__name__}: {error})", file=sys.stderr)
+    card.save(tmp / "README.md")
+    (tmp / "eval_results.json").write_text(json.dumps(results, indent=1))
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(tmp, output_dir)
+    if push_to_hub:
+        url = push_folder(output_dir, push_to_hub, private)
+        print(f"pushed {output_dir} to {url}")
+    return output_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidtempo-publish",
+        description="Write a Hub-ready folder from a saved vidtempo model: model.safetensors, config.json with "
+                    "auto_map, the model code (loads with AutoModel.from_pretrained(..., trust_remote_code=True) "
+                    "without vidtempo), processor files and a model card whose model-index holds the metrics of "
+                    "the evaluation JSON(s) written by vidtempo-eval. --push-to-hub uploads it.",
+    )
+    parser.add_argument("model", help="saved model folder (save_pretrained output, e.g. the training output)")
+    parser.add_argument("output_dir", help="folder to write (replaced if it exists)")
+    parser.add_argument("--results", nargs="*", default=[],
+                        help="evaluation JSON files: {'benchmark', 'similarity', 'metrics': {name: value}} or lists")
+    parser.add_argument("--processor", help="folder with the saved processor / image processor files")
+    parser.add_argument("--model-name", help="title of the card (default vidtempo-<model_type>)")
+    parser.add_argument("--license", default="apache-2.0", help="license id for the card (default apache-2.0)")
+    parser.add_argument("--dataset", action="append", default=[], help="training dataset id (repeatable)")
+    parser.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
+    parser.add_argument("--training", help="JSON file (dict of hyper-parameters) or markdown file for the training section")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the folder to this model repo (needs network)")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--seed", type=int, default=0, help="unused: publishing is deterministic (kept for uniformity)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    training = None
+    if args.training:
+        text = Path(args.training).read_text()
+        training = json.loads(text) if args.training.endswith(".json") else text
+    try:
+        folder = publish_model(args.model, args.output_dir, args.results, args.processor, args.model_name,
+                               args.license, args.dataset, args.tag, training, args.push_to_hub, args.private)
+    except PublishError as error:
+        print(f"vidtempo-publish: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {folder} ({', '.join(sorted(os.listdir(folder)))})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Configuration of the frame descriptor network (TCA input features, METHODS.md §1.1)."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig, ResNetConfig
+
+POOLINGS = ("imac", "l3_irmac")
+STAGES = ["stage1", "stage2", "stage3", "stage4"]
+
+
+class FrameDescriptorConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`FrameDescriptorModel`]: a ResNet backbone (through `AutoBackbone`), features of its
+    four residual stages pooled per stage with iMAC or L3-iRMAC and concatenated (ResNet-50:
+    256 + 512 + 1024 + 2048 = 3840-d), then optionally PCA-whitened to `pca_dim` dimensions and L2-normalised.
+
+    Args:
+        backbone_config (`dict` or [`ResNetConfig`], *optional*): the CNN. Defaults to ResNet-50
+            (`ResNetConfig()`); `out_features` is always set to the four stages.
+        pooling (`str`, defaults to `"l3_irmac"`): `"imac"` or `"l3_irmac"` (the paper's best).
+        pca_dim (`int`, *optional*): output dimension after PCA whitening (paper: 1024). `None` means no
+            whitening: the model returns the raw L2-normalised concatenation (`feature_dim` dims), which is
+            what a PCA is fitted on (`fit_pca` / `vidtempo-extract fit-pca`).
+        pca_eps (`float`, defaults to 1e-9): floor of the eigenvalues before dividing by their square root.
+        norm_eps (`float`, defaults to 1e-6): epsilon of the L2 normalisations.
+    """
+
+    model_type = "vidtempo_frame_descriptor"
+    sub_configs = {"backbone_config": ResNetConfig}
+
+    def __init__(
+        self,
+        backbone_config: dict | ResNetConfig | None = None,
+        pooling: str = "l3_irmac",
+        pca_dim: int | None = None,
+        pca_eps: float = 1e-9,
+        norm_eps: float = 1e-6,
+        **kwargs,
+    ):
+        if backbone_config is None:
+            backbone_config = ResNetConfig()
+        elif isinstance(backbone_config, dict):
+            backbone_config = ResNetConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
+        elif not isinstance(backbone_config, ResNetConfig):
+            raise TypeError(
+                f"FrameDescriptorConfig.backbone_config must be a ResNetConfig or dict, got "
+                f"{type(backbone_config).__name__}"
+            )
+        backbone_config.out_features = list(STAGES)
+        if pooling not in POOLINGS:
+            raise ValueError(f"FrameDescriptorConfig.pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pca_dim is not None and (not isinstance(pca_dim, int) or isinstance(pca_dim, bool) or pca_dim <= 0):
+            raise ValueError(f"FrameDescriptorConfig.pca_dim must be a positive integer or None, got {pca_dim!r}")
+        self.backbone_config = backbone_config
+        self.pooling = pooling
+        self.pca_dim = pca_dim
+        self.pca_eps = float(pca_eps)
+        self.norm_eps = float(norm_eps)
+        super().__init__(**kwargs)
+        if pca_dim is not None and pca_dim > self.feature_dim:
+            raise ValueError(
+                f"FrameDescriptorConfig.pca_dim ({pca_dim}) cannot exceed the pooled dimension {self.feature_dim}"
+            )
+
+    @property
+    def feature_dim(self) -> int:
+        """Dimension of the pooled (un-whitened) descriptor: the sum of the four stages' channels."""
+        return int(sum(self.backbone_config.hidden_sizes))
+
+    @property
+    def output_dim(self) -> int:
+        """Dimension of the model's output descriptor."""
+        return self.pca_dim if self.pca_dim is not None else self.feature_dim
+
+
+__all__ = ["FrameDescriptorConfig"]

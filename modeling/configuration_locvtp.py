@@ -1,0 +1,128 @@
+"""Configuration of LocVTP (Video-Text Pre-training for Temporal Localization, Cao et al., ECCV 2022)."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, CLIPVisionConfig, DistilBertConfig, PreTrainedConfig, TimesformerConfig
+from transformers.configuration_utils import SubConfigSpec
+
+CORRESPONDENCE_MODES = ("clip_topk", "word_topk", "2d_topk", "random")
+TEMPORAL_TARGETS = ("cross_modal", "intra_modal")
+VISION_BACKBONES = {"timesformer": "timesformer", "clip": "clip_vision_model"}
+
+# [PAD], [CLS], [SEP] of `distilbert-base-uncased`; the processor/tokenizer's `all_special_ids` should be stored here.
+DISTILBERT_UNCASED_SPECIAL_IDS = (0, 101, 102)
+
+
+class LocVTPConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`LocVTPModel`]: a clip-level video tower (TimeSformer, or a per-frame CLIP vision
+    tower with temporal pooling per clip), a word-level text tower (DistilBERT), linear projections to a
+    shared space, and the context warping head (`METHODS.md` §2).
+
+    Args:
+        vision_config (`dict` or `PreTrainedConfig`, *optional*):
+            `TimesformerConfig` (defaults: ViT-B/16, 224, divided space-time, 16 frames per clip) or, with
+            `vision_backbone="clip"`, a `CLIPVisionConfig` (defaults: ViT-B/16, 224).
+        text_config (`dict` or `DistilBertConfig`, *optional*): configuration of the text tower.
+        vision_backbone (`str`, defaults to `"timesformer"`): `"timesformer"` or `"clip"` (per-frame CLIP
+            ViT, CLS features averaged over the frames of a clip).
+        projection_dim (`int`, defaults to 512): dimension D of the shared embedding space.
+        temperature (`float`, defaults to 0.07): temperature τ of every InfoNCE loss.
+        num_clips (`int`, defaults to 8): clips sampled per video in pre-training.
+        frames_per_clip (`int`, defaults to 16): frames F of one clip (a TimeSformer checkpoint trained
+            with another `num_frames` interpolates its time embeddings).
+        topk_words (`int`, defaults to 3): K of the correspondence discovery.
+        delta_max (`int`, defaults to 4): largest temporal offset of the context warping head.
+        coarse_loss_weight / fine_loss_weight / temporal_loss_weight (`float`, defaults to 0.5 / 1 / 1).
+        correspondence (`str`, defaults to `"clip_topk"`): `"clip_topk"` (the K words closest to each
+            clip), `"word_topk"` (each word picks its K closest clips), `"2d_topk"` (the K·T closest
+            clip-word pairs of the video-sentence similarity matrix) or `"random"` (K random real words).
+        temporal_target (`str`, defaults to `"cross_modal"`): target of the warped feature z^t: the
+            positive words q^t_+ (`"cross_modal"`) or the clip feature v^t (`"intra_modal"`).
+        special_token_ids (`list[int]`, defaults to `[0, 101, 102]`): token ids never used as words
+            ([PAD]/[CLS]/[SEP] of `distilbert-base-uncased`; set from `tokenizer.all_special_ids`).
+        initializer_range (`float`, defaults to 0.02): std of the projections and warping head init.
+    """
+
+    model_type = "locvtp"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(AutoConfig, model_type="timesformer", init_kwargs={"num_frames": 16}),
+        "text_config": DistilBertConfig,
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | DistilBertConfig | None = None
+    vision_backbone: str = "timesformer"
+    projection_dim: int = 512
+    temperature: float = 0.07
+    num_clips: int = 8
+    frames_per_clip: int = 16
+    topk_words: int = 3
+    delta_max: int = 4
+    coarse_loss_weight: float = 0.5
+    fine_loss_weight: float = 1.0
+    temporal_loss_weight: float = 1.0
+    correspondence: str = "clip_topk"
+    temporal_target: str = "cross_modal"
+    special_token_ids: list[int] | tuple[int, ...] | None = None
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        if self.vision_backbone not in VISION_BACKBONES:
+            raise ValueError(
+                f"LocVTPConfig.vision_backbone must be one of {sorted(VISION_BACKBONES)}, got {self.vision_backbone!r}"
+            )
+        if self.vision_config is None and self.vision_backbone == "clip":
+            self.vision_config = CLIPVisionConfig(patch_size=16, image_size=224)
+        elif isinstance(self.vision_config, dict) and "model_type" not in self.vision_config:
+            self.vision_config = {**self.vision_config, "model_type": VISION_BACKBONES[self.vision_backbone]}
+        if isinstance(self.vision_config, dict) and self.vision_config.get("model_type") == "timesformer":
+            self.vision_config = {"num_frames": 16, **self.vision_config}  # the paper's 16-frame clips
+        if self.special_token_ids is None:
+            self.special_token_ids = list(DISTILBERT_UNCASED_SPECIAL_IDS)
+        self.special_token_ids = [int(i) for i in self.special_token_ids]
+        super().__post_init__(**kwargs)
+        self._validate()
+
+    def _validate(self) -> None:
+        expected = VISION_BACKBONES[self.vision_backbone]
+        vision_type = getattr(self.vision_config, "model_type", None)
+        if vision_type != expected:
+            raise ValueError(
+                f"LocVTPConfig.vision_config must be a {expected!r} config for vision_backbone="
+                f"{self.vision_backbone!r}, got model_type {vision_type!r}"
+            )
+        if self.vision_backbone == "timesformer" and not isinstance(self.vision_config, TimesformerConfig):
+            raise ValueError("LocVTPConfig.vision_config must be a TimesformerConfig")
+        if not isinstance(self.text_config, DistilBertConfig):
+            raise ValueError(
+                f"LocVTPConfig.text_config must be a DistilBertConfig, got {type(self.text_config).__name__}"
+            )
+        for name in ("projection_dim", "num_clips", "frames_per_clip", "topk_words"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"LocVTPConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.delta_max, int) or isinstance(self.delta_max, bool) or self.delta_max < 0:
+            raise ValueError(f"LocVTPConfig.delta_max must be a non-negative integer, got {self.delta_max!r}")
+        if not float(self.temperature) > 0:
+            raise ValueError(f"LocVTPConfig.temperature must be positive, got {self.temperature!r}")
+        for name in ("coarse_loss_weight", "fine_loss_weight", "temporal_loss_weight"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"LocVTPConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.correspondence not in CORRESPONDENCE_MODES:
+            raise ValueError(
+                f"LocVTPConfig.correspondence must be one of {list(CORRESPONDENCE_MODES)}, got {self.correspondence!r}"
+            )
+        if self.temporal_target not in TEMPORAL_TARGETS:
+            raise ValueError(
+                f"LocVTPConfig.temporal_target must be one of {list(TEMPORAL_TARGETS)}, got {self.temporal_target!r}"
+            )
+        vocab = self.text_config.vocab_size
+        bad = [i for i in self.special_token_ids if not 0 <= i < vocab]
+        if bad:
+            raise ValueError(
+                f"LocVTPConfig.special_token_ids must be token ids in [0, {vocab}), got out-of-range {bad}"
+            )
+
+
+__all__ = ["LocVTPConfig"]

@@ -1,0 +1,277 @@
+"""`vidtempo-extract`: a folder of videos -> a descriptor dataset (METHODS.md §1.1), and `fit-pca`.
+
+    vidtempo-extract VIDEOS_OR_DIRS... --out DIR [--model microsoft/resnet-50 | MODEL_DIR] [--pooling l3_irmac]
+    vidtempo-extract fit-pca RAW_DIR --model RAW_MODEL_DIR --dim 1024 --save-model WHITENED_MODEL_DIR
+                     [--whiten-to WHITENED_DESCRIPTOR_DIR]
+
+Decoding and resize/crop run in DataLoader workers (one decord/PyAV reader per item, created in the worker);
+the descriptor network runs in the main process on batches of frames packed across videos. Output goes
+through `descriptor_store.DescriptorWriter` (one writer per process, distinct shard prefixes). Resumable:
+ids in finished shards (and, unless --retry-failed, ids in failed.jsonl) are skipped. Bad files are recorded
+in failed.jsonl with the reason and skipped. Several processes (`torchrun --nproc_per_node N -m
+vidtempo.processing.extract ...`) split the videos with Accelerate's `split_between_processes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .descriptor_store import DescriptorWriter, append_failure, existing_ids, read_failures, read_info
+from .image_processing_tca import TCAImageProcessor
+from .video_reader import BACKENDS, VideoDecodeError, iter_video_chunks
+
+VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mkv", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp", ".ts"}
+DEFAULT_MODEL = "microsoft/resnet-50"
+
+
+def collect_videos(inputs: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
+    """(video_id, path) for files given directly (any suffix) and video files found recursively in folders.
+    The id is the file stem; two files with the same stem are an error."""
+    items: dict[str, str] = {}
+    for entry in inputs:
+        entry = Path(entry)
+        if entry.is_dir():
+            paths = sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        elif entry.exists() or entry.suffix:  # missing files are reported per item, not fatal
+            paths = [entry]
+        else:
+            raise FileNotFoundError(f"{entry}: no such file or folder")
+        for path in paths:
+            if path.stem in items and items[path.stem] != str(path):
+                raise ValueError(f"duplicate video id {path.stem!r}: {items[path.stem]} and {path}")
+            items[path.stem] = str(path)
+    return sorted(items.items())
+
+
+class VideoFramesDataset(Dataset):
+    """Item i -> {"video_id", "path", "pixels" uint8 [F, 3, crop, crop], "timestamps", "fps", "error"}.
+    Decoding errors are returned (as `error`), never raised, so one bad file cannot stop the job."""
+
+    def __init__(self, items: Sequence[tuple[str, str]], processor: TCAImageProcessor, fps: float | None = 1.0,
+                 num_frames: int | None = None, backend: str = "auto"):
+        self.items = list(items)
+        self.processor = processor
+        self.fps, self.num_frames, self.backend = fps, num_frames, backend
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        video_id, path = self.items[index]
+        record = {"video_id": video_id, "path": path, "error": None}
+        try:
+            chunks = list(iter_video_chunks(path, fps=self.fps, num_frames=self.num_frames, backend=self.backend,
+                                            transform=self.processor.resize_and_crop))
+            if not chunks:
+                raise VideoDecodeError(path, "no frames sampled")
+            record["pixels"] = torch.cat([c.frames for c in chunks])
+            record["timestamps"] = np.concatenate([c.timestamps for c in chunks])
+            record["fps"] = float(chunks[0].fps)
+        except VideoDecodeError as err:
+            record["error"] = str(err)
+        except Exception as err:  # anything else: still report it and carry on
+            record["error"] = f"{path}: unexpected {type(err).__name__}: {err}"
+        return record
+
+
+def load_descriptor_model(name_or_path: str, pooling: str = "l3_irmac"):
+    """A `FrameDescriptorModel` from a saved descriptor-model folder, or built on a ResNet checkpoint
+    (`microsoft/resnet-50` on the Hub, or a local ResNet folder) with `pooling` and no PCA."""
+    from transformers import AutoConfig
+
+    from ..modeling.configuration_frame_descriptor import FrameDescriptorConfig
+    from ..modeling.modeling_frame_descriptor import FrameDescriptorModel
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    if config.model_type == FrameDescriptorConfig.model_type:
+        return FrameDescriptorModel.from_pretrained(name_or_path).eval()
+    if config.model_type == "resnet":
+        return FrameDescriptorModel.from_backbone_pretrained(name_or_path, pooling=pooling)
+    raise ValueError(f"{name_or_path}: expected a {FrameDescriptorConfig.model_type} or resnet checkpoint, "
+                     f"got model_type {config.model_type!r}")
+
+
+def load_processor(name_or_path: str) -> TCAImageProcessor:
+    if Path(name_or_path, "preprocessor_config.json").is_file():
+        return TCAImageProcessor.from_pretrained(name_or_path)
+    return TCAImageProcessor()
+
+
+@torch.no_grad()
+def _describe(model, processor: TCAImageProcessor, pixels: torch.Tensor, batch_size: int, device) -> np.ndarray:
+    """uint8 [N, 3, h, w] -> descriptors float32 [N, D], `batch_size` frames at a time."""
+    outputs = []
+    for start in range(0, len(pixels), batch_size):
+        batch = processor.normalize_frames(pixels[start : start + batch_size]).to(device)
+        outputs.append(model(pixel_values=batch).frame_embeds.float().cpu())
+    return torch.cat(outputs).numpy()
+
+
+def extract(
+    inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, model_name: str = DEFAULT_MODEL,
+    pooling: str = "l3_irmac", fps: float | None = 1.0, num_frames: int | None = None, backend: str = "auto",
+    batch_size: int = 64, num_workers: int = 2, shard_size: int = 64, retry_failed: bool = False,
+    progress: bool = True, cpu: bool = False, model=None, processor: TCAImageProcessor | None = None,
+) -> dict:
+    """Extract descriptors of `inputs` into `out_dir`; returns counts {"done", "failed", "skipped", "frames"}."""
+    from accelerate import PartialState
+
+    state = PartialState(cpu=cpu)
+    model = model if model is not None else load_descriptor_model(model_name, pooling)
+    processor = processor or load_processor(model_name)
+    model = model.to(state.device).eval()
+    out_dir = Path(out_dir)
+    items = collect_videos(inputs)
+    done = existing_ids(out_dir) if (out_dir / "data").is_dir() else set()
+    if not retry_failed:
+        done |= {row["video_id"] for row in read_failures(out_dir)}
+    todo = [item for item in items if item[0] not in done]
+    counts = {"done": 0, "failed": 0, "skipped": len(items) - len(todo), "frames": 0}
+    metadata = {"model": str(model_name), "pooling": model.config.pooling, "pca_dim": model.config.pca_dim,
+                "fps": fps, "num_frames": num_frames}
+    if (out_dir / "info.json").is_file():  # resuming: refuse to mix descriptors of different settings
+        info = read_info(out_dir)
+        for key in ("pooling", "pca_dim", "fps", "num_frames"):
+            if key in info and info[key] != metadata[key]:
+                raise ValueError(f"{out_dir / 'info.json'}: folder was extracted with {key}={info[key]!r}, "
+                                 f"this run uses {metadata[key]!r}; use another --out")
+    with state.split_between_processes(todo) as mine:
+        dataset = VideoFramesDataset(mine, processor, fps=fps, num_frames=num_frames, backend=backend)
+        loader = DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                            persistent_workers=False)
+        writer = DescriptorWriter(out_dir, model.config.output_dim, shard_size=shard_size,
+                                  prefix=f"p{state.process_index}", metadata=metadata)
+        pending: list[dict] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            pixels = torch.cat([item["pixels"] for item in pending])
+            features = _describe(model, processor, pixels, batch_size, state.device)
+            start = 0
+            for item in pending:
+                stop = start + len(item["pixels"])
+                writer.add(item["video_id"], features[start:stop], path=item["path"], fps=item["fps"],
+                           timestamps=item["timestamps"])
+                start = stop
+            counts["done"] += len(pending)
+            pending.clear()
+
+        began = time.perf_counter()
+        bar = tqdm(loader, total=len(dataset), unit="video", disable=not progress or not state.is_local_main_process,
+                   desc=f"extract (process {state.process_index})")
+        with writer:
+            for item in bar:
+                if item["error"] is not None:
+                    append_failure(out_dir, item["video_id"], item["path"], item["error"])
+                    counts["failed"] += 1
+                    continue
+                pending.append(item)
+                counts["frames"] += len(item["pixels"])
+                if sum(len(p["pixels"]) for p in pending) >= batch_size:
+                    flush()
+                elapsed = max(time.perf_counter() - began, 1e-9)
+                bar.set_postfix(videos_s=f"{(counts['done'] + counts['failed'] + len(pending)) / elapsed:.2f}",
+                                frames_s=f"{counts['frames'] / elapsed:.1f}", failed=counts["failed"])
+            flush()
+    state.wait_for_everyone()
+    return counts
+
+
+def fit_pca_command(raw_dir: str, model_name: str, dim: int, save_model: str, whiten_to: str | None = None,
+                    frames_per_video: int | None = None, seed: int = 0, progress: bool = True) -> None:
+    """Fit PCA on raw descriptors, save a whitened descriptor model (+ processor), optionally whiten the folder."""
+    from .descriptor_pca import fit_pca_on_descriptors, whiten_descriptor_folder
+
+    model = load_descriptor_model(model_name)
+    if model.config.pca_dim is not None:
+        raise ValueError(f"{model_name}: already has a {model.config.pca_dim}-d PCA; give the raw model")
+    pca = fit_pca_on_descriptors(raw_dir, dim=dim, frames_per_video=frames_per_video, seed=seed, progress=progress)
+    model.set_pca(pca)
+    model.save_pretrained(save_model)
+    load_processor(model_name).save_pretrained(save_model)
+    if whiten_to:
+        whiten_descriptor_folder(raw_dir, whiten_to, pca, eps=model.config.pca_eps, progress=progress)
+
+
+def _extract_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidtempo-extract",
+        description="Turn video files (or folders, searched recursively) into a descriptor dataset: 1-fps "
+        "frames -> short side 256, centre crop 224 -> ResNet stages 1-4 -> iMAC/L3-iRMAC (-> PCA if the model "
+        "has one). Video id = file stem. Resumable; bad files go to OUT/failed.jsonl. "
+        "Use `vidtempo-extract fit-pca --help` for the PCA step.",
+    )
+    parser.add_argument("inputs", nargs="+", help="video files and/or folders")
+    parser.add_argument("--out", required=True, help="output descriptor folder (created or resumed)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="saved descriptor-model folder, or a ResNet checkpoint (default %(default)s, needs "
+                        "the Hub) used without PCA")
+    parser.add_argument("--pooling", default="l3_irmac", choices=["imac", "l3_irmac"],
+                        help="pooling when --model is a plain ResNet (default %(default)s)")
+    parser.add_argument("--fps", type=float, default=1.0, help="sampling rate (default 1, authors' rule)")
+    parser.add_argument("--num-frames", type=int, default=None, help="sample N frames uniformly instead of --fps")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="decoder (auto: decord, else PyAV)")
+    parser.add_argument("--batch-size", type=int, default=64, help="frames per CNN batch")
+    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader decoding workers per process")
+    parser.add_argument("--shard-size", type=int, default=64, help="videos per parquet shard")
+    parser.add_argument("--retry-failed", action="store_true", help="retry videos listed in failed.jsonl")
+    parser.add_argument("--cpu", action="store_true", help="run on CPU even if an accelerator is present")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _fit_pca_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidtempo-extract fit-pca",
+        description="Fit PCA whitening (streaming covariance, float64) on a raw descriptor folder written with a "
+        "PCA-free model, save a new descriptor model holding the PCA buffers, and optionally whiten the folder.",
+    )
+    parser.add_argument("raw_dir", help="descriptor folder of raw (un-whitened) descriptors")
+    parser.add_argument("--model", required=True, help="the raw descriptor model (folder or ResNet checkpoint)")
+    parser.add_argument("--dim", type=int, default=1024, help="PCA output dimension (default %(default)s)")
+    parser.add_argument("--save-model", required=True, help="folder for the whitened descriptor model")
+    parser.add_argument("--whiten-to", default=None, help="also write whitened descriptors to this folder")
+    parser.add_argument("--frames-per-video", type=int, default=None,
+                        help="random frames per video used for fitting (authors' code: 10; default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the frame sampling")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "fit-pca":
+        args = _fit_pca_parser().parse_args(argv[1:])
+        fit_pca_command(args.raw_dir, args.model, args.dim, args.save_model, args.whiten_to,
+                        args.frames_per_video, args.seed, progress=not args.no_progress)
+        print(f"saved whitened model to {args.save_model}" + (f", descriptors to {args.whiten_to}"
+                                                               if args.whiten_to else ""))
+        return 0
+    args = _extract_parser().parse_args(argv)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    counts = extract(
+        args.inputs, args.out, model_name=args.model, pooling=args.pooling,
+        fps=None if args.num_frames else args.fps, num_frames=args.num_frames, backend=args.backend,
+        batch_size=args.batch_size, num_workers=args.num_workers, shard_size=args.shard_size,
+        retry_failed=args.retry_failed, progress=not args.no_progress, cpu=args.cpu,
+    )
+    print(f"[process {os.environ.get('RANK', 0)}] extracted {counts['done']} videos ({counts['frames']} frames), "
+          f"{counts['failed']} failed, {counts['skipped']} skipped -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Processor of LocVTP: clip sampling + frame preprocessing (torch/numpy only) + a DistilBERT tokenizer.
+
+Training takes `num_clips` clips of `frames_per_clip` consecutive frames whose starts are spread
+equidistantly over the video (`METHODS.md` §2.1, sparse sampling); inference cuts the whole video into
+consecutive non-overlapping `frames_per_clip`-frame clips and reports their start/end seconds, the
+clip-level features a localization head (e.g. 2D-TAN) consumes.
+
+Frames are resized/cropped/normalised by the TCA image processor (`image_processing_tca.py`) configured
+with TimeSformer's statistics. This file imports only numpy, torch, transformers, that sibling file (and
+PyAV lazily, to decode paths) so that it can travel with a checkpoint (trust_remote_code).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers.image_processing_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .image_processing_tca import TCAImageProcessor
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)  # TimeSformer / VideoMAE statistics
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+def default_image_processor(size: int = 224) -> TCAImageProcessor:
+    """TimeSformer's frame preprocessing: shorter side to `size`, centre crop `size`, Kinetics mean/std.
+    (The frame resize/crop/normalise is the TCA image processor's, configured for LocVTP; for the CLIP
+    backbone pass `image_mean`/`image_std` of CLIP.)"""
+    return TCAImageProcessor(
+        shortest_edge=size, crop_size=size, image_mean=KINETICS_MEAN, image_std=KINETICS_STD
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Clip sampling
+# ----------------------------------------------------------------------------------------------------------
+
+
+def training_clip_indices(
+    num_frames: int, num_clips: int, frames_per_clip: int, frame_stride: int = 1
+) -> np.ndarray:
+    """Frame indices [num_clips, frames_per_clip] of `num_clips` clips whose starts are equidistant over the
+    video (first clip at frame 0, last one ending at the last frame); frames step by `frame_stride` inside a
+    clip. Videos shorter than one clip repeat their last frame."""
+    if num_frames <= 0:
+        raise ValueError(f"video has no frames (num_frames={num_frames})")
+    span = (frames_per_clip - 1) * frame_stride + 1
+    starts = np.rint(np.linspace(0, max(num_frames - span, 0), num_clips)).astype(np.int64)  # [T]
+    indices = starts[:, None] + np.arange(frames_per_clip, dtype=np.int64)[None, :] * frame_stride
+    return np.minimum(indices, num_frames - 1)
+
+
+def inference_clip_indices(num_frames: int, frames_per_clip: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive non-overlapping clips covering the whole video: frame indices [T, F] and the frame range
+    [T, 2] (start, end exclusive) of each clip; the last, partial clip repeats its last frame."""
+    if num_frames <= 0:
+        raise ValueError(f"video has no frames (num_frames={num_frames})")
+    num_clips = math.ceil(num_frames / frames_per_clip)
+    starts = np.arange(num_clips, dtype=np.int64) * frames_per_clip
+    indices = np.minimum(
+        starts[:, None] + np.arange(frames_per_clip, dtype=np.int64)[None, :], num_frames - 1
+    )
+    ranges = np.stack([starts, np.minimum(starts + frames_per_clip, num_frames)], axis=1)
+    return indices, ranges
+
+
+def decode_video_frames(path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """All frames of a video file as uint8 [N, H, W, 3] and its frame rate (PyAV)."""
+    import av  # lazy: only needed for paths
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate) if stream.average_rate else 0.0
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    except (av.error.FFmpegError, IndexError, OSError) as err:
+        raise ValueError(f"{path}: cannot decode video ({err})") from err
+    if not frames:
+        raise ValueError(f"{path}: video has no decodable frames")
+    return np.stack(frames), fps
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Processor
+# ----------------------------------------------------------------------------------------------------------
+
+
+class LocVTPProcessor(ProcessorMixin):
+    r"""
+    LocVTP processor: an image processor for frames (default: `default_image_processor()`, the TCA frame
+    processor at 224 with Kinetics mean/std), a DistilBERT tokenizer for sentences, and the clip sampler.
+
+    `processor(text=[...], videos=[...], mode="train" | "inference", fps=...)` returns `input_ids`,
+    `attention_mask` and, for videos (frame arrays [N, H, W, 3] or paths), `pixel_values`
+    [B, T, F, 3, H, W], `clip_mask` [B, T] (videos with fewer clips are zero-padded), `clip_frames` [B, T, 2]
+    (start, end-exclusive frame of each clip) and, when the frame rate is known, `clip_times` [B, T, 2]
+    in seconds.
+
+    Args:
+        num_clips (`int`, defaults to 8): clips per video in training mode.
+        frames_per_clip (`int`, defaults to 16): frames F of a clip.
+        frame_stride (`int`, defaults to 1): step between the frames of a training clip.
+    """
+
+    attributes = ["image_processor", "tokenizer"]
+
+    def __init__(
+        self,
+        image_processor=None,
+        tokenizer=None,
+        num_clips: int = 8,
+        frames_per_clip: int = 16,
+        frame_stride: int = 1,
+        **kwargs,
+    ):
+        for name, value in (
+            ("num_clips", num_clips),
+            ("frames_per_clip", frames_per_clip),
+            ("frame_stride", frame_stride),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"LocVTPProcessor.{name} must be a positive integer, got {value!r}")
+        self.num_clips = num_clips
+        self.frames_per_clip = frames_per_clip
+        self.frame_stride = frame_stride
+        if image_processor is None:
+            image_processor = default_image_processor()
+        super().__init__(image_processor, tokenizer, **kwargs)
+
+    @property
+    def special_token_ids(self) -> list[int]:
+        """[PAD]/[CLS]/[SEP] ids, to store in `LocVTPConfig.special_token_ids` (never treated as words).
+        [UNK] stays a word: it stands for a real (out-of-vocabulary) word of the sentence."""
+        tok = self.tokenizer
+        return sorted({i for i in (tok.pad_token_id, tok.cls_token_id, tok.sep_token_id) if i is not None})
+
+    def sample_clips(self, num_frames: int, mode: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """Frame indices [T, F] and frame ranges [T, 2] (start, end exclusive) of the clips of a video."""
+        if mode == "train":
+            indices = training_clip_indices(
+                num_frames, self.num_clips, self.frames_per_clip, self.frame_stride
+            )
+            return indices, np.stack([indices[:, 0], indices[:, -1] + 1], axis=1)
+        if mode == "inference":
+            return inference_clip_indices(num_frames, self.frames_per_clip)
+        raise ValueError(f"mode must be 'train' or 'inference', got {mode!r}")
+
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        videos=None,
+        mode: str = "train",
+        fps: float | Sequence[float | None] | None = None,
+        padding: bool | str = True,
+        truncation: bool = True,
+        max_length: int | None = None,
+        return_tensors: str = "pt",
+        **kwargs,
+    ) -> BatchFeature:
+        if text is None and videos is None:
+            raise ValueError("LocVTPProcessor needs `text`, `videos` or both")
+        data = {}
+        if text is not None:
+            data.update(
+                self.tokenizer(
+                    text,
+                    padding=padding,
+                    truncation=truncation,
+                    max_length=max_length,
+                    return_tensors=return_tensors,
+                    **kwargs,
+                )
+            )
+        if videos is not None:
+            data.update(self._process_videos(videos, mode, fps))
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _process_videos(self, videos, mode: str, fps) -> dict[str, torch.Tensor]:
+        if isinstance(videos, (str, os.PathLike)) or (hasattr(videos, "ndim") and videos.ndim == 4):
+            videos = [videos]
+        fps_list = list(fps) if isinstance(fps, (list, tuple)) else [fps] * len(videos)
+        if len(fps_list) != len(videos):
+            raise ValueError(f"fps: got {len(fps_list)} values for {len(videos)} videos")
+        clips, ranges, rates = [], [], []
+        for i, video in enumerate(videos):
+            rate = fps_list[i]
+            if isinstance(video, (str, os.PathLike)):
+                video, decoded_rate = decode_video_frames(video)
+                rate = rate if rate is not None else decoded_rate
+            frames = video if isinstance(video, torch.Tensor) else np.asarray(video)
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise ValueError(
+                    f"videos[{i}]: expected frames [num_frames, height, width, 3], got {tuple(frames.shape)}"
+                )
+            indices, frame_ranges = self.sample_clips(int(frames.shape[0]), mode)
+            unique, inverse = np.unique(indices, return_inverse=True)  # preprocess each frame once
+            pixels = self._frames_to_pixels(
+                frames[torch.as_tensor(unique)] if isinstance(frames, torch.Tensor) else frames[unique]
+            )
+            clips.append(pixels[torch.as_tensor(inverse.reshape(indices.shape))])  # [T, F, 3, H, W]
+            ranges.append(torch.as_tensor(frame_ranges))
+            rates.append(rate)
+        max_clips = max(c.shape[0] for c in clips)
+        batch = len(clips)
+        pixel_values = clips[0].new_zeros((batch, max_clips, *clips[0].shape[1:]))
+        clip_mask = torch.zeros((batch, max_clips), dtype=torch.long)
+        clip_frames = torch.zeros((batch, max_clips, 2), dtype=torch.long)
+        for i, (c, r) in enumerate(zip(clips, ranges)):
+            pixel_values[i, : c.shape[0]] = c
+            clip_mask[i, : c.shape[0]] = 1
+            clip_frames[i, : c.shape[0]] = r
+        out = {"pixel_values": pixel_values, "clip_mask": clip_mask, "clip_frames": clip_frames}
+        if all(r is not None and r > 0 for r in rates):
+            out["clip_times"] = clip_frames.double() / torch.tensor(rates, dtype=torch.float64)[:, None, None]
+        return out
+
+    def _frames_to_pixels(self, frames) -> torch.Tensor:
+        """uint8 frames [N, H, W, 3] -> float pixel values [N, 3, H', W'] with the image processor."""
+        return torch.as_tensor(self.image_processor(frames, return_tensors="pt")["pixel_values"])
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values", "clip_mask"]
+
+
+__all__ = [
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "LocVTPProcessor",
+    "default_image_processor",
+    "decode_video_frames",
+    "inference_clip_indices",
+    "training_clip_indices",
+]

@@ -1,0 +1,170 @@
+"""`vidtempo-extract`: folder of real videos -> descriptor dataset; bad files recorded and skipped; resume;
+fit-pca; two processes with torchrun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import ResNetConfig
+
+from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
+from vidtempo.processing import TCAImageProcessor, read_video
+from vidtempo.processing.descriptor_store import (
+    existing_ids,
+    iter_descriptors,
+    load_descriptor_dataset,
+    read_failures,
+    read_info,
+    shard_files,
+)
+from vidtempo.processing.extract import collect_videos, main
+from vidtempo.processing.video_writer import write_video
+
+TINY_RESNET = dict(embedding_size=8, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], layer_type="basic")
+# (file, fps, seconds): 1-fps sampling gives ceil(frames / round(fps)) frames
+VIDEOS = [("a.mp4", 10, 3.0), ("b.webm", 25, 2.0), ("c.mp4", 29.97, 2.5), ("sub/d.mp4", 30, 4.0)]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extract")
+    rng = np.random.default_rng(0)
+    for name, fps, seconds in VIDEOS:
+        count = int(round(fps * seconds))
+        base = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)  # smooth content: a few big blocks per video
+        frames = np.repeat(np.repeat(base, 8, 0), 8, 1)[None].repeat(count, 0)
+        frames = (frames.astype(np.int16) + np.arange(count)[:, None, None, None]).clip(0, 255).astype(np.uint8)
+        write_video(root / "videos" / name, frames, fps)
+    (root / "videos" / "notavideo.mp4").write_text("plain text")
+    write_video(root / "videos" / "tooshort.mp4", np.zeros((4, 48, 64, 3), np.uint8), 10)
+    model = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pooling="imac"))
+    model.eval().save_pretrained(root / "model")
+    TCAImageProcessor(shortest_edge=64, crop_size=56).save_pretrained(root / "model")
+    return root
+
+
+def reference_descriptors(workspace: Path, model_dir: Path) -> dict[str, np.ndarray]:
+    """Per video, independently of the extraction pipeline: read_video -> processor -> model, one video at a time."""
+    model = FrameDescriptorModel.from_pretrained(model_dir).eval()
+    processor = TCAImageProcessor.from_pretrained(model_dir)
+    out = {}
+    for name, _, _ in VIDEOS:
+        clip = read_video(workspace / "videos" / name, backend="pyav")
+        with torch.no_grad():
+            out[Path(name).stem] = model(processor(clip.frames)["pixel_values"]).frame_embeds.numpy()
+    return out
+
+
+def test_collect_videos(workspace, tmp_path):
+    items = dict(collect_videos([workspace / "videos"]))
+    assert sorted(items) == ["a", "b", "c", "d", "notavideo", "tooshort"]
+    assert items["d"].endswith("sub/d.mp4")
+    (tmp_path / "x").mkdir()
+    write_video(tmp_path / "x" / "a.mp4", np.zeros((10, 16, 16, 3), np.uint8), 10)
+    with pytest.raises(ValueError, match="duplicate video id 'a'"):
+        collect_videos([workspace / "videos", tmp_path / "x"])
+
+
+def test_extract_folder_with_bad_files_then_resume(workspace, tmp_path):
+    out = tmp_path / "desc"
+    args = [str(workspace / "videos"), "--out", str(out), "--model", str(workspace / "model"),
+            "--batch-size", "5", "--num-workers", "2", "--shard-size", "2", "--no-progress", "--seed", "1"]
+    assert main(args) == 0
+    info = read_info(out)
+    assert info["dim"] == 48 and info["pooling"] == "imac"
+    failures = {row["video_id"]: row["error"] for row in read_failures(out)}
+    assert set(failures) == {"notavideo", "tooshort"}
+    assert "cannot open" in failures["notavideo"] and "notavideo.mp4" in failures["notavideo"]
+    assert "shorter than 1" in failures["tooshort"]
+
+    expected = reference_descriptors(workspace, workspace / "model")
+    rows = {vid: (feats, stamps) for vid, feats, stamps in iter_descriptors(out)}
+    assert sorted(rows) == ["a", "b", "c", "d"]
+    for name, fps, seconds in VIDEOS:
+        vid = Path(name).stem
+        step = round(fps)
+        count = int(round(fps * seconds))
+        feats, stamps = rows[vid]
+        np.testing.assert_allclose(stamps, np.arange(0, count, step) / fps, rtol=1e-6)
+        np.testing.assert_allclose(feats.astype(np.float32), expected[vid], atol=2e-3)  # float16 storage
+    dataset = load_descriptor_dataset(out)
+    row = dataset.filter(lambda r: r["video_id"] == "d")[0]
+    assert row["num_frames"] == 4 and row["path"].endswith("d.mp4") and row["fps"] == pytest.approx(30)
+
+    # resume: finished shards are kept byte-for-byte, done and failed ids are skipped, new videos are added
+    args[args.index("--num-workers") + 1] = "0"  # in-process decoding from here on (same code path, faster)
+    before = {shard.name: shard.read_bytes() for shard in shard_files(out)}
+    write_video(workspace / "videos" / "e.mp4", np.full((20, 48, 64, 3), 77, np.uint8), 10)
+    try:
+        assert main(args) == 0
+    finally:
+        os.remove(workspace / "videos" / "e.mp4")
+    after = {shard.name: shard.read_bytes() for shard in shard_files(out)}
+    assert all(after[name] == data for name, data in before.items())
+    assert len(after) == len(before) + 1
+    assert sorted(existing_ids(out)) == ["a", "b", "c", "d", "e"]
+    assert len(read_failures(out)) == 2  # the bad files were not retried
+    assert main(args + ["--retry-failed"]) == 0
+    assert len(read_failures(out)) == 4  # retried and failed again, still reported
+    with pytest.raises(ValueError, match=r"info.json: folder was extracted with fps=1.0"):
+        main(args + ["--num-frames", "3"])  # resuming with other settings would mix descriptors
+
+
+def test_fit_pca_step_whitens_folder_and_model(workspace, tmp_path):
+    raw = tmp_path / "raw"
+    common = ["--model", str(workspace / "model"), "--num-workers", "0", "--no-progress"]
+    assert main([str(workspace / "videos" / n) for n, _, _ in VIDEOS] + ["--out", str(raw)] + common) == 0
+    assert main(["fit-pca", str(raw), "--model", str(workspace / "model"), "--dim", "6",
+                 "--save-model", str(tmp_path / "white_model"), "--whiten-to", str(tmp_path / "white"),
+                 "--no-progress"]) == 0
+    frames = np.concatenate([f for _, f, _ in iter_descriptors(raw)]).astype(np.float64)
+    mean = frames.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(frames, rowvar=False))
+    top = vectors[:, ::-1][:, :6]
+    projected = (frames - mean) @ top / np.sqrt(np.maximum(values[::-1][:6], 1e-9))
+    projected /= np.linalg.norm(projected, axis=1, keepdims=True)
+    whitened = np.concatenate([f for _, f, _ in iter_descriptors(tmp_path / "white")]).astype(np.float64)
+    assert whitened.shape == (frames.shape[0], 6)
+    np.testing.assert_allclose(np.abs(whitened), np.abs(projected), atol=3e-3)  # eigenvector signs are free
+    # the whitened model applied to the videos gives the whitened folder (up to float16 storage)
+    direct = tmp_path / "direct"
+    common[1] = str(tmp_path / "white_model")
+    assert main([str(workspace / "videos" / n) for n, _, _ in VIDEOS] + ["--out", str(direct)] + common) == 0
+    got = dict((vid, f) for vid, f, _ in iter_descriptors(direct))
+    for vid, feats, _ in iter_descriptors(tmp_path / "white"):
+        np.testing.assert_allclose(got[vid].astype(np.float32), feats.astype(np.float32), atol=5e-3)
+
+
+def test_help_documents_both_steps(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "fit-pca" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["fit-pca", "--help"])
+    assert "--whiten-to" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_processes_with_torchrun(workspace, tmp_path):
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "vidtempo.processing.extract",
+           str(workspace / "videos"), "--out", str(out), "--model", str(workspace / "model"), "--cpu",
+           "--num-workers", "0", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    prefixes = {shard.name.split("-")[0] for shard in shard_files(out)}
+    assert prefixes == {"p0", "p1"}  # both processes wrote their share
+    rows = list(iter_descriptors(out))
+    assert sorted(vid for vid, _, _ in rows) == ["a", "b", "c", "d"]  # each video exactly once
+    assert {row["video_id"] for row in read_failures(out)} == {"notavideo", "tooshort"}
+    expected = reference_descriptors(workspace, workspace / "model")
+    for vid, feats, _ in rows:
+        np.testing.assert_allclose(feats.astype(np.float32), expected[vid], atol=2e-3)

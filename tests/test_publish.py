@@ -1,0 +1,166 @@
+"""vidtempo-publish: the card's model-index equals the evaluation JSON, the folder reloads with plain
+transformers (remote code, in a process that never imports vidtempo) with identical embeddings, and an
+offline push fails with a clear message."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from vidtempo.hub_cards import publish as P
+from vidtempo.modeling import TCAConfig, TCAModel
+
+RESULTS = [
+    {"benchmark": "fivr:synthetic", "similarity": "chamfer", "metrics": {"DSVR": 0.81234, "CSVR": 0.7, "ISVR": None}},
+    {"benchmark": "fivr:synthetic", "similarity": "cosine", "metrics": {"DSVR": 0.61, "CSVR": 0.55, "ISVR": 0.4}},
+]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    root = tmp_path_factory.mktemp("publish")
+    torch.manual_seed(0)
+    model = TCAModel(TCAConfig(input_size=16, hidden_size=16, num_attention_heads=2, intermediate_size=32)).eval()
+    results_file = root / "results.json"
+    results_file.write_text(json.dumps(RESULTS))
+    processor_dir = root / "processor"
+    processor_dir.mkdir()
+    (processor_dir / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "X", "size": 8}))
+    folder = P.publish_model(model, root / "hub", results=results_file, processor=processor_dir,
+                             training={"epochs": 2, "batch size": 4}, datasets=["vcdb"])
+    return root, model, folder
+
+
+def front_matter(text):
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_folder_has_weights_config_code_processor_and_card(published):
+    _, _, folder = published
+    names = set(os.listdir(folder))
+    assert {"model.safetensors", "config.json", "configuration_tca.py", "modeling_tca.py", "README.md",
+            "preprocessor_config.json", "eval_results.json"} <= names
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_tca.TCAModel"
+    meta = front_matter((folder / "README.md").read_text())
+    assert meta["library_name"] == "transformers" and meta["license"] == "apache-2.0"
+    assert meta["datasets"] == ["vcdb"] and "tca" in meta["tags"]
+    card = (folder / "README.md").read_text()
+    for section in ("## Usage", "## Training", "## Evaluation", "trust_remote_code=True", "**epochs:** 2"):
+        assert section in card
+
+
+def test_card_metrics_equal_the_evaluation_json(published):
+    _, _, folder = published
+    meta = front_matter((folder / "README.md").read_text())
+    found = sorted(
+        (result["dataset"]["name"], metric["name"], metric["type"], metric["value"])
+        for entry in meta["model-index"] for result in entry["results"] for metric in result["metrics"]
+    )
+    expected = sorted(
+        (r["benchmark"], f"{name} ({r['similarity']})", "map", round(value, 4))
+        for r in RESULTS for name, value in r["metrics"].items() if value is not None
+    )
+    assert found == expected and len(found) == 5
+    table = (folder / "README.md").read_text().split("## Evaluation")[1]
+    assert "| fivr:synthetic | chamfer | DSVR | 0.8123 |" in table
+
+
+@pytest.mark.slow  # a fresh Python process imports torch + transformers (~10-25 s here)
+def test_published_folder_loads_without_vidtempo_with_identical_embeddings(published, tmp_path):
+    _, model, folder = published
+    torch.manual_seed(1)
+    frames = torch.randn(3, 7, 16)
+    mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] * 3 + [0] * 4])
+    with torch.no_grad():
+        expected = model(frame_features=frames, attention_mask=mask)
+    torch.save({"frames": frames, "mask": mask}, tmp_path / "inputs.pt")
+    script = f"""
+import sys, torch
+sys.modules["vidtempo"] = None  # any import of vidtempo now fails
+from transformers import AutoModel
+model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+inputs = torch.load({str(tmp_path / 'inputs.pt')!r})
+with torch.no_grad():
+    out = model(frame_features=inputs["frames"], attention_mask=inputs["mask"])
+torch.save({{"video": out.video_embeds, "frame": out.frame_embeds}}, {str(tmp_path / 'out.pt')!r})
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = torch.load(tmp_path / "out.pt")
+    torch.testing.assert_close(got["video"], expected.video_embeds, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got["frame"], expected.frame_embeds, rtol=0, atol=1e-6)
+
+
+def test_publishing_from_a_saved_folder_gives_the_same_weights(published, tmp_path):
+    _, model, folder = published
+    again = P.publish_model(folder, tmp_path / "again", results=RESULTS[0])
+    from safetensors.torch import load_file
+
+    a, b = load_file(folder / "model.safetensors"), load_file(again / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_offline_push_fails_clearly_but_leaves_the_folder(published, tmp_path, monkeypatch, capsys):
+    root, _, folder = published
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(P.PublishError, match="HF_HUB_OFFLINE"):
+        P.push_folder(folder, "someone/tca")
+    out = tmp_path / "cli"
+    code = P.main([str(folder), str(out), "--results", str(root / "results.json"), "--push-to-hub", "someone/tca"])
+    assert code == 2
+    assert "cannot push to someone/tca" in capsys.readouterr().err
+    assert (out / "model.safetensors").exists()
+
+
+def test_bad_results_are_reported_with_the_file_name(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"benchmark": "x", "metric": {}}))
+    with pytest.raises(P.PublishError, match="bad.json.*'metrics'"):
+        P.load_results(bad)
+    with pytest.raises(P.PublishError, match="does not exist"):
+        P.load_results(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("DSVR", "map"), ("R@5", "recall@5"), ("R@1 IoU>0.5", "recall@1_iou0.5"), ("mIoU", "miou"), ("MdR", "median_rank")],
+)
+def test_metric_types(name, expected):
+    assert P.metric_type(name) == expected
+
+
+def test_push_without_network_fails_clearly(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    (tmp_path / "README.md").write_text("x")
+    with pytest.raises(P.PublishError, match="cannot push to someone/tca: .*network"):
+        P.push_folder(tmp_path, "someone/tca", token="hf_fake")
+
+
+def test_locvtp_evaluation_json_is_read_as_retrieval_and_grounding(tmp_path):
+    payload = {"model": "m", "dataset": "synthetic-captions",
+               "retrieval": {"t2v": {"R@1": 40.0, "R@5": 80.0, "MdR": 2.0}, "v2t": {"R@1": 35.5}},
+               "grounding": {"R@1,IoU=0.5": 41.25, "mIoU": 38.0, "num_queries": 12, "failed": []}}
+    path = tmp_path / "locvtp.json"
+    path.write_text(json.dumps(payload))
+    entries = sorted((e.task_type, e.metric_type, e.metric_name, e.metric_value)
+                     for e in P.eval_results_from(P.load_results(path)))
+    assert entries == sorted([
+        ("text-to-video-retrieval", "recall@1", "t2v R@1", 40.0),
+        ("text-to-video-retrieval", "recall@5", "t2v R@5", 80.0),
+        ("text-to-video-retrieval", "median_rank", "t2v MdR", 2.0),
+        ("text-to-video-retrieval", "recall@1", "v2t R@1", 35.5),
+        ("temporal-grounding", "recall@1_iou0.5", "R@1,IoU=0.5", 41.25),
+        ("temporal-grounding", "miou", "mIoU", 38.0),
+    ])

@@ -1,0 +1,430 @@
+"""Pre-train LocVTP (`METHODS.md` §2.2–2.3) on a captions file with Accelerate.
+
+    accelerate launch -m vidtempo.training.train_locvtp --config training/configs/locvtp_tiny.yaml
+    python -m vidtempo.training.train_locvtp --captions train.csv --output-dir runs/locvtp ...
+    torchrun --nproc_per_node 2 -m vidtempo.training.train_locvtp ...     (CPU: gloo, two processes)
+
+Adam at lr 1e-4, multiplied by 0.1 at 50% and 80% of training (the paper's epochs 100 and 160 of 200);
+bf16 autocast (`--mixed-precision bf16`), gradient accumulation, gradient checkpointing, tensorboard,
+`save_state` checkpoints every `save_every` steps (atomic) and `--resume latest`. With several processes
+the three losses see the whole global batch: clip/word/video/sentence embeddings are all-gathered with the
+local slice put back in its slot, so gradients flow through this process's part (`gather_with_grad`).
+Unreadable videos are skipped and listed in `<output_dir>/failed.jsonl`. The final model and processor
+are saved to `<output_dir>/model`, the losses to `<output_dir>/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..modeling.configuration_locvtp import LocVTPConfig
+from ..modeling.modeling_locvtp import LocVTPModel, sample_temporal_offsets
+from ..processing.processing_locvtp import LocVTPProcessor, default_image_processor
+from .locvtp_data import IndexedDataset, VideoAugment, VideoTextCollator, load_caption_dataset
+from .train_tca import STATE_FILE, find_checkpoint, save_checkpoint
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+# ------------------------------------------------------------------------------------------ distributed
+
+
+def gather_with_grad(tensor: torch.Tensor, pad_value: float = 0) -> torch.Tensor:
+    """All-gather `tensor` [B, ...] from every process into [world·B_max, ...], this process's rows keeping
+    their gradient (the others are constants). Dim 1 (if any) and dim 0 are padded with `pad_value` to the
+    largest size over processes (pass masks through the same call with pad 0 so padding stays masked).
+    Without an initialised process group it returns `tensor` unchanged."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    world, rank = dist.get_world_size(), dist.get_rank()
+    local_shape = torch.tensor(list(tensor.shape[:2]) + [0] * (2 - min(tensor.dim(), 2)), device=tensor.device)
+    shapes = [torch.zeros_like(local_shape) for _ in range(world)]
+    dist.all_gather(shapes, local_shape)
+    max_rows = max(int(s[0]) for s in shapes)
+    padded = tensor
+    if tensor.dim() >= 2:
+        max_cols = max(int(s[1]) for s in shapes)
+        pad_cols = max_cols - tensor.shape[1]
+        if pad_cols:
+            filler = tensor.new_full((tensor.shape[0], pad_cols, *tensor.shape[2:]), pad_value)
+            padded = torch.cat([padded, filler], dim=1)
+    if max_rows > tensor.shape[0]:
+        filler = padded.new_full((max_rows - padded.shape[0], *padded.shape[1:]), pad_value)
+        padded = torch.cat([padded, filler], dim=0)
+    gathered = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded.detach().contiguous())
+    gathered[rank] = padded  # the local slot keeps the autograd graph
+    return torch.cat(gathered, dim=0)
+
+
+def global_losses(
+    model: LocVTPModel,
+    outputs,
+    clip_mask: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted LocVTP loss over the global batch (all processes), from a forward's embeddings."""
+    clip_embeds = gather_with_grad(outputs.clip_embeds)  # [N, T, D]
+    word_embeds = gather_with_grad(outputs.word_embeds)  # [N, S, D]
+    clip_mask_all = gather_with_grad(clip_mask.long()).bool()  # [N, T]
+    word_mask_all = gather_with_grad(outputs.word_mask.long()).bool()  # [N, S]
+    video_embeds = gather_with_grad(outputs.video_embeds)  # [N, D]
+    text_embeds = gather_with_grad(outputs.text_embeds)  # [N, D]
+    real = clip_mask_all.any(-1)  # rows padded by the gather are dropped
+    clip_embeds, word_embeds = clip_embeds[real], word_embeds[real]
+    clip_mask_all, word_mask_all = clip_mask_all[real], word_mask_all[real]
+    video_embeds, text_embeds = video_embeds[real], text_embeds[real]
+    cfg = model.config
+    offsets = sample_temporal_offsets(clip_mask_all, cfg.delta_max, generator)
+    coarse, fine, temporal, _, _ = model.compute_losses(
+        clip_embeds, word_embeds, clip_mask_all, word_mask_all, video_embeds, text_embeds, offsets, generator
+    )
+    loss = cfg.coarse_loss_weight * coarse + cfg.fine_loss_weight * fine + cfg.temporal_loss_weight * temporal
+    return loss, {"loss_coarse": coarse, "loss_fine": fine, "loss_temporal": temporal}
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+@dataclass
+class LocVTPTrainConfig:
+    """Every option of a run; YAML files (`training/configs/locvtp_*.yaml`) hold the same keys."""
+
+    captions: str = ""  # CSV/JSON/JSONL of (video_path, start, end, caption)
+    output_dir: str = "runs/locvtp"
+    split: str | None = "train"  # keep rows whose `split` column equals this (None: all rows)
+    unit: str = "segment"  # "segment": one row per caption; "video": a video's captions joined
+    model_name_or_path: str | None = None  # a saved LocVTPModel folder / hub id
+    vision_model: str | None = None  # pretrained towers (from_vision_text_pretrained), e.g.
+    text_model: str | None = None  # facebook/timesformer-base-finetuned-k400 + distilbert-base-uncased
+    model_config: dict = field(default_factory=dict)  # LocVTPConfig kwargs for a randomly initialised model
+    processor: str | None = None  # a saved LocVTPProcessor folder / hub id
+    tokenizer_from_captions: bool = False  # offline: word-level DistilBERT vocabulary built from the captions
+    image_size: int = 224
+    num_clips: int = 8
+    frames_per_clip: int = 16
+    max_length: int = 32
+    augment: bool = True
+    batch_size: int = 8  # per process
+    gradient_accumulation_steps: int = 1
+    epochs: int = 200
+    max_steps: int | None = None
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    lr_milestones: list = field(default_factory=lambda: [0.5, 0.8])  # fractions of training
+    lr_gamma: float = 0.1
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
+    gradient_checkpointing: bool = False
+    num_workers: int = 0
+    seed: int = 0
+    save_every: int = 0
+    keep_last: int = 2
+    resume: str | None = None  # "latest" or a checkpoint folder
+    report_to: str | None = "tensorboard"
+    log_every: int = 10
+    progress: bool = True
+    cpu: bool = False
+
+    def validate(self) -> None:
+        if not self.captions:
+            raise ValueError("captions: a captions file is required (--captions or `captions:` in the YAML)")
+        if self.unit not in ("segment", "video"):
+            raise ValueError(f"unit must be 'segment' or 'video', got {self.unit!r}")
+        for name in ("batch_size", "gradient_accumulation_steps", "epochs", "num_clips", "frames_per_clip"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if sorted(self.lr_milestones) != list(self.lr_milestones) or any(
+            not 0 < m < 1 for m in self.lr_milestones
+        ):
+            raise ValueError(f"lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}")
+        if bool(self.vision_model) != bool(self.text_model):
+            raise ValueError("give both vision_model and text_model (pretrained towers), or neither")
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides) -> LocVTPTrainConfig:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {unknown}; known keys: {sorted(known)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+def step_decay_factor(step: int, total_steps: int, milestones: list, gamma: float) -> float:
+    """lr multiplier at optimizer step `step`: gamma^(number of milestones, as fractions of `total_steps`,
+    already reached) — the paper's ×0.1 at epochs 100 and 160 of 200 with milestones [0.5, 0.8]."""
+    return gamma ** sum(step >= round(m * total_steps) for m in milestones)
+
+
+# ---------------------------------------------------------------------------------------- model / data
+
+
+def build_caption_tokenizer(captions: list[str], out_dir: str | os.PathLike):
+    """A word-level DistilBERT tokenizer whose vocabulary is the words of `captions` (offline runs)."""
+    from transformers import DistilBertTokenizerFast
+
+    words = sorted({w for c in captions for w in c.lower().replace(",", " ").split()})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = out_dir / "vocab.txt"
+    vocab.write_text("\n".join([*SPECIAL_TOKENS, *words]) + "\n")
+    return DistilBertTokenizerFast(vocab_file=str(vocab))
+
+
+def build_processor(config: LocVTPTrainConfig, captions: list[str]) -> LocVTPProcessor:
+    if config.processor:
+        processor = LocVTPProcessor.from_pretrained(config.processor)
+        processor.num_clips, processor.frames_per_clip = config.num_clips, config.frames_per_clip
+        return processor
+    if config.tokenizer_from_captions:
+        tokenizer = build_caption_tokenizer(captions, Path(config.output_dir) / "tokenizer")
+    elif config.text_model:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(config.text_model)
+    else:
+        raise ValueError("no tokenizer: set `processor`, `text_model` or `tokenizer_from_captions: true`")
+    return LocVTPProcessor(
+        image_processor=default_image_processor(config.image_size),
+        tokenizer=tokenizer,
+        num_clips=config.num_clips,
+        frames_per_clip=config.frames_per_clip,
+    )
+
+
+def build_model(config: LocVTPTrainConfig, processor: LocVTPProcessor) -> LocVTPModel:
+    special = processor.special_token_ids
+    if config.model_name_or_path:
+        return LocVTPModel.from_pretrained(config.model_name_or_path)
+    if config.vision_model:
+        return LocVTPModel.from_vision_text_pretrained(
+            config.vision_model, config.text_model, special_token_ids=special, **config.model_config
+        )
+    kwargs = {"num_clips": config.num_clips, "frames_per_clip": config.frames_per_clip, **config.model_config}
+    kwargs.setdefault("special_token_ids", special)
+    vision = dict(kwargs.pop("vision_config", {}) or {})
+    if kwargs.get("vision_backbone", "timesformer") == "timesformer":
+        vision.setdefault("num_frames", config.frames_per_clip)
+        vision.setdefault("image_size", config.image_size)
+    text = dict(kwargs.pop("text_config", {}) or {})
+    text.setdefault("vocab_size", len(processor.tokenizer))
+    return LocVTPModel(LocVTPConfig(vision_config=vision, text_config=text, **kwargs))
+
+
+# ------------------------------------------------------------------------------------------------- train
+
+
+def _append_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def train(config: LocVTPTrainConfig) -> dict:
+    """Pre-train; returns the metrics (also written to `output_dir/metrics.json`)."""
+    config.validate()
+    output_dir = Path(config.output_dir)
+    report_to = None if config.report_to in (None, "none", "") else config.report_to
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        cpu=config.cpu,
+    )
+    set_seed(config.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    rows = load_caption_dataset(config.captions, split=config.split, unit=config.unit)
+    processor = build_processor(config, rows["caption"])
+    model = build_model(config, processor)
+    if config.gradient_checkpointing:  # transformers 5 renamed gradient_checkpointing_enable
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    collator = VideoTextCollator(
+        processor, VideoAugment() if config.augment else None, config.seed, config.max_length
+    )
+    dataset = IndexedDataset(rows)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
+                        collate_fn=collator, num_workers=config.num_workers, drop_last=len(dataset) > config.batch_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    unwrapped = accelerator.unwrap_model(model)
+    steps_per_epoch = max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
+    total_steps = steps_per_epoch * config.epochs
+    max_steps = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
+    # milestones are fractions of the `epochs` schedule; `max_steps` only cuts a run short
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: step_decay_factor(s, total_steps, config.lr_milestones, config.lr_gamma)
+    )
+    accelerator.register_for_checkpointing(scheduler)
+
+    state = {"global_step": 0, "batches_done": 0, "history": [], "num_failed": 0}
+    if config.resume:
+        checkpoint = find_checkpoint(output_dir, config.resume)
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / STATE_FILE).read_text())
+        accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+    if report_to:
+        hparams = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers("locvtp", config=hparams)
+
+    progress = tqdm(total=max_steps, initial=state["global_step"], desc="pre-train LocVTP",
+                    disable=not (config.progress and accelerator.is_local_main_process))
+    start_epoch, skip = divmod(state["batches_done"], len(loader))
+    finished = state["global_step"] >= max_steps
+    model.train()
+    for epoch in range(start_epoch, config.epochs):
+        if finished:
+            break
+        generator.manual_seed(config.seed + epoch)  # the shuffle order of an epoch, also after a resume
+        collator.set_epoch(epoch)
+        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
+        skip = 0
+        for batch in epoch_loader:
+            state["batches_done"] += 1
+            if batch is None:
+                continue
+            failed = batch.pop("failed", [])
+            batch.pop("video_ids", None)
+            if failed:
+                state["num_failed"] += len(failed)
+                _append_jsonl(output_dir / f"failed_rank{accelerator.process_index}.jsonl", failed)
+                progress.write(f"skipped {len(failed)} unreadable video(s): {failed[0]['error']}")
+            if "pixel_values" not in batch:
+                continue
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                    pixel_values=batch["pixel_values"], clip_mask=batch["clip_mask"])
+                step_generator = torch.Generator().manual_seed(config.seed * 7919 + state["batches_done"])
+                loss, parts = global_losses(unwrapped, outputs, batch["clip_mask"], step_generator)
+                accelerator.backward(loss)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            state["global_step"] += 1
+            step = state["global_step"]
+            record = {"step": step, "epoch": epoch, "loss": loss.detach().float().item(),
+                      **{k: v.detach().float().item() for k, v in parts.items()},
+                      "lr": scheduler.get_last_lr()[0]}
+            state["history"].append(record)
+            progress.update(1)
+            if step % config.log_every == 0 or step == 1:
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
+            if report_to:
+                accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=step)
+            if config.save_every and step % config.save_every == 0:
+                save_checkpoint(accelerator, output_dir, state, config.keep_last)
+            if step >= max_steps:
+                finished = True
+                break
+    progress.close()
+
+    accelerator.wait_for_everyone()
+    model_dir = output_dir / "model"
+    unwrapped.save_pretrained(model_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    metrics = {
+        "global_step": state["global_step"],
+        "losses": [r["loss"] for r in state["history"]],
+        "history": state["history"],
+        "num_rows": len(dataset),
+        "num_failed": state["num_failed"],
+        "num_processes": accelerator.num_processes,
+        "model_dir": str(model_dir),
+    }
+    if accelerator.is_main_process:
+        processor.save_pretrained(model_dir)
+        _write_json(output_dir / "metrics.json", metrics | {"config": dataclasses.asdict(config)})
+    if report_to:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vidtempo.training.train_locvtp",
+        description="Pre-train LocVTP (coarse + fine-grained + temporal-aware losses) on a captions file of "
+        "(video_path, start, end, caption) rows. Launch with `accelerate launch -m vidtempo.training.train_locvtp` "
+        "or `torchrun` for several processes; the losses then use the whole global batch. Options override "
+        "the YAML given with --config.",
+    )
+    parser.add_argument("--config", help="YAML file with any of the options below (training/configs/locvtp_*.yaml)")
+    parser.add_argument("--captions", help="captions CSV/JSON/JSONL (video_path, start, end, caption[, split])")
+    parser.add_argument("--output-dir", help="run folder: checkpoints/, logs/, model/, metrics.json")
+    parser.add_argument("--model-name-or-path", help="start from a saved LocVTPModel")
+    parser.add_argument("--vision-model", help="pretrained TimeSformer/CLIP tower (with --text-model)")
+    parser.add_argument("--text-model", help="pretrained DistilBERT tower, e.g. distilbert-base-uncased")
+    parser.add_argument("--processor", help="a saved LocVTPProcessor")
+    parser.add_argument("--batch-size", type=int, help="videos per process per step")
+    parser.add_argument("--gradient-accumulation-steps", type=int)
+    parser.add_argument("--epochs", type=int, help="epochs (lr x0.1 at 50%% and 80%% of training)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    parser.add_argument("--learning-rate", type=float, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    parser.add_argument("--num-workers", type=int, help="DataLoader workers that decode videos")
+    parser.add_argument("--save-every", type=int, help="checkpoint every N optimizer steps (0: never)")
+    parser.add_argument("--resume", help="'latest' or a checkpoint folder")
+    parser.add_argument("--report-to", help="tensorboard (default) or none")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> LocVTPTrainConfig:
+    args = vars(build_parser().parse_args(argv))
+    path = args.pop("config")
+    if path:
+        return LocVTPTrainConfig.from_yaml(path, **args)
+    return LocVTPTrainConfig(**{k: v for k, v in args.items() if v is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(argv)
+    try:
+        metrics = train(config)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if metrics["losses"] and int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {metrics['global_step']} steps: loss {metrics['losses'][0]:.4f} -> {metrics['losses'][-1]:.4f}; "
+              f"model in {metrics['model_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
