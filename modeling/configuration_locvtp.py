@@ -39,6 +39,10 @@ class LocVTPConfig(PreTrainedConfig):
             clip-word pairs of the video-sentence similarity matrix) or `"random"` (K random real words).
         temporal_target (`str`, defaults to `"cross_modal"`): target of the warped feature z^t: the
             positive words q^t_+ (`"cross_modal"`) or the clip feature v^t (`"intra_modal"`).
+        positive_in_denominator (`bool`, defaults to `True`): add the positive q^t_+ to the denominator of
+            L_f / L_t (standard InfoNCE, loss >= 0). `False` is §2.2's formula as printed, whose denominator
+            holds only the batch's words: q^t_+ (a re-normalised mean of K words) can outscore every word,
+            so the loss goes below zero and training can lower it without fitting the data.
         special_token_ids (`list[int]`, defaults to `[0, 101, 102]`): token ids never used as words
             ([PAD]/[CLS]/[SEP] of `distilbert-base-uncased`; set from `tokenizer.all_special_ids`).
         initializer_range (`float`, defaults to 0.02): std of the projections and warping head init.
@@ -64,6 +68,7 @@ class LocVTPConfig(PreTrainedConfig):
     temporal_loss_weight: float = 1.0
     correspondence: str = "clip_topk"
     temporal_target: str = "cross_modal"
+    positive_in_denominator: bool = True
     special_token_ids: list[int] | tuple[int, ...] | None = None
     initializer_range: float = 0.02
 

@@ -151,9 +151,11 @@ def fine_grained_contrastive_loss(
     negative_embeds: torch.Tensor,
     negative_mask: torch.Tensor | None,
     temperature: float,
+    positive_in_denominator: bool = True,
 ) -> torch.Tensor:
     """L_f of §2.2: per anchor -log(e^{a·p/τ} / Σ_negatives e^{a·n/τ}), averaged over each video's anchors
-    and then over videos that have at least one anchor.
+    and then over videos that have at least one anchor. With `positive_in_denominator` the positive's own
+    term joins the denominator (standard InfoNCE, bounded below by 0).
 
     anchor_embeds, positive_embeds [B, T, D] (L2-normalised), anchor_mask [B, T]; negative_embeds
     [N, S, D] or [M, D] with negative_mask [N, S] / [M] — all real words of all sentences of the
@@ -172,6 +174,8 @@ def fine_grained_contrastive_loss(
     negative_logits = (anchors @ negatives.T / temperature).masked_fill(
         ~negative_mask, float("-inf")
     )  # [B,T,M]
+    if positive_in_denominator:
+        negative_logits = torch.cat([positive_logits[..., None], negative_logits], dim=-1)  # [B,T,1+M]
     per_anchor = torch.logsumexp(negative_logits, dim=-1) - positive_logits  # [B, T]
     per_anchor = per_anchor.masked_fill(~anchor_mask, 0.0)
     counts = anchor_mask.sum(-1)  # [B]
@@ -505,7 +509,8 @@ class LocVTPModel(LocVTPPreTrainedModel):
         positives = positive_word_embeds(weights, word_embeds)  # [B, T, D]
         has_positive = clip_mask & (weights.sum(-1) > 0)
         loss_fine = fine_grained_contrastive_loss(
-            clip_embeds, positives, has_positive, word_embeds, word_mask, cfg.temperature
+            clip_embeds, positives, has_positive, word_embeds, word_mask, cfg.temperature,
+            cfg.positive_in_denominator,
         )
 
         if temporal_offsets is None:
@@ -515,11 +520,12 @@ class LocVTPModel(LocVTPPreTrainedModel):
         warped = F.normalize(self.warping_head(clip_embeds, temporal_offsets), dim=-1)  # z^t
         if cfg.temporal_target == "cross_modal":
             loss_temporal = fine_grained_contrastive_loss(
-                warped, positives, has_positive, word_embeds, word_mask, cfg.temperature
+                warped, positives, has_positive, word_embeds, word_mask, cfg.temperature,
+                cfg.positive_in_denominator,
             )
         else:  # intra_modal: z^t against v^t, negatives all clips of the batch
-            loss_temporal = fine_grained_contrastive_loss(
-                warped, clip_embeds, clip_mask, clip_embeds, clip_mask, cfg.temperature
+            loss_temporal = fine_grained_contrastive_loss(  # v^t is already among the negatives
+                warped, clip_embeds, clip_mask, clip_embeds, clip_mask, cfg.temperature, False
             )
         return loss_coarse, loss_fine, loss_temporal, positives, temporal_offsets
 

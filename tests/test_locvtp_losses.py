@@ -84,8 +84,9 @@ def ref_positive_sets(v, q, cmask, wmask, k, mode):
     return sets
 
 
-def ref_infonce_per_video(anchors, positives, amask, negatives, tau=TAU):
-    """(1/T_b) Σ_t [-a·p/τ + log Σ_neg e^{a·n/τ}], then the mean over videos with at least one anchor."""
+def ref_infonce_per_video(anchors, positives, amask, negatives, tau=TAU, positive_in_denominator=False):
+    """(1/T_b) Σ_t [-a·p/τ + log Σ_neg e^{a·n/τ}] (+ e^{a·p/τ} inside the log when
+    `positive_in_denominator`), then the mean over videos with at least one anchor."""
     per_video = []
     for b in range(len(anchors)):
         terms = []
@@ -93,6 +94,8 @@ def ref_infonce_per_video(anchors, positives, amask, negatives, tau=TAU):
             if not amask[b][t]:
                 continue
             denom = sum(math.exp(dot(anchors[b][t], n) / tau) for n in negatives)
+            if positive_in_denominator:
+                denom += math.exp(dot(anchors[b][t], positives[b][t]) / tau)
             terms.append(-dot(anchors[b][t], positives[b][t]) / tau + math.log(denom))
         if terms:
             per_video.append(sum(terms) / len(terms))
@@ -218,12 +221,31 @@ def test_random_correspondence_is_seeded_and_picks_real_words():
 def test_fine_grained_loss_matches_reference_with_all_batch_words_as_negatives():
     v, q, cmask, wmask = random_batch()
     positives = positive_word_embeds(discover_correspondence(v, q, cmask, wmask, topk=3), q)
-    got = fine_grained_contrastive_loss(v, positives, cmask, q, wmask, TAU)
     negatives = [to_list(q)[b][s] for b in range(3) for s in range(q.shape[1]) if wmask[b, s]]
+    # §2.2 as printed: the positive is not part of the denominator, so the loss is not bounded by 0
+    got = fine_grained_contrastive_loss(v, positives, cmask, q, wmask, TAU, positive_in_denominator=False)
     expected = ref_infonce_per_video(to_list(v), to_list(positives), cmask.tolist(), negatives)
     assert got.item() == pytest.approx(expected, rel=1e-6)
-    # the positive is not part of the denominator (formula of §2.2), so a perfect positive can go negative
-    assert expected != pytest.approx(0.0)
+    # default: standard InfoNCE with the positive in the denominator, never below 0
+    got = fine_grained_contrastive_loss(v, positives, cmask, q, wmask, TAU)
+    expected_bounded = ref_infonce_per_video(
+        to_list(v), to_list(positives), cmask.tolist(), negatives, positive_in_denominator=True
+    )
+    assert got.item() == pytest.approx(expected_bounded, rel=1e-6)
+    assert expected_bounded > 0 and expected_bounded != pytest.approx(expected)
+
+
+def test_fine_grained_loss_is_bounded_by_default_for_a_perfect_positive():
+    """An anchor equal to its positive, far from every word: §2.2's literal form goes below 0, ours cannot."""
+    anchor = F.normalize(torch.ones(1, 1, 4, dtype=torch.float64), dim=-1)
+    words = F.normalize(torch.tensor([[[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]]], dtype=torch.float64), dim=-1)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    literal = fine_grained_contrastive_loss(anchor, anchor, mask, words, None, TAU, positive_in_denominator=False)
+    bounded = fine_grained_contrastive_loss(anchor, anchor, mask, words, None, TAU)
+    # by hand: a·p = 1, a·w = 0 for both words -> literal = -1/τ + log 2, bounded = log(e^{1/τ} + 2) - 1/τ
+    assert literal.item() == pytest.approx(-1 / TAU + math.log(2), rel=1e-12)
+    assert bounded.item() == pytest.approx(math.log(math.exp(1 / TAU) + 2) - 1 / TAU, rel=1e-12)
+    assert bounded.item() > 0 > literal.item()
 
 
 def test_fine_grained_loss_accepts_external_negatives():
@@ -235,7 +257,9 @@ def test_fine_grained_loss_accepts_external_negatives():
     all_words, all_mask = torch.cat([q, extra]), torch.cat([wmask, extra_mask])
     got = fine_grained_contrastive_loss(v, positives, cmask, all_words, all_mask, TAU)
     negatives = [to_list(all_words)[b][s] for b in range(5) for s in range(q.shape[1]) if all_mask[b, s]]
-    expected = ref_infonce_per_video(to_list(v), to_list(positives), cmask.tolist(), negatives)
+    expected = ref_infonce_per_video(
+        to_list(v), to_list(positives), cmask.tolist(), negatives, positive_in_denominator=True
+    )
     assert got.item() == pytest.approx(expected, rel=1e-6)
     flat = fine_grained_contrastive_loss(v, positives, cmask, all_words[all_mask], None, TAU)
     assert flat.item() == pytest.approx(expected, rel=1e-6)
@@ -301,7 +325,7 @@ def test_model_losses_match_reference(temporal_target):
     negatives = [q[b][s] for b in range(3) for s in range(7) if wmask[b][s]]
     assert len(negatives) == 10  # padding, [CLS] and [SEP] are not negatives
     assert out.loss_fine.item() == pytest.approx(
-        ref_infonce_per_video(v, positives, cmask, negatives), rel=1e-9
+        ref_infonce_per_video(v, positives, cmask, negatives, positive_in_denominator=True), rel=1e-9
     )
 
     delta = out.temporal_offsets.tolist()
@@ -311,7 +335,7 @@ def test_model_losses_match_reference(temporal_target):
                 assert abs(delta[b][t]) <= 4 and cmask[b][t + delta[b][t]]
     z = ref_warp(v, delta, to_list(model.warping_head.proj.weight))
     if temporal_target == "cross_modal":
-        expected_t = ref_infonce_per_video(z, positives, cmask, negatives)
+        expected_t = ref_infonce_per_video(z, positives, cmask, negatives, positive_in_denominator=True)
     else:
         all_clips = [v[b][t] for b in range(3) for t in range(5) if cmask[b][t]]
         expected_t = ref_infonce_per_video(z, v, cmask, all_clips)

@@ -1,0 +1,66 @@
+"""The main job (`make demo`) end to end at miniature size: videos -> descriptors -> PCA -> TCA training ->
+evaluation -> published folder -> reload -> search."""
+
+import json
+
+import pytest
+import yaml
+
+from vidtempo.training.demo import build_parser, run
+
+TINY = [
+    "--num-sources", "4", "--num-distractors", "6", "--duration", "3", "--epochs", "2", "--batch-size", "4",
+    "--bank-size", "32", "--pca-dim", "32", "--image-size", "64", "--workers", "1", "--no-progress",
+]
+
+
+def _card_metrics(readme: str) -> dict[str, float]:
+    front_matter = readme.split("---")[1]
+    meta = yaml.safe_load(front_matter)
+    assert meta["library_name"] == "transformers"
+    metrics = {}
+    for entry in meta["model-index"][0]["results"]:
+        for metric in entry["metrics"]:
+            metrics[metric["name"]] = metric["value"]
+    return metrics
+
+
+@pytest.mark.slow
+def test_miniature_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    summary = run(build_parser().parse_args([*TINY, "--output", str(out)]))
+
+    # every method of the summary table was evaluated on the held-out split
+    names = [row["name"] for row in summary["rows"]]
+    assert any(name.startswith("baseline") for name in names) and "TCA_f (chamfer)" in names
+    for row in summary["rows"]:
+        for task in ("DSVR", "CSVR", "ISVR"):
+            assert 0.0 < row[task] <= 1.0
+
+    # the card's model-index holds exactly the evaluation JSON's numbers
+    results = json.loads((out / "results.json").read_text())
+    expected = {
+        f"{task} ({result['similarity']})": round(value, 4)
+        for result in results
+        for task, value in result["metrics"].items()
+        if "/" not in task and value is not None
+    }
+    card = _card_metrics((out / "published" / "README.md").read_text())
+    assert card == pytest.approx(expected, abs=1e-9)
+    assert len(card) == 3 * len(results)
+
+    # the published folder is Hub-ready and reloads (here and without vidtempo) to the trained embeddings
+    published = out / "published"
+    assert (published / "model.safetensors").is_file() and not list(published.glob("*.bin"))
+    assert "auto_map" in json.loads((published / "config.json").read_text())
+    assert summary["max_reload_diff"] <= 1e-6
+    assert summary["max_reload_diff_without_vidtempo"] <= 1e-5
+
+    # the search printed ranked matches with labels
+    printed = capsys.readouterr().out
+    assert "top 8 of" in printed and "ND" in printed
+
+    # a second run resumes every stage and reproduces the results exactly
+    again = run(build_parser().parse_args([*TINY, "--output", str(out)]))
+    assert again["rows"] == summary["rows"]
+    assert "reusing the trained model" in capsys.readouterr().out
