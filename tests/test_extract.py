@@ -151,10 +151,10 @@ def test_help_documents_both_steps(capsys):
 
 
 @pytest.mark.slow
-def test_two_processes_with_torchrun(workspace, tmp_path):
+def test_two_processes_with_torchrun(workspace, tmp_path, free_port):
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "vidtempo.processing.extract",
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port), "-m", "vidtempo.processing.extract",
            str(workspace / "videos"), "--out", str(out), "--model", str(workspace / "model"), "--cpu",
            "--num-workers", "0", "--no-progress"]
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")

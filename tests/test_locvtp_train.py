@@ -198,13 +198,13 @@ WORKER = textwrap.dedent('''
 
 
 @pytest.mark.slow
-def test_gather_with_grad_two_processes_matches_single_process(tmp_path):
+def test_gather_with_grad_two_processes_matches_single_process(tmp_path, free_port):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     prefix = str(tmp_path / "out")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).with_name("torchrun")
-    subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", str(script), prefix],
+    subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port), str(script), prefix],
                    check=True, env=env, timeout=300, capture_output=True)
     subprocess.run([sys.executable, str(script), prefix, "ref"], check=True, env=env, timeout=300)
     ref = json.loads(Path(prefix + ".ref.json").read_text())

@@ -323,7 +323,7 @@ def test_validation_map_matches_hand_ranking():
 
 
 @pytest.mark.slow
-def test_two_processes_share_the_bank(synthetic, tmp_path):
+def test_two_processes_share_the_bank(synthetic, tmp_path, free_port):
     desc, pair_file, _, _ = synthetic
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
@@ -334,7 +334,7 @@ def test_two_processes_share_the_bank(synthetic, tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29533",
+        str(free_port),
         "-m",
         "vidtempo.training.train_tca",
         "--cpu",
