@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 import torch
+from isolation import BLOCK_VIDTEMPO
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -177,15 +178,6 @@ def test_save_load_roundtrip_and_auto_classes(tmp_path):
     torch.testing.assert_close(a.loss, b.loss)
     assert isinstance(AutoConfig.from_pretrained(tmp_path), LocVTPConfig)
 
-
-BLOCK_VIDTEMPO = """
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "vidtempo" or name.startswith("vidtempo."):
-            raise ImportError("vidtempo is blocked in this process")
-sys.meta_path.insert(0, _Block())
-"""
 
 
 def test_trust_remote_code_loads_without_vidtempo(tmp_path):

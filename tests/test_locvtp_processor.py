@@ -7,6 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from isolation import BLOCK_VIDTEMPO
 from transformers import AutoImageProcessor, AutoProcessor, DistilBertTokenizerFast
 
 import vidtempo.processing  # noqa: F401  (Auto registration)
@@ -162,15 +163,6 @@ def test_processor_decodes_video_paths(processor, tmp_path):
     with pytest.raises(ValueError, match="bad.mp4: cannot decode video"):
         processor(videos=[str(bad)])
 
-
-BLOCK_VIDTEMPO = """
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "vidtempo" or name.startswith("vidtempo."):
-            raise ImportError("vidtempo is blocked in this process")
-sys.meta_path.insert(0, _Block())
-"""
 
 
 def test_save_load_and_trust_remote_code(processor, tmp_path):

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 import torch
+from isolation import BLOCK_VIDTEMPO
 from torch import nn
 
 from vidtempo.modeling import TCAConfig, TCAModel
@@ -265,24 +266,7 @@ def test_saved_code_uses_only_sibling_relative_imports(tmp_path):
             )
 
 
-CHILD_SCRIPT = """
-import importlib.abc
-import sys
-
-class BlockVidtempo(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "vidtempo" or name.startswith("vidtempo."):
-            raise ImportError(f"vidtempo is blocked in this process ({name})")
-        return None
-
-sys.meta_path.insert(0, BlockVidtempo())
-try:
-    import vidtempo.modeling  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("the import blocker failed")
-
+CHILD_SCRIPT = BLOCK_VIDTEMPO + """
 import torch
 from transformers import AutoModel
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel, StreamingPCA
 from vidtempo.processing.extract import extract
@@ -48,15 +49,6 @@ def make_videos(folder: Path, count: int, seconds: int, fps: int = 30, size=(360
                 frames[t, :, :, c] = 127 + 120 * np.sin(xs / (17 + 5 * c) + ys / 23 + t / 7 + phases[c])
         paths.append(write_video(folder / f"v{i}.mp4", frames, fps, crf=23))
     return paths
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def naive_pyav(path: Path, step: int, processor: TCAImageProcessor) -> None:
@@ -115,13 +107,13 @@ def main() -> None:
             cnn, backbone_only = cnn_times["full"] / batch, cnn_times["backbone"] / batch
         a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
         torch.matmul(a, b)
-        matmul_gflops = 2 * 2048**3 / best_of(lambda: torch.matmul(a, b), 3) / 1e9
+        matmul_gflops = 2 * 2048**3 / best_time(lambda: torch.matmul(a, b), 3) / 1e9
         cnn_gflops = RESNET50_GFLOP / cnn
         pca_batch = np.random.default_rng(0).normal(size=(1024, 3840)).astype(np.float32)
         accumulator = StreamingPCA(3840)
         accumulator.update(pca_batch)
-        pca_update = best_of(lambda: accumulator.update(pca_batch), repeats) / len(pca_batch)
-        pca_fit = best_of(lambda: accumulator.fit(1024), 1)
+        pca_update = best_time(lambda: accumulator.update(pca_batch), repeats, warmup=False) / len(pca_batch)
+        pca_fit = best_time(lambda: accumulator.fit(1024), 1, warmup=False)
 
         model_dir = Path(tmp) / "model"
         model.save_pretrained(model_dir)

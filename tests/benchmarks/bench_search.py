@@ -25,6 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
+from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.benchmarks import SimilarityMatrix, benchmark_ids, evaluate_fivr
 from vidtempo.evaluation.embedding import VideoEmbeddings, compute_similarities, frame_level_similarities
@@ -38,16 +39,6 @@ DIM, FRAMES = 1024, 120
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
-def best_time(fn, repeats: int = 3) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def interleaved_best(functions: dict, rounds: int = 3) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.synthetic.captions import generate_captioned_videos
 from vidtempo.evaluation.synthetic.neardup import build_specs, generate_benchmark, render_video
@@ -26,16 +27,6 @@ from vidtempo.processing.video_writer import write_video
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "bench" / "synthetic.md"
-
-
-def best_time(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def naive_render_frame(scene: dict, size, fps: float, k: int) -> np.ndarray:

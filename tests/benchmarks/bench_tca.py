@@ -11,25 +11,15 @@ import argparse
 import datetime
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
+from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
 from torch import nn
 
 from vidtempo.modeling import TCAConfig, TCAModel
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "bench" / "tca.md"
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def encoder_flops(batch: int, frames: int, hidden: int, intermediate: int, layers: int) -> float:
