@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vidtempo.processing.atomic_files import write_json_atomic
 from vidtempo.processing.descriptor_store import iter_descriptors, read_info
 
 from .benchmarks import BENCHMARKS, SimilarityMatrix, benchmark_ids, evaluate_benchmark
@@ -165,13 +165,6 @@ def plot_ap_per_query(result: dict, path: str | os.PathLike) -> Path:
     return path
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
-    os.replace(tmp, path)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidtempo-eval",
@@ -218,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["skipped_videos"] = embeddings.skipped
     result["eval_results"] = eval_results_for_card(result)
     output = Path(args.output)
-    _write_json(output / "results.json", result)
+    write_json_atomic(output / "results.json", result, indent=2)
     plot_ap_per_query(result, output / "ap_per_query.png")
     print(format_table(result))
     print(f"\nwrote {output / 'results.json'} and {output / 'ap_per_query.png'}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vidtempo.processing.atomic_files import write_json_atomic
 from vidtempo.processing.descriptor_store import iter_descriptors, read_info
 
 from .cli import load_model
@@ -180,12 +180,9 @@ def search_main(argv: Sequence[str] | None = None) -> int:
         for rank, (video, score) in enumerate(zip(result.ids, result.scores), start=1):
             print(f"  {rank:3d}. {video}  {score:.4f}")
     if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps({"index": str(args.index), "k": args.k, "rerank": rerank,
-                                   "similarity": args.similarity if rerank else "cosine", "results": payload}, indent=2))
-        os.replace(tmp, out)
+        write_json_atomic(args.output, {"index": str(args.index), "k": args.k, "rerank": rerank,
+                                        "similarity": args.similarity if rerank else "cosine", "results": payload},
+                          indent=2)
     return 0
 
 

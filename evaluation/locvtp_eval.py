@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..modeling.modeling_locvtp import LocVTPModel
+from ..processing.atomic_files import write_json_atomic
 from ..processing.processing_locvtp import LocVTPProcessor
 from ..processing.video_reader import VideoDecodeError
 from ..training.locvtp_data import decode_segment, load_caption_dataset
@@ -204,11 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out)
+    out = write_json_atomic(args.output, results)
     summary = {k: {m: v for m, v in results[k].items() if m in ("R@1,IoU=0.5", "mIoU")} for k in ("grounding",)
                if k in results}
     if "retrieval" in results:

@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic_files import write_text_atomic
+
 FORMAT_NAME = "vidtempo-descriptors"
 FORMAT_VERSION = 1
 DATA_DIR = "data"
@@ -50,10 +52,6 @@ def descriptor_features(dim: int):
     )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_info(out_dir: str | os.PathLike, dim: int, **metadata) -> dict:
@@ -67,7 +65,7 @@ def write_info(out_dir: str | os.PathLike, dim: int, **metadata) -> dict:
             raise ValueError(f"{info_path}: folder holds dim {info['dim']} descriptors, cannot add dim {dim}")
         return info
     info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "dim": int(dim), **metadata}
-    _atomic_write_text(info_path, json.dumps(info, indent=2, sort_keys=True))
+    write_text_atomic(info_path, json.dumps(info, indent=2, sort_keys=True))
     return info
 
 

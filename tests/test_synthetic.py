@@ -51,6 +51,18 @@ def test_specs_and_frames_are_deterministic_by_seed():
     assert frames_1.shape != frames_c.shape or mae(frames_1, frames_c) > 5
 
 
+def test_every_transform_chain_fits_the_video_it_is_applied_to():
+    """A trim drawn after a speed-up must fit the shortened video (120 families: several speed -> trim chains)."""
+    groups = build_specs(120, 0, seed=0, size=(16, 16), fps=4.0, duration=8.0)
+    chains = [spec["transforms"] for group in groups for spec in group if spec["transforms"]]
+    names = [[t["name"] for t in chain] for chain in chains]
+    assert sum(n.index("speed") < n.index("trim") for n in names if "speed" in n and "trim" in n) >= 1
+    for chain in chains:
+        frames = np.zeros((32, 16, 16, 3), np.uint8)
+        out = T.apply_transforms(frames, chain)  # raised "trim: ... outside a 16-frame video" before the fix
+        assert len(out) >= 1
+
+
 def test_files_are_decodable_with_declared_count_fps_and_size(bench):
     paths, manifest, specs = bench
     assert len(manifest["videos"]) == 3 * 6 + 2 and not manifest["failed"]
@@ -138,6 +150,45 @@ def test_relatives_share_what_their_label_says(bench):
             objects = lambda s: sorted((o["kind"], tuple(o["color"])) for o in s["shapes"])  # noqa: E731
             assert objects(is_["scenes"][0]) == objects(query["scenes"][0])  # IS: same incident objects...
             assert all(s not in query["scenes"] for s in is_["scenes"])  # ...in other scenes
+            for a, b in zip(query["scenes"], cs["scenes"]):  # CS: the other camera faces another backdrop
+                assert a["background"] != b["background"]
+            for k in range(2):  # ND: re-uploads, by another channel than the query's
+                assert specs[f"{family}_nd{k}"]["channel"]["id"] != query["channel"]["id"]
+
+
+def test_channels_prepend_their_intro_and_stamp_their_watermark():
+    groups = build_specs(6, 6, seed=1, size=SIZE, fps=FPS, duration=DURATION, num_channels=3)
+    specs = [spec for group in groups for spec in group]
+    by_channel = {}
+    for spec in specs:
+        by_channel.setdefault(spec["channel"]["id"], []).append(spec)
+    assert len(by_channel) == 3
+    plain = {**specs[0], "channel": None}
+    content = render_video(plain, FPS)
+    frames = render_video(specs[0], FPS)
+    intro_length = specs[0]["channel"]["intro"]["num_frames"]
+    assert len(frames) == len(content) + intro_length  # intro prepended to the unchanged content length
+    box = specs[0]["channel"]["watermark"]["box"]
+    r0, r1 = int(box[1] * SIZE[1]), int(box[3] * SIZE[1])
+    c0, c1 = int(box[0] * SIZE[0]), int(box[2] * SIZE[0])
+    colours = {tuple(specs[0]["channel"]["watermark"][k]) for k in ("color", "color2")}
+    patch = frames[:, r0:r1, c0:c1].reshape(-1, 3)
+    assert {tuple(int(v) for v in p) for p in np.unique(patch, axis=0)} == colours  # on every frame
+    outside = np.ones(SIZE[::-1], bool)
+    outside[r0:r1, c0:c1] = False
+    np.testing.assert_array_equal(frames[intro_length:][:, outside], content[:, outside])  # content untouched
+    for members in by_channel.values():  # one channel, one intro: the first frames are identical
+        if len(members) > 1:
+            a, b = render_video(members[0], FPS), render_video(members[1], FPS)
+            n = members[0]["channel"]["intro"]["num_frames"]
+            if a.shape[1:] == b.shape[1:]:
+                np.testing.assert_array_equal(a[:n], b[:n])
+    other = next(s for s in specs if s["channel"]["id"] != specs[0]["channel"]["id"] and s["size"] == specs[0]["size"])
+    assert mae(render_video(other, FPS)[:2], frames[:2]) > 5
+    no_channels = build_specs(6, 6, seed=1, size=SIZE, fps=FPS, duration=DURATION, num_channels=0)
+    assert all("channel" not in spec for group in no_channels for spec in group)
+    # channels come from their own random stream: the videos themselves do not change
+    assert [[{k: v for k, v in s.items() if k != "channel"} for s in g] for g in groups] == no_channels
 
 
 def _source(seed=0, frames=12):

@@ -161,6 +161,25 @@ def test_crop_or_pad_and_collate():
     assert masked.abs().sum() == 0
 
 
+def test_collate_pads_to_the_longest_clip_and_the_embeddings_do_not_change():
+    """Short videos are padded to the batch's longest clip, not to num_frames; masked padding is invisible."""
+    from vidtempo.modeling import TCAConfig, TCAModel
+
+    rng = np.random.default_rng(0)
+    descriptors = {k: rng.standard_normal((n, 8)).astype(np.float32) for k, n in zip("abcn", (3, 5, 4, 2))}
+    dataset = TCAPairDataset(descriptors, [("a", "b"), ("c", "a")], ["n"], num_frames=64, num_negatives=2, seed=0)
+    batch = collate_pairs([dataset[0], dataset[1]])
+    assert batch["anchor"].shape == (2, 5, 8) and batch["negatives"].shape == (4, 5, 8)
+    model = TCAModel(TCAConfig(input_size=8, hidden_size=8, num_attention_heads=2, intermediate_size=16)).eval()
+    frames, mask = batch["anchor"], batch["anchor_mask"]
+    padded = torch.cat([frames, torch.full((2, 59, 8), 7.0)], 1)  # garbage in the masked tail
+    padded_mask = torch.cat([mask, torch.zeros(2, 59, dtype=mask.dtype)], 1)
+    with torch.no_grad():
+        short = model(frame_features=frames, attention_mask=mask).video_embeds
+        long = model(frame_features=padded, attention_mask=padded_mask).video_embeds
+    torch.testing.assert_close(short, long, rtol=1e-5, atol=1e-6)
+
+
 def test_dataset_and_sampler_are_reproducible():
     video = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float16)
     descriptors = {k: video for k in "abcdn"}
@@ -263,6 +282,27 @@ def test_training_learns_structure_and_saves_loadable_model(synthetic, tmp_path)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["final_val_map"] == pytest.approx(metrics["final_val_map"])
     assert any((out / "logs").rglob("events.out.tfevents*"))
+
+
+def test_load_best_model_at_end_keeps_the_best_validation_weights(synthetic, tmp_path):
+    from safetensors.torch import load_file
+
+    desc, pair_file, _, _ = synthetic
+    common = dict(epochs=2, batch_size=8, val_every=3, learning_rate=3e-3)
+    metrics = train(tiny_config(tmp_path / "best", desc, pair_file, load_best_model_at_end=True, **common))
+    curve = {v["step"]: v["val_map"] for v in metrics["validation"]}
+    assert metrics["best_val_map"] == max(curve.values()) == curve[metrics["best_step"]]
+    assert 0 < metrics["best_step"] < metrics["global_step"]  # the last step is not the best one here
+    assert curve[metrics["global_step"]] < metrics["best_val_map"]
+    # the same run stopped at the best step (training is deterministic) has exactly the weights in model/
+    stopped = train(tiny_config(tmp_path / "stopped", desc, pair_file, max_steps=metrics["best_step"], **common))
+    kept = load_file(str(tmp_path / "best" / "out" / "model" / "model.safetensors"))
+    reference = load_file(str(Path(stopped["model_dir"]) / "model.safetensors"))
+    assert kept.keys() == reference.keys()
+    for name in kept:
+        assert torch.equal(kept[name], reference[name]), name
+    with pytest.raises(ValueError, match="load_best_model_at_end needs validation"):
+        tiny_config(tmp_path, desc, pair_file, load_best_model_at_end=True, val_fraction=0.0).validate()
 
 
 def test_resume_continues_exactly(synthetic, tmp_path):

@@ -229,10 +229,13 @@ def _mask(lengths: np.ndarray, num_frames: int) -> torch.Tensor:
 
 
 def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
-    """Stack items into anchor/positive [B, L, D] + masks [B, L] and negatives [B·n, L, D] + mask."""
-    features = np.stack([item["features"] for item in items])  # [B, 2 + n, L, D]
+    """Stack items into anchor/positive [B, L, D] + masks [B, L] and negatives [B·n, L, D] + mask, where L is
+    the longest clip of the batch (at most the dataset's `num_frames`): padding beyond it would be masked
+    anyway, and short videos would otherwise cost as much compute as `num_frames`-long ones."""
     lengths = np.stack([item["lengths"] for item in items])  # [B, 2 + n]
-    batch, _, num_frames, dim = features.shape
+    num_frames = int(lengths.max())
+    features = np.stack([item["features"][:, :num_frames] for item in items])  # [B, 2 + n, L, D]
+    batch, _, _, dim = features.shape
     masks = _mask(lengths.reshape(-1), num_frames).reshape(batch, -1, num_frames)
     return {
         "anchor": torch.from_numpy(features[:, 0]),

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
@@ -34,7 +33,9 @@ from tqdm.auto import tqdm
 
 from ..modeling.configuration_locvtp import LocVTPConfig
 from ..modeling.modeling_locvtp import LocVTPModel, sample_temporal_offsets
+from ..processing.atomic_files import write_json_atomic
 from ..processing.processing_locvtp import LocVTPProcessor, default_image_processor
+from .config_files import config_from_yaml
 from .locvtp_data import IndexedDataset, VideoAugment, VideoTextCollator, load_caption_dataset
 from .train_tca import STATE_FILE, find_checkpoint, save_checkpoint
 
@@ -159,13 +160,7 @@ class LocVTPTrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> LocVTPTrainConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}; known keys: {sorted(known)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        return config_from_yaml(cls, path, **overrides)
 
 
 def step_decay_factor(step: int, total_steps: int, milestones: list, gamma: float) -> float:
@@ -236,12 +231,6 @@ def _append_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def train(config: LocVTPTrainConfig) -> dict:
@@ -364,7 +353,7 @@ def train(config: LocVTPTrainConfig) -> dict:
     }
     if accelerator.is_main_process:
         processor.save_pretrained(model_dir)
-        _write_json(output_dir / "metrics.json", metrics | {"config": dataclasses.asdict(config)})
+        write_json_atomic(output_dir / "metrics.json", metrics | {"config": dataclasses.asdict(config)})
     if report_to:
         accelerator.end_training()
     accelerator.wait_for_everyone()

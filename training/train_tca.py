@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
@@ -37,7 +36,9 @@ from transformers import get_cosine_schedule_with_warmup
 
 from ..evaluation.ap import mean_average_precision
 from ..modeling import TCAConfig, TCAModel
+from ..processing.atomic_files import write_json_atomic
 from ..processing.descriptor_store import existing_ids, read_info
+from .config_files import config_from_yaml
 from .data import (
     EpochPermutationSampler,
     TCAPairDataset,
@@ -52,6 +53,7 @@ from .losses import LOSSES, compute_loss, contrastive_similarities
 from .memory_bank import MemoryBank, MomentumKeyEncoder
 
 CHECKPOINT_DIR = "checkpoints"
+BEST_MODEL_DIR = "best_model"
 STATE_FILE = "train_state.json"
 
 
@@ -90,6 +92,7 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | fp16 | bf16
     val_fraction: float = 0.1  # pairs held out (whole groups of related videos) for validation mAP
     val_every: int = 0  # optimizer steps between validations; 0 = at the end of every epoch
+    load_best_model_at_end: bool = False  # `model/` = the weights with the best validation mAP (needs validation)
     val_distractors: int = 200  # distractors held out of training and added to the validation database
     eval_batch_size: int = 32
     save_every: int = 500  # optimizer steps between checkpoints; 0 = only at the end
@@ -128,18 +131,12 @@ class TrainConfig:
             raise ValueError("TrainConfig.negatives_per_anchor must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.load_best_model_at_end and self.val_fraction == 0.0:
+            raise ValueError("TrainConfig.load_best_model_at_end needs validation: set val_fraction > 0")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}; valid keys: {sorted(known)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        return config_from_yaml(cls, path, **overrides)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -187,10 +184,14 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, kee
     return final
 
 
-def _write_json(path: Path, data: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)
+def save_model_atomically(model: TCAModel, folder: Path) -> None:
+    """`save_pretrained` into a temporary sibling folder, then rename it over `folder` (main process only)."""
+    temporary = folder.with_name(f".tmp_{folder.name}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    model.save_pretrained(temporary)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(temporary, folder)
 
 
 @torch.no_grad()
@@ -352,12 +353,21 @@ def train(config: TrainConfig) -> dict:
         accelerator.register_for_checkpointing(key_encoder)
     loss_kwargs = _loss_kwargs(config)
 
-    def run_validation() -> float | None:
+    def run_validation(step: int) -> float | None:
+        """Validation mAP at `step`, recorded in `state`; the best model so far is kept in `best_model/`."""
         if not val_pairs:
             return None
-        return validation_map(
+        val_map = validation_map(
             unwrapped, descriptors, val_pairs, val_distractors, config.eval_batch_size, accelerator.device
         )
+        state["validation"].append({"step": step, "val_map": val_map})
+        best = state.get("best")
+        if config.load_best_model_at_end and (best is None or val_map > best["val_map"]):
+            state["best"] = {"step": step, "val_map": val_map}
+            if accelerator.is_main_process:
+                save_model_atomically(unwrapped, output_dir / BEST_MODEL_DIR)
+            accelerator.wait_for_everyone()
+        return val_map
 
     state = {"global_step": 0, "batches_done": 0, "history": [], "validation": []}
     if config.resume:
@@ -366,10 +376,7 @@ def train(config: TrainConfig) -> dict:
         state = json.loads((checkpoint / STATE_FILE).read_text())
         accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
     else:
-        initial = run_validation()
-        state["initial_val_map"] = initial
-        if initial is not None:
-            state["validation"].append({"step": 0, "val_map": initial})
+        state["initial_val_map"] = run_validation(0)
     if report_to:
         hparams = {
             k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))
@@ -444,8 +451,7 @@ def train(config: TrainConfig) -> dict:
                 or (not config.val_every and end_of_epoch)
                 or step == max_steps
             ):
-                val_map = run_validation()
-                state["validation"].append({"step": step, "val_map": val_map})
+                val_map = run_validation(step)
                 progress.write(f"step {step}: val mAP {val_map:.4f}")
                 if report_to:
                     accelerator.log({"val/map": val_map}, step=step)
@@ -473,13 +479,21 @@ def train(config: TrainConfig) -> dict:
         "bank_filled": bank.num_filled,
         "model_dir": str(output_dir / "model"),
     }
+    best = state.get("best") if config.load_best_model_at_end else None
+    if best is not None:
+        from safetensors.torch import load_file
+
+        unwrapped.load_state_dict(load_file(str(output_dir / BEST_MODEL_DIR / "model.safetensors")))
+        accelerator.print(f"model/ holds the best validation weights: step {best['step']}, mAP {best['val_map']:.4f}")
+    metrics["best_step"] = None if best is None else best["step"]
+    metrics["best_val_map"] = None if best is None else best["val_map"]
     (output_dir / f"bank_rank{accelerator.process_index}.sha256").write_text(bank.fingerprint() + "\n")
     unwrapped.save_pretrained(
         output_dir / "model", is_main_process=accelerator.is_main_process, save_function=accelerator.save
     )
     if accelerator.is_main_process:
-        _write_json(output_dir / STATE_FILE, {k: v for k, v in state.items() if k != "history"})
-        _write_json(output_dir / "metrics.json", metrics | {"config": dataclasses.asdict(config)})
+        write_json_atomic(output_dir / STATE_FILE, {k: v for k, v in state.items() if k != "history"})
+        write_json_atomic(output_dir / "metrics.json", metrics | {"config": dataclasses.asdict(config)})
     if report_to:
         accelerator.end_training()
     accelerator.wait_for_everyone()
@@ -540,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vidtempo-train-tca: error: {error}", file=sys.stderr)
         return 2
     print(
-        json.dumps({k: metrics[k] for k in ("global_step", "initial_val_map", "final_val_map", "model_dir")})
+        json.dumps({k: metrics[k] for k in ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")})
     )
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...processing.atomic_files import write_text_atomic
 from ...processing.video_writer import write_video
 from .renderer import render_scene, split_frames
 
@@ -105,9 +106,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def generate_captioned_videos(

@@ -6,8 +6,14 @@ its relatives are written as real video files:
 - ND: the query transformed (strong crop, flip, colour shift, logo / text overlay, speed change, trim,
   resolution change, low-quality re-encode; one or two of them);
 - DS: one or two of the query's scenes, unchanged, spliced with a scene of another incident;
-- CS: the same events (same objects, same motion, same moments) seen by another camera (shifted, zoomed);
+- CS: the same events (same objects, same motion, same moments) seen by another camera (shifted, zoomed,
+  facing another part of the location, so with another backdrop);
 - IS: new scenes of the same incident (same objects and palette, other motion and backgrounds).
+
+Every video is uploaded by one of ``num_channels`` channels, which prepends its intro bumper and stamps its
+watermark on every frame. NDs are re-uploads, by another channel than the query's. So unrelated videos of
+one channel share an intro and a watermark while copies do not, as on real platforms: the regularity a
+trained model can learn (look past the channel) and a training-free baseline cannot.
 
 Distractors are families of their own; a third of them copy a family's palette with small perturbations.
 Families are split into TRAINING (VCDB-like positive pairs + negatives for the TCA data loader) and
@@ -34,11 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...processing.atomic_files import write_json_atomic as _write_json
 from ...processing.video_writer import write_video
 from .renderer import random_incident, random_scene, render_scenes, split_frames
-from .transforms import apply_transforms, random_transform
+from .transforms import apply_transforms, random_transform, speed_indices
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ND_TRANSFORMS = ("crop", "hflip", "color_shift", "logo", "text", "speed", "trim", "resize", "reencode")
 HARD_TRANSFORMS = ("crop", "speed", "trim")
 DEFAULT_CRF = 23
@@ -59,12 +66,6 @@ class BenchmarkPaths:
         return {k: str(v) for k, v in asdict(self).items()}
 
 
-def _write_json(path: Path, payload) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------------------------------
 # Specs: every random number is drawn here, in the parent process, from one generator
 # ----------------------------------------------------------------------------------------------------
@@ -75,14 +76,27 @@ def _source_scenes(rng: np.random.Generator, incident: dict, num_frames: int) ->
     return [random_scene(rng, incident, n, t0=float(rng.uniform(0, 2))) for n in lengths]
 
 
-def _other_viewpoint(rng: np.random.Generator, scene: dict) -> dict:
-    """The same scene (same shapes, same event times) from a shifted, zoomed camera."""
+def _other_viewpoint(rng: np.random.Generator, scene: dict, incident: dict) -> dict:
+    """The same event (same shapes moving the same way at the same event times) filmed by another camera:
+    shifted and zoomed, and facing another part of the location, so the backdrop behind the shapes is
+    another pattern of the incident's palette. (A camera that only moved over the same stationary texture
+    would be indistinguishable from a cropped copy, which is an ND, not a CS.)"""
     camera = dict(scene["camera"])
     shift = rng.uniform(0.12, 0.25, 2) * rng.choice([-1, 1], 2)
     camera["pos"] = (np.asarray(camera["pos"]) + shift).tolist()
     camera["vel"] = rng.uniform(-0.08, 0.08, 2).tolist()
     camera["zoom"] = float(camera["zoom"] * rng.choice([rng.uniform(0.7, 0.85), rng.uniform(1.2, 1.4)]))
-    return {**scene, "camera": camera}
+    backdrop = random_scene(rng, incident, scene["num_frames"])["background"]
+    return {**scene, "camera": camera, "background": backdrop}
+
+
+def _length_after(transform: dict, length: int) -> int:
+    """Number of frames after `transform` is applied to a `length`-frame video."""
+    if transform["name"] == "speed":
+        return len(speed_indices(length, transform["factor"]))
+    if transform["name"] == "trim":
+        return transform["length"]
+    return length
 
 
 def _video(video_id: str, role: str, family: str, split: str, scenes: list[dict], transforms=(),
@@ -94,8 +108,10 @@ def _video(video_id: str, role: str, family: str, split: str, scenes: list[dict]
 
 
 def build_specs(num_sources: int, num_distractors: int, seed: int, size: tuple[int, int], fps: float,
-                duration: float, nd_per_source: int = 2, train_fraction: float = 0.6) -> list[list[dict]]:
-    """All video specs, grouped by family (one group = one worker job; distractors are one-video groups)."""
+                duration: float, nd_per_source: int = 2, train_fraction: float = 0.6,
+                num_channels: int = 8) -> list[list[dict]]:
+    """All video specs, grouped by family (one group = one worker job; distractors are one-video groups).
+    With ``num_channels > 0`` every video is uploaded by a channel (`assign_channels`)."""
     if num_sources < 1:
         raise ValueError(f"num_sources must be >= 1, got {num_sources}")
     num_frames = max(4, int(round(duration * fps)))
@@ -112,7 +128,10 @@ def build_specs(num_sources: int, num_distractors: int, seed: int, size: tuple[i
             names = [str(rng.choice(HARD_TRANSFORMS))] if k == 0 else []
             names += [str(n) for n in rng.choice(ND_TRANSFORMS, int(rng.integers(1, 3)), replace=False)]
             names = list(dict.fromkeys(names))
-            transforms = [random_transform(rng, n, num_frames, size) for n in names]
+            transforms, length = [], num_frames
+            for name in names:  # each transform's parameters fit the video as the previous ones left it
+                transforms.append(random_transform(rng, name, length, size))
+                length = _length_after(transforms[-1], length)
             out_size = next(((t["width"], t["height"]) for t in transforms if t["name"] == "resize"), size)
             group.append(_video(f"{family}_nd{k}", "ND", family, split, scenes, transforms, out_size, size))
         # DS: one or two of the query's scenes spliced with a scene of an unrelated incident.
@@ -122,7 +141,7 @@ def build_specs(num_sources: int, num_distractors: int, seed: int, size: tuple[i
         ds_scenes.insert(int(rng.integers(0, len(ds_scenes) + 1)), other)
         group.append(_video(f"{family}_ds", "DS", family, split, ds_scenes, size=size))
         # CS: the same events from another viewpoint.
-        group.append(_video(f"{family}_cs", "CS", family, split, [_other_viewpoint(rng, s) for s in scenes],
+        group.append(_video(f"{family}_cs", "CS", family, split, [_other_viewpoint(rng, s, incident) for s in scenes],
                             size=size))
         # IS: the same incident, other scenes.
         group.append(_video(f"{family}_is", "IS", family, split, _source_scenes(rng, incident, num_frames),
@@ -139,19 +158,54 @@ def build_specs(num_sources: int, num_distractors: int, seed: int, size: tuple[i
         split = "train" if d < num_train_d else "test"
         groups.append([_video(f"d{d:03d}", "distractor", f"d{d:03d}", split,
                               _source_scenes(rng, incident, num_frames), size=size)])
+    if num_channels > 0:
+        assign_channels(groups, num_channels, np.random.default_rng([seed, 1]), fps)
     return groups
+
+
+def random_channel(rng: np.random.Generator, fps: float) -> dict:
+    """An uploader channel: an intro bumper (1.5-2.5 s of its own animated scene) and a corner watermark."""
+    intro = random_scene(rng, random_incident(rng), max(1, int(round(rng.uniform(1.5, 2.5) * fps))))
+    w, h = rng.uniform(0.1, 0.16), rng.uniform(0.1, 0.16)
+    x0, y0 = rng.choice([0.02, 0.98 - w]), rng.choice([0.02, 0.98 - h])
+    watermark = {"name": "logo", "box": [round(x0, 3), round(y0, 3), round(x0 + w, 3), round(y0 + h, 3)],
+                 "color": rng.integers(0, 256, 3).tolist(), "color2": rng.integers(0, 256, 3).tolist()}
+    return {"intro": intro, "watermark": watermark}
+
+
+def assign_channels(groups: list[list[dict]], num_channels: int, rng: np.random.Generator, fps: float) -> None:
+    """Give every video an uploader channel (in place): its intro is prepended and its watermark stamped on
+    every frame, as platforms' channels do. Near-duplicates are re-uploads, so always by another channel
+    than the query's; other relatives and distractors come from any channel. Unrelated videos of one
+    channel therefore share content (intro, watermark) and copies do not: a retrieval model has to learn
+    to look past the channel, which no training-free baseline can."""
+    channels = [random_channel(rng, fps) for _ in range(num_channels)]
+    for group in groups:
+        query_channel = int(rng.integers(num_channels))
+        for spec in group:
+            channel = query_channel if spec["role"] in ("query", "distractor") else int(rng.integers(num_channels))
+            if spec["role"] == "ND" and num_channels > 1:
+                channel = int((query_channel + rng.integers(1, num_channels)) % num_channels)
+            spec["channel"] = {"id": channel, **channels[channel]}
 
 
 def render_video(spec: dict, fps: float, cache: dict | None = None) -> np.ndarray:
     """The exact frames (before encoding) of one video spec: uint8 [T, H, W, 3]. Scenes render at the
-    benchmark size (``render_size``); transforms (a `resize` included) apply afterwards."""
+    benchmark size (``render_size``); transforms (a `resize` included) apply afterwards; then the channel's
+    intro (rendered at the output size) is prepended and its watermark stamped on every frame."""
     key = json.dumps(spec["scenes"], sort_keys=True)
     frames = None if cache is None else cache.get(key)
     if frames is None:
         frames = render_scenes(spec["scenes"], tuple(spec["render_size"]), fps)
         if cache is not None:
             cache[key] = frames
-    return apply_transforms(frames, spec["transforms"])
+    frames = apply_transforms(frames, spec["transforms"])
+    channel = spec.get("channel")
+    if channel:
+        height, width = frames.shape[1:3]
+        intro = render_scenes([channel["intro"]], (width, height), fps)
+        frames = apply_transforms(np.concatenate([intro, frames]), [channel["watermark"]])
+    return frames
 
 
 def _write_group(group: list[dict], videos_dir: str, fps: float) -> list[dict]:
@@ -223,6 +277,7 @@ def generate_benchmark(
     duration: float = 6.0,
     nd_per_source: int = 2,
     train_fraction: float = 0.6,
+    num_channels: int = 8,
     workers: int = 1,
     progress: bool = True,
 ) -> BenchmarkPaths:
@@ -239,7 +294,7 @@ def generate_benchmark(
                            root / "manifest.json", root / "info.json")
     params = {"format_version": FORMAT_VERSION, "num_sources": num_sources, "num_distractors": num_distractors,
               "seed": seed, "size": [width, height], "fps": fps, "duration": duration,
-              "nd_per_source": nd_per_source, "train_fraction": train_fraction}
+              "nd_per_source": nd_per_source, "train_fraction": train_fraction, "num_channels": num_channels}
     params_file = root / "params.json"
     if params_file.exists():
         previous = json.loads(params_file.read_text())
@@ -254,7 +309,7 @@ def generate_benchmark(
     _write_json(params_file, params)
 
     groups = build_specs(num_sources, num_distractors, seed, (width, height), fps, duration, nd_per_source,
-                         train_fraction)
+                         train_fraction, num_channels)
     records = []
     from tqdm.auto import tqdm
 
@@ -315,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, default=8.0, help="frame rate; default 8")
     parser.add_argument("--duration", type=float, default=6.0, help="source video length in seconds; default 6")
     parser.add_argument("--train-fraction", type=float, default=0.6, help="families used for training; default 0.6")
+    parser.add_argument("--num-channels", type=int, default=8,
+                        help="uploader channels (intro bumper + watermark per channel; 0 = none); default 8")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="processes")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -324,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     paths = generate_benchmark(args.out_dir, args.num_sources, args.num_distractors, args.seed, args.size, args.fps,
-                               args.duration, args.nd_per_source, args.train_fraction, args.workers,
+                               args.duration, args.nd_per_source, args.train_fraction, args.num_channels, args.workers,
                                progress=not args.no_progress)
     info = json.loads(paths.info.read_text())
     print(f"{info['num_videos']} videos ({info['num_failed']} failed) in {paths.videos}")

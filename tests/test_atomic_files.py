@@ -1,0 +1,35 @@
+"""Atomic writes: the target is replaced whole or not at all, and no temporary file is left behind."""
+
+import json
+import os
+
+import pytest
+
+from vidtempo.processing.atomic_files import write_json_atomic, write_text_atomic
+
+
+def test_writes_creates_parents_and_replaces(tmp_path):
+    target = tmp_path / "a" / "b" / "x.json"
+    write_json_atomic(target, {"k": [1, 2]})
+    assert json.loads(target.read_text()) == {"k": [1, 2]}
+    write_json_atomic(target, {"k": 3}, indent=2)
+    assert target.read_text() == json.dumps({"k": 3}, indent=2)
+    assert os.listdir(target.parent) == ["x.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "x.txt"
+    write_text_atomic(target, "old")
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"bad": object()})  # not serialisable: fails before touching anything
+    real_replace = os.replace
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_text_atomic(target, "new")  # the temporary file was written, the rename failed
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["x.txt"]
