@@ -37,7 +37,7 @@ from ..processing.atomic_files import write_json_atomic
 from ..processing.processing_locvtp import LocVTPProcessor, default_image_processor
 from .config_files import config_from_yaml
 from .locvtp_data import IndexedDataset, VideoAugment, VideoTextCollator, load_caption_dataset
-from .train_tca import STATE_FILE, find_checkpoint, save_checkpoint
+from .train_tca import STATE_FILE, find_checkpoint, record_step, save_checkpoint
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -326,12 +326,7 @@ def train(config: LocVTPTrainConfig) -> dict:
             record = {"step": step, "epoch": epoch, "loss": loss.detach().float().item(),
                       **{k: v.detach().float().item() for k, v in parts.items()},
                       "lr": scheduler.get_last_lr()[0]}
-            state["history"].append(record)
-            progress.update(1)
-            if step % config.log_every == 0 or step == 1:
-                progress.set_postfix(loss=f"{record['loss']:.4f}")
-            if report_to:
-                accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=step)
+            record_step(state, record, progress, accelerator, report_to, config.log_every)
             if config.save_every and step % config.save_every == 0:
                 save_checkpoint(accelerator, output_dir, state, config.keep_last)
             if step >= max_steps:

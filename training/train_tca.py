@@ -184,6 +184,18 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, kee
     return final
 
 
+def record_step(state: dict, record: dict, progress: tqdm, accelerator: Accelerator, report_to: str | None,
+                log_every: int) -> None:
+    """Append one optimizer step's `record` to the run history, advance the progress bar (showing the loss
+    every `log_every` steps) and log it to the trackers as ``train/<key>``."""
+    state["history"].append(record)
+    progress.update(1)
+    if record["step"] % log_every == 0 or record["step"] == 1:
+        progress.set_postfix(loss=f"{record['loss']:.4f}")
+    if report_to:
+        accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+
 def save_model_atomically(model: TCAModel, folder: Path) -> None:
     """`save_pretrained` into a temporary sibling folder, then rename it over `folder` (main process only)."""
     temporary = folder.with_name(f".tmp_{folder.name}")
@@ -439,12 +451,7 @@ def train(config: TrainConfig) -> dict:
                 "pos_sim": positive_sim.detach().mean().item(),
                 "neg_sim": negative_sim.detach().mean().item(),
             }
-            state["history"].append(record)
-            progress.update(1)
-            if step % config.log_every == 0 or step == 1:
-                progress.set_postfix(loss=f"{mean_loss:.4f}")
-            if report_to:
-                accelerator.log({"train/" + k: v for k, v in record.items() if k != "step"}, step=step)
+            record_step(state, record, progress, accelerator, report_to, config.log_every)
             end_of_epoch = state["batches_done"] % len(loader) == 0
             if val_pairs and (
                 (config.val_every and step % config.val_every == 0)
