@@ -115,9 +115,9 @@ def test_collator_skips_bad_videos_and_trims_segments(captioned, tmp_path):
 
 def _config(captioned, out, **overrides):
     # 7 training videos, batch 4 (drop_last): one step per epoch, lr x0.1 after steps 4 and 6 of 8
-    return LocVTPTrainConfig.from_yaml(
-        CONFIG, captions=str(captioned["captions.csv"]), output_dir=str(out), batch_size=4, num_clips=4,
-        epochs=8, progress=False, **overrides)
+    settings = dict(batch_size=4, num_clips=4, epochs=8, progress=False) | overrides
+    return LocVTPTrainConfig.from_yaml(CONFIG, captions=str(captioned["captions.csv"]), output_dir=str(out),
+                                       **settings)
 
 
 @pytest.mark.slow
@@ -144,6 +144,21 @@ def test_tiny_pretraining_loss_falls_and_resume_continues(captioned, tmp_path):
     assert resumed["global_step"] == 8
     np.testing.assert_allclose(resumed["losses"][4:], losses[4:], rtol=1e-4)
 
+
+
+@pytest.mark.slow
+def test_resume_in_the_middle_of_an_epoch_continues_the_same_run(captioned, tmp_path):
+    # batch 2: 3 steps per epoch, so the step-4 checkpoint falls after the first batch of epoch 2 and the resumed
+    # run must skip exactly the batches that epoch already used (same shuffle, same per-step loss randomness)
+    common = dict(batch_size=2, epochs=3, save_every=4)
+    full = train(_config(captioned, tmp_path / "full", max_steps=7, **common))
+    assert full["global_step"] == 7 and full["history"][3]["epoch"] == 1
+    out = tmp_path / "part"
+    train(_config(captioned, out, max_steps=4, **common))
+    resumed = train(_config(captioned, out, max_steps=7, resume="latest", **common))
+    assert resumed["global_step"] == 7
+    assert [r["epoch"] for r in resumed["history"]] == [r["epoch"] for r in full["history"]]
+    np.testing.assert_allclose(resumed["losses"][4:], full["losses"][4:], rtol=1e-5)
 
 WORKER = textwrap.dedent('''
     import json, sys
