@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,8 @@ class DescriptorWriter:
         self.out_dir = Path(self.out_dir)
         write_info(self.out_dir, self.dim, **self.metadata)
         (self.out_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        for stale in (self.out_dir / DATA_DIR).glob(f".{self.prefix}-*.parquet.tmp"):
+            stale.unlink(missing_ok=True)  # a shard this writer's predecessor was killed while writing
         self._rows: list[dict] = []
         self.written = 0
 
@@ -175,17 +178,33 @@ def append_failure(out_dir: str | os.PathLike, video_id: str, path: str, error: 
     """Record a video that could not be processed in `failed.jsonl` (one JSON object per line)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / FAILED_FILE, "a") as handle:
-        handle.write(json.dumps({"video_id": video_id, "path": path, "error": error}) + "\n")
+    log = out_dir / FAILED_FILE
+    row = json.dumps({"video_id": video_id, "path": path, "error": error}) + "\n"
+    with open(log, "a+b") as handle:
+        if handle.tell():  # a job killed while appending leaves a torn last line: start a new one
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                row = "\n" + row
+        handle.write(row.encode())
         handle.flush()
         os.fsync(handle.fileno())
 
 
 def read_failures(directory: str | os.PathLike) -> list[dict]:
+    """The rows of `failed.jsonl`. A malformed line (a job killed while appending) is skipped with a warning
+    naming the file and line: that video is not marked failed, so a resumed job simply tries it again."""
     path = Path(directory) / FAILED_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            warnings.warn(f"{path}, line {number}: not a JSON object ({error}); ignored", stacklevel=2)
+    return rows
 
 
 def existing_ids(directory: str | os.PathLike) -> set[str]:

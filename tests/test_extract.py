@@ -168,3 +168,56 @@ def test_two_processes_with_torchrun(workspace, tmp_path, free_port):
     expected = reference_descriptors(workspace, workspace / "model")
     for vid, feats, _ in rows:
         np.testing.assert_allclose(feats.astype(np.float32), expected[vid], atol=2e-3)
+
+
+def test_a_torn_failure_log_line_is_skipped_and_the_next_row_starts_a_new_line(tmp_path):
+    from vidtempo.processing.descriptor_store import FAILED_FILE, append_failure
+
+    append_failure(tmp_path, "a", "/v/a.mp4", "cannot open")
+    with open(tmp_path / FAILED_FILE, "a") as handle:  # what a job killed mid-append leaves behind
+        handle.write('{"video_id": "b", "pa')
+    with pytest.warns(UserWarning, match=r"failed.jsonl, line 2: not a JSON object"):
+        assert [row["video_id"] for row in read_failures(tmp_path)] == ["a"]  # b is not failed: it will be retried
+    append_failure(tmp_path, "c", "/v/c.mp4", "too short")
+    with pytest.warns(UserWarning, match="line 2"):
+        rows = read_failures(tmp_path)
+    assert [(row["video_id"], row["error"]) for row in rows] == [("a", "cannot open"), ("c", "too short")]
+
+
+@pytest.mark.slow
+def test_extraction_killed_mid_run_resumes_to_the_same_descriptors(workspace, tmp_path):
+    """SIGKILL `vidtempo-extract` once its first shard exists; resuming gives every video once, as a clean run does."""
+    import signal
+    import time
+
+    videos = tmp_path / "videos"
+    rng = np.random.default_rng(1)
+    for i in range(40):
+        frames = rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(20, 0)
+        write_video(videos / f"v{i:02d}.mp4", frames, 10)
+    (videos / "broken.mp4").write_text("not a video")
+    args = [str(videos), "--model", str(workspace / "model"), "--num-workers", "0", "--shard-size", "1",
+            "--batch-size", "4", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "clean")]) == 0
+
+    out = tmp_path / "killed"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(torch.get_num_threads()))
+    process = subprocess.Popen([sys.executable, "-m", "vidtempo.processing.extract", *args, "--out", str(out)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not shard_files(out) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "extraction ended before it could be killed"
+    done_when_killed = existing_ids(out)
+    assert 1 <= len(done_when_killed) < 40
+    (out / "data" / ".p0-0123456789ab.parquet.tmp").write_bytes(b"PAR1")  # as if killed mid-write
+
+    assert main(args + ["--out", str(out)]) == 0
+    clean = {vid: feats for vid, feats, _ in iter_descriptors(tmp_path / "clean")}
+    resumed = [(vid, feats) for vid, feats, _ in iter_descriptors(out)]
+    assert sorted(vid for vid, _ in resumed) == sorted(clean)  # every video exactly once
+    for vid, feats in resumed:
+        np.testing.assert_array_equal(feats, clean[vid])
+    assert [row["video_id"] for row in read_failures(out)] == ["broken"]
+    assert not list(out.rglob(".*tmp*"))  # no temporary shard left behind

@@ -329,6 +329,44 @@ def test_resume_continues_exactly(synthetic, tmp_path):
     assert names == ["step_00000002", "step_00000004", "step_00000006"]
 
 
+
+@pytest.mark.slow
+def test_resume_after_the_process_is_killed(synthetic, tmp_path):
+    """SIGKILL a CLI run once a checkpoint exists (it may die mid-save), resume: the same run as an uninterrupted one."""
+    import dataclasses
+    import signal
+    import time
+
+    import yaml
+
+    desc, pair_file, _, _ = synthetic
+    common = dict(epochs=6, batch_size=8, save_every=1, keep_last=2, val_every=5, max_steps=40, dropout=0.5)
+    full = train(tiny_config(tmp_path / "full", desc, pair_file, **common))
+    config = tiny_config(tmp_path / "killed", desc, pair_file, **common)
+    config_file = tmp_path / "killed.yaml"
+    config_file.write_text(yaml.safe_dump(dataclasses.asdict(config)))
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))  # same float reductions as this process
+    process = subprocess.Popen([sys.executable, "-m", "vidtempo.training.train_tca", "--config", str(config_file)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = Path(config.output_dir) / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not (checkpoints / "step_00000003").is_dir() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = find_checkpoint(config.output_dir, "latest")
+    assert 3 <= int(killed_at.name.split("_")[1]) < 40
+    assert not (Path(config.output_dir) / "metrics.json").exists()
+
+    resumed = train(dataclasses.replace(config, resume="latest"))
+    assert resumed["global_step"] == full["global_step"] == 40
+    assert resumed["losses"] == full["losses"]
+    assert resumed["bank_fingerprint"] == full["bank_fingerprint"]
+    assert [v for v in resumed["validation"] if v["step"] % 5 == 0] == [
+        v for v in full["validation"] if v["step"] % 5 == 0
+    ]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_00000039", "step_00000040"]
+
 def test_validation_map_matches_hand_ranking():
     """validation_map against a hand computation with an identity model: embeddings = mean of frames."""
     from vidtempo.modeling import TCAConfig, TCAModel

@@ -9,7 +9,7 @@ bf16 autocast (`--mixed-precision bf16`), gradient accumulation, gradient checkp
 `save_state` checkpoints every `save_every` steps (atomic) and `--resume latest`. With several processes
 the three losses see the whole global batch: clip/word/video/sentence embeddings are all-gathered with the
 local slice put back in its slot, so gradients flow through this process's part (`gather_with_grad`).
-Unreadable videos are skipped and listed in `<output_dir>/failed.jsonl`. The final model and processor
+Unreadable videos are skipped and listed in `<output_dir>/failed_rank<N>.jsonl` (one file per process). The final model and processor
 are saved to `<output_dir>/model`, the losses to `<output_dir>/metrics.json`.
 """
 

@@ -408,7 +408,9 @@ def train(config: TrainConfig) -> dict:
     for epoch in range(start_epoch, config.epochs):
         if finished:
             break
-        sampler.set_epoch(epoch)
+        # Accelerate's loader re-sets its sampler's epoch from its own iteration counter on every pass, and that
+        # counter restarts at 0 in a resumed run: set the counter itself (it reaches the sampler and the skip loader)
+        loader.set_epoch(epoch)
         dataset.set_epoch(epoch)
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         skip = 0
