@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, CLIPVisionModel, DistilBertModel, PreTrainedModel, TimesformerModel
+from transformers import (
+    AutoConfig,
+    CLIPVisionModel,
+    DistilBertModel,
+    PreTrainedModel,
+    TimesformerConfig,
+    TimesformerModel,
+    ViTModel,
+)
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
@@ -535,8 +543,10 @@ class LocVTPModel(LocVTPPreTrainedModel):
     def from_vision_text_pretrained(
         cls, vision_name_or_path: str, text_name_or_path: str, **kwargs
     ) -> LocVTPModel:
-        """Start from pretrained towers: a TimeSformer (e.g. `facebook/timesformer-base-finetuned-k400`) or a
-        CLIP / CLIP-vision checkpoint (e.g. `openai/clip-vit-base-patch16`), and a DistilBERT
+        """Start from pretrained towers: a TimeSformer (e.g. `facebook/timesformer-base-finetuned-k400`), an image
+        ViT (e.g. `google/vit-base-patch16-224-in21k`, the paper's start: see `timesformer_from_image_vit`;
+        `vision_num_frames` sets its clip length, default `frames_per_clip`) or a CLIP / CLIP-vision
+        checkpoint (e.g. `openai/clip-vit-base-patch16`), and a DistilBERT
         (`distilbert-base-uncased`). Keyword arguments prefixed `vision_` / `text_` go to the towers'
         `from_pretrained`; the rest configure `LocVTPConfig` (projections and warping head start random).
         """
@@ -545,7 +555,11 @@ class LocVTPModel(LocVTPPreTrainedModel):
         if "backbone" in vision_kwargs:
             raise ValueError("vision_backbone is inferred from the vision checkpoint; do not pass it")
         vision_type = AutoConfig.from_pretrained(vision_name_or_path).model_type
-        if vision_type == "timesformer":
+        if vision_type == "vit":  # the paper's initialisation: an ImageNet ViT, temporal attention starting at zero
+            num_frames = vision_kwargs.pop("num_frames", kwargs.get("frames_per_clip", 16))
+            vit = ViTModel.from_pretrained(vision_name_or_path, add_pooling_layer=False, **vision_kwargs)
+            vision_model, backbone = timesformer_from_image_vit(vit, num_frames), "timesformer"
+        elif vision_type == "timesformer":
             vision_model, backbone = (
                 TimesformerModel.from_pretrained(vision_name_or_path, **vision_kwargs),
                 "timesformer",
@@ -557,7 +571,8 @@ class LocVTPModel(LocVTPPreTrainedModel):
             )
         else:
             raise ValueError(
-                f"{vision_name_or_path}: vision checkpoint must be a TimeSformer or CLIP model, got {vision_type!r}"
+                f"{vision_name_or_path}: vision checkpoint must be a TimeSformer, CLIP or image ViT model, "
+                f"got {vision_type!r}"
             )
         text_model = DistilBertModel.from_pretrained(text_name_or_path, **text_kwargs)
         if text_model.config.model_type != "distilbert":
@@ -570,6 +585,53 @@ class LocVTPModel(LocVTPPreTrainedModel):
         )
         return cls(config, vision_model=vision_model, text_model=text_model)
 
+
+@torch.no_grad()
+def timesformer_from_image_vit(vit: ViTModel, num_frames: int = 16) -> TimesformerModel:
+    """A divided space-time TimeSformer initialised from an image `ViTModel` (METHODS.md §2.1: spatial weights
+    from ImageNet-21k, temporal attention initialised to zero).
+
+    Patch, class and position embeddings, and each block's spatial attention, layer norms and MLP are the
+    ViT's. Time embeddings are zero. Each block's temporal branch starts as a copy of its spatial attention
+    (as in the TimeSformer recipe) behind a zero output projection (`temporal_dense`), so it adds nothing until
+    trained: a clip of identical frames is encoded exactly as the ViT encodes that frame.
+    """
+    vc = vit.config
+    config = TimesformerConfig(
+        image_size=vc.image_size, patch_size=vc.patch_size, num_channels=vc.num_channels, num_frames=num_frames,
+        hidden_size=vc.hidden_size, num_hidden_layers=vc.num_hidden_layers,
+        num_attention_heads=vc.num_attention_heads, intermediate_size=vc.intermediate_size,
+        hidden_act=vc.hidden_act, hidden_dropout_prob=vc.hidden_dropout_prob,
+        attention_probs_dropout_prob=vc.attention_probs_dropout_prob, initializer_range=vc.initializer_range,
+        layer_norm_eps=vc.layer_norm_eps, qkv_bias=vc.qkv_bias, attention_type="divided_space_time",
+    )  # fmt: skip
+    source = vit.state_dict()
+    target = TimesformerModel(config).to(dtype=vit.dtype)
+    weights = {name: source[name] for name in ("embeddings.cls_token", "embeddings.position_embeddings",
+               "embeddings.patch_embeddings.projection.weight", "embeddings.patch_embeddings.projection.bias",
+               "layernorm.weight", "layernorm.bias")}  # fmt: skip
+    weights["embeddings.time_embeddings"] = torch.zeros_like(target.embeddings.time_embeddings)
+    for i in range(vc.num_hidden_layers):
+        vit_layer, layer = f"layers.{i}.", f"encoder.layer.{i}."
+        for part in ("weight", "bias"):
+            if f"{vit_layer}attention.q_proj.{part}" in source:  # no q/k/v bias when qkv_bias=False
+                qkv = torch.cat([source[f"{vit_layer}attention.{p}_proj.{part}"] for p in "qkv"])  # [3H, H] / [3H]
+                for branch in ("attention", "temporal_attention"):
+                    weights[f"{layer}{branch}.attention.qkv.{part}"] = qkv
+            out = source[f"{vit_layer}attention.o_proj.{part}"]
+            norm_before = source[f"{vit_layer}layernorm_before.{part}"]
+            for branch in ("attention", "temporal_attention"):
+                weights[f"{layer}{branch}.output.dense.{part}"] = out
+            weights[f"{layer}layernorm_before.{part}"] = norm_before
+            weights[f"{layer}temporal_layernorm.{part}"] = norm_before
+            weights[f"{layer}layernorm_after.{part}"] = source[f"{vit_layer}layernorm_after.{part}"]
+            weights[f"{layer}intermediate.dense.{part}"] = source[f"{vit_layer}mlp.fc1.{part}"]
+            weights[f"{layer}output.dense.{part}"] = source[f"{vit_layer}mlp.fc2.{part}"]
+            weights[f"{layer}temporal_dense.{part}"] = torch.zeros_like(
+                getattr(target.encoder.layer[i].temporal_dense, part)
+            )
+    target.load_state_dict({name: value.clone() for name, value in weights.items()}, strict=True)
+    return target
 
 def _check_offsets(temporal_offsets: torch.Tensor, clip_mask: torch.Tensor, delta_max: int) -> None:
     clips = clip_mask.shape[1]
@@ -590,4 +652,5 @@ __all__ = [
     "fine_grained_contrastive_loss",
     "positive_word_embeds",
     "sample_temporal_offsets",
+    "timesformer_from_image_vit",
 ]

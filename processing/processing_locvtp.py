@@ -27,13 +27,13 @@ KINETICS_MEAN = (0.45, 0.45, 0.45)  # TimeSformer / VideoMAE statistics
 KINETICS_STD = (0.225, 0.225, 0.225)
 
 
-def default_image_processor(size: int = 224) -> TCAImageProcessor:
-    """TimeSformer's frame preprocessing: shorter side to `size`, centre crop `size`, Kinetics mean/std.
-    (The frame resize/crop/normalise is the TCA image processor's, configured for LocVTP; for the CLIP
-    backbone pass `image_mean`/`image_std` of CLIP.)"""
-    return TCAImageProcessor(
-        shortest_edge=size, crop_size=size, image_mean=KINETICS_MEAN, image_std=KINETICS_STD
-    )
+def default_image_processor(
+    size: int = 224, image_mean: Sequence[float] = KINETICS_MEAN, image_std: Sequence[float] = KINETICS_STD
+) -> TCAImageProcessor:
+    """TimeSformer's frame preprocessing: shorter side to `size`, centre crop `size`, Kinetics mean/std unless
+    given. (The frame resize/crop/normalise is the TCA image processor's, configured for LocVTP; a vision tower
+    started from another checkpoint, such as an ImageNet-21k ViT or CLIP, wants that checkpoint's statistics.)"""
+    return TCAImageProcessor(shortest_edge=size, crop_size=size, image_mean=image_mean, image_std=image_std)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -19,9 +19,12 @@ from transformers import (
     DistilBertModel,
     TimesformerConfig,
     TimesformerForVideoClassification,
+    ViTConfig,
+    ViTModel,
 )
 
 from vidtempo.modeling import LocVTPConfig, LocVTPModel
+from vidtempo.modeling.modeling_locvtp import timesformer_from_image_vit
 
 SPECIAL = [0, 1, 2]
 VISION = dict(
@@ -263,9 +266,69 @@ def test_from_vision_text_pretrained_local_folders(tmp_path):
         from_full.vision_model.embeddings.patch_embedding.weight,
         full.vision_model.embeddings.patch_embedding.weight,
     )
-    with pytest.raises(ValueError, match="must be a TimeSformer or CLIP"):
+    with pytest.raises(ValueError, match="must be a TimeSformer, CLIP or image ViT"):
         LocVTPModel.from_vision_text_pretrained(str(tmp_path / "distilbert"), str(tmp_path / "distilbert"))
 
+
+def _tiny_vit(seed: int = 0, **overrides) -> ViTModel:
+    """A small image ViT with every parameter perturbed (default init leaves biases at 0 and norms at 1)."""
+    torch.manual_seed(seed)
+    config = ViTConfig(**{**dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+                                 image_size=16, patch_size=8), **overrides})  # fmt: skip
+    vit = ViTModel(config, add_pooling_layer=False).eval()
+    with torch.no_grad():
+        for parameter in vit.parameters():
+            parameter.add_(0.2 * torch.randn_like(parameter))
+    return vit
+
+
+@pytest.mark.parametrize("qkv_bias", [True, False])
+def test_timesformer_from_image_vit_encodes_a_still_clip_like_the_vit(qkv_bias):
+    vit = _tiny_vit(qkv_bias=qkv_bias)
+    video = timesformer_from_image_vit(vit, num_frames=4).eval()
+    assert video.config.attention_type == "divided_space_time" and video.config.num_frames == 4
+    frames = torch.randn(2, 3, 16, 16)
+    still = frames[:, None].expand(2, 4, 3, 16, 16).contiguous()  # [B, T, C, H, W], one frame repeated
+    with torch.no_grad():
+        want = vit(pixel_values=frames).last_hidden_state  # [B, 1 + P, D]
+        got = video(pixel_values=still).last_hidden_state  # [B, 1 + P·T, D], patch-major, frame-minor
+    patches = got[:, 1:].reshape(2, want.shape[1] - 1, 4, -1)  # [B, P, T, D]
+    torch.testing.assert_close(got[:, 0], want[:, 0])
+    for t in range(4):
+        torch.testing.assert_close(patches[:, :, t], want[:, 1:])
+    # temporal attention starts at zero, and is trained: its output projection gets gradients on a moving clip
+    assert all(float(layer.temporal_dense.weight.detach().abs().max()) == 0 for layer in video.encoder.layer)
+    video.train()
+    video(pixel_values=torch.randn(2, 4, 3, 16, 16)).last_hidden_state.square().mean().backward()
+    assert all(float(layer.temporal_dense.weight.grad.abs().max()) > 0 for layer in video.encoder.layer)
+
+
+def test_from_vision_text_pretrained_starts_from_an_image_vit_folder(tmp_path):
+    # as google/vit-base-patch16-224-in21k (saved with its pooler) + distilbert-base-uncased
+    vit = _tiny_vit()
+    with_pooler = ViTModel(vit.config)  # the checkpoint has a pooler: it must be dropped, not fail
+    assert with_pooler.load_state_dict(vit.state_dict(), strict=False).missing_keys == [
+        "pooler.dense.weight", "pooler.dense.bias",
+    ]  # fmt: skip
+    with_pooler.save_pretrained(tmp_path / "vit")
+    DistilBertModel(DistilBertConfig(**TEXT)).save_pretrained(tmp_path / "distilbert")
+    model = LocVTPModel.from_vision_text_pretrained(
+        str(tmp_path / "vit"), str(tmp_path / "distilbert"), projection_dim=8, special_token_ids=SPECIAL,
+        frames_per_clip=2,
+    )  # fmt: skip
+    assert model.config.vision_backbone == "timesformer" and model.config.vision_config.num_frames == 2
+    torch.testing.assert_close(model.vision_model.embeddings.position_embeddings, vit.embeddings.position_embeddings)
+    out = model(**inputs(), return_loss=True)
+    assert torch.isfinite(out.loss)
+    model.save_pretrained(tmp_path / "locvtp")
+    reloaded = LocVTPModel.from_pretrained(tmp_path / "locvtp").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs()).clip_embeds, model.eval()(**inputs()).clip_embeds)
+    eight = LocVTPModel.from_vision_text_pretrained(
+        str(tmp_path / "vit"), str(tmp_path / "distilbert"), projection_dim=8, special_token_ids=SPECIAL,
+        vision_num_frames=8,
+    )  # fmt: skip
+    assert eight.config.vision_config.num_frames == 8
 
 @pytest.mark.parametrize(
     "overrides",

@@ -26,6 +26,7 @@ from vidtempo.training.locvtp_data import (
 from vidtempo.training.train_locvtp import (
     LocVTPTrainConfig,
     build_caption_tokenizer,
+    build_processor,
     main,
     step_decay_factor,
     train,
@@ -119,6 +120,22 @@ def _config(captioned, out, **overrides):
     return LocVTPTrainConfig.from_yaml(CONFIG, captions=str(captioned["captions.csv"]), output_dir=str(out),
                                        **settings)
 
+
+def test_frames_are_normalised_with_the_vision_checkpoints_statistics(captioned, tmp_path):
+    vit = tmp_path / "vit"  # as google/vit-base-patch16-224-in21k: mean = std = 0.5
+    vit.mkdir()
+    (vit / "preprocessor_config.json").write_text(json.dumps(
+        {"image_processor_type": "ViTImageProcessor", "image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
+    config = _config(captioned, tmp_path / "out", vision_model=str(vit))
+    processor = build_processor(config, ["a man opens a door"])
+    assert (processor.image_processor.image_mean, processor.image_processor.image_std) == ([0.5] * 3, [0.5] * 3)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    with pytest.warns(UserWarning, match="bare: no image_mean/image_std"):
+        processor = build_processor(dataclasses.replace(config, vision_model=str(bare)), ["a door"])
+    assert processor.image_processor.image_mean == [0.45] * 3  # Kinetics, TimeSformer's own
+    paper = LocVTPTrainConfig.from_yaml(CONFIG.with_name("locvtp_vitb16.yaml"))
+    assert (paper.vision_model, paper.text_model) == ("google/vit-base-patch16-224-in21k", "distilbert-base-uncased")
 
 @pytest.mark.slow
 def test_tiny_pretraining_loss_falls_and_resume_continues(captioned, tmp_path):

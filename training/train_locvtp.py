@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,8 +112,8 @@ class LocVTPTrainConfig:
     split: str | None = "train"  # keep rows whose `split` column equals this (None: all rows)
     unit: str = "segment"  # "segment": one row per caption; "video": a video's captions joined
     model_name_or_path: str | None = None  # a saved LocVTPModel folder / hub id
-    vision_model: str | None = None  # pretrained towers (from_vision_text_pretrained), e.g.
-    text_model: str | None = None  # facebook/timesformer-base-finetuned-k400 + distilbert-base-uncased
+    vision_model: str | None = None  # pretrained towers (from_vision_text_pretrained), e.g. the paper's
+    text_model: str | None = None  # google/vit-base-patch16-224-in21k (or a TimeSformer/CLIP) + distilbert-base-uncased
     model_config: dict = field(default_factory=dict)  # LocVTPConfig kwargs for a randomly initialised model
     processor: str | None = None  # a saved LocVTPProcessor folder / hub id
     tokenizer_from_captions: bool = False  # offline: word-level DistilBERT vocabulary built from the captions
@@ -184,6 +185,19 @@ def build_caption_tokenizer(captions: list[str], out_dir: str | os.PathLike):
     return DistilBertTokenizerFast(vocab_file=str(vocab))
 
 
+def checkpoint_normalisation(name_or_path: str) -> tuple[list[float], list[float]] | None:
+    """`(image_mean, image_std)` from a checkpoint's `preprocessor_config.json`; None when it has none."""
+    from transformers.image_processing_base import ImageProcessingMixin
+
+    try:
+        values, _ = ImageProcessingMixin.get_image_processor_dict(name_or_path)
+    except OSError:
+        return None
+    if "image_mean" not in values or "image_std" not in values:
+        return None
+    return list(values["image_mean"]), list(values["image_std"])
+
+
 def build_processor(config: LocVTPTrainConfig, captions: list[str]) -> LocVTPProcessor:
     if config.processor:
         processor = LocVTPProcessor.from_pretrained(config.processor)
@@ -197,8 +211,16 @@ def build_processor(config: LocVTPTrainConfig, captions: list[str]) -> LocVTPPro
         tokenizer = AutoTokenizer.from_pretrained(config.text_model)
     else:
         raise ValueError("no tokenizer: set `processor`, `text_model` or `tokenizer_from_captions: true`")
+    image_processor = default_image_processor(config.image_size)
+    if config.vision_model:  # frames normalised as the vision checkpoint was trained (ViT-21k: 0.5, CLIP: its own)
+        statistics = checkpoint_normalisation(config.vision_model)
+        if statistics is None:
+            warnings.warn(f"{config.vision_model}: no image_mean/image_std in its preprocessor_config.json; "
+                          "frames are normalised with the Kinetics statistics", stacklevel=2)
+        else:
+            image_processor = default_image_processor(config.image_size, *statistics)
     return LocVTPProcessor(
-        image_processor=default_image_processor(config.image_size),
+        image_processor=image_processor,
         tokenizer=tokenizer,
         num_clips=config.num_clips,
         frames_per_clip=config.frames_per_clip,
