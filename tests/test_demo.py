@@ -56,6 +56,9 @@ def test_miniature_demo_end_to_end(tmp_path, capsys):
     assert summary["max_reload_diff"] <= 1e-6
     assert summary["max_reload_diff_without_vidtempo"] <= 1e-5
 
+    # the plot of the run is a real PNG next to the results
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and summary["plot"] == str(out / "demo.png")
+
     # the search printed ranked matches with labels
     printed = capsys.readouterr().out
     assert "top 8 of" in printed and "ND" in printed
@@ -64,3 +67,24 @@ def test_miniature_demo_end_to_end(tmp_path, capsys):
     again = run(build_parser().parse_args([*TINY, "--output", str(out)]))
     assert again["rows"] == summary["rows"]
     assert "reusing the trained model" in capsys.readouterr().out
+
+
+def test_summary_figure_shows_the_numbers_it_is_given():
+    from vidtempo.training.demo import summary_figure
+
+    metrics = {
+        "history": [{"step": s, "loss": 10.0 - s} for s in range(1, 9)],
+        "validation": [{"step": 0, "val_map": 0.5}, {"step": 4, "val_map": 0.7}, {"step": 8, "val_map": 0.6}],
+        "best_step": 4,
+    }
+    rows = [("baseline: mean (cosine)", {"DSVR": 0.8, "CSVR": 0.6, "ISVR": 0.5}),
+            ("TCA_c (cosine)", {"DSVR": 0.9, "CSVR": 0.7, "ISVR": 0.65})]  # fmt: skip
+    fig = summary_figure(metrics, rows)
+    curve, bars, validation = fig.axes  # the twin axis is created last
+    assert list(curve.lines[0].get_ydata()) == [10.0 - s for s in range(1, 9)]
+    assert list(validation.lines[0].get_xdata()) == [0, 4, 8]
+    assert list(validation.lines[0].get_ydata()) == [0.5, 0.7, 0.6]
+    assert list(validation.lines[1].get_xdata()) == [4, 4]  # the kept step
+    heights = [patch.get_height() for patch in bars.patches]
+    assert heights == [0.8, 0.6, 0.5, 0.9, 0.7, 0.65]  # method by method, DSVR / CSVR / ISVR
+    assert [t.get_text() for t in bars.get_legend().get_texts()] == [name for name, _ in rows]

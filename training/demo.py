@@ -132,6 +132,57 @@ def _reload_without_vidtempo(folder: Path, descriptors_dir: Path, ids: list[str]
         return float(np.abs(np.load(outputs) - expected.numpy()).max())
 
 
+def summary_figure(metrics: dict, rows: list[tuple[str, dict]]):
+    """Left: the training loss and the validation mAP per step, the kept step marked. Right: held-out mAP of
+    every method on DSVR / CSVR / ISVR (hatched: baselines). `metrics` is train_tca's metrics.json."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (curve, bars) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    steps = [record["step"] for record in metrics["history"]]
+    curve.plot(steps, [record["loss"] for record in metrics["history"]], color="tab:gray", lw=0.8, label="loss")
+    curve.set_xlabel("optimizer step")
+    curve.set_ylabel("training loss")
+    validation = curve.twinx()
+    val_steps = [v["step"] for v in metrics["validation"]]
+    validation.plot(val_steps, [v["val_map"] for v in metrics["validation"]], "o-", color="tab:blue",
+                    label="validation mAP (held-out training families)")  # fmt: skip
+    if metrics.get("best_step") is not None:
+        validation.axvline(metrics["best_step"], color="tab:green", ls="--", label=f"kept: step {metrics['best_step']}")
+    validation.set_ylabel("validation mAP")
+    handles = curve.get_legend_handles_labels()[0] + validation.get_legend_handles_labels()[0]
+    validation.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=8)
+    curve.set_title("TCA training")
+
+    tasks = ("DSVR", "CSVR", "ISVR")
+    width = 0.8 / len(rows)
+    for i, (name, values) in enumerate(rows):
+        offsets = np.arange(len(tasks)) + (i - (len(rows) - 1) / 2) * width
+        bars.bar(offsets, [values[t] for t in tasks], width, label=name, hatch="//" if "baseline" in name else None)
+    bars.set_xticks(np.arange(len(tasks)), tasks)
+    bars.set_ylim(0, 1)
+    bars.set_ylabel("held-out mAP")
+    bars.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+    bars.set_title("held-out queries, FIVR protocol")
+    fig.tight_layout()
+    return fig
+
+
+def plot_summary(metrics: dict, rows: list[tuple[str, dict]], path: Path) -> Path:
+    """`summary_figure` saved as a PNG at `path` (written to a temporary name, then renamed)."""
+    import matplotlib.pyplot as plt
+
+    fig = summary_figure(metrics, rows)
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(temporary, dpi=100)
+    plt.close(fig)
+    os.replace(temporary, path)
+    return path
+
 def run(args: argparse.Namespace) -> dict:
     from transformers import AutoModel
 
@@ -239,7 +290,7 @@ def run(args: argparse.Namespace) -> dict:
         rows.append((name, result["metrics"]))
         if embeddings is trained:
             results.append(result)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    _mark(out / "results.json", results)
 
     _stage("6/7 publish a Hub-ready folder and reload it with AutoModel(trust_remote_code=True)", started)
     published = out / "published"
@@ -281,6 +332,7 @@ def run(args: argparse.Namespace) -> dict:
     for rank, (vid, score) in enumerate(zip(hits.ids, hits.scores), start=1):
         print(f"  {rank:2d}. {vid:<28s} {score:.3f}  {labels.get(vid, '-')}")
 
+    plot = plot_summary(metrics, rows, out / "demo.png")
     elapsed = time.perf_counter() - started
     print(f"\n=== summary: held-out FIVR-style mAP ({len(heldout['queries'])} queries, "
           f"{len(heldout['database'])} database videos, seed {args.seed})")
@@ -291,7 +343,8 @@ def run(args: argparse.Namespace) -> dict:
         print(f"| {name:<44s} | {metrics['DSVR']:.3f} | {metrics['CSVR']:.3f} | {metrics['ISVR']:.3f} |")
     print(f"\nDone in {elapsed:.0f} s. Outputs: {out}")
     print(f"  model (Hub-ready): {published}\n  results: {out / 'results.json'}\n  index: {index_dir}")
-    summary = {"rows": [{"name": n, **m} for n, m in rows], "seconds": elapsed, "output": str(out),
+    print(f"  plot (training curve, mAP per method): {plot}")
+    summary = {"rows": [{"name": n, **m} for n, m in rows], "seconds": elapsed, "output": str(out), "plot": str(plot),
                "max_reload_diff": max_diff, "max_reload_diff_without_vidtempo": remote_diff,
                "published": str(published), "results": str(out / "results.json")}
     _mark(out / "summary.json", summary)
