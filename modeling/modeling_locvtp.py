@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import (
     AutoConfig,
+    CLIPModel,
     CLIPVisionModel,
     DistilBertModel,
     PreTrainedModel,
@@ -28,10 +29,12 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_locvtp import CORRESPONDENCE_MODES, LocVTPConfig
 from .modeling_tca import masked_mean
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -543,18 +546,23 @@ class LocVTPModel(LocVTPPreTrainedModel):
     def from_vision_text_pretrained(
         cls, vision_name_or_path: str, text_name_or_path: str, **kwargs
     ) -> LocVTPModel:
-        """Start from pretrained towers: a TimeSformer (e.g. `facebook/timesformer-base-finetuned-k400`), an image
-        ViT (e.g. `google/vit-base-patch16-224-in21k`, the paper's start: see `timesformer_from_image_vit`;
-        `vision_num_frames` sets its clip length, default `frames_per_clip`) or a CLIP / CLIP-vision
-        checkpoint (e.g. `openai/clip-vit-base-patch16`), and a DistilBERT
-        (`distilbert-base-uncased`). Keyword arguments prefixed `vision_` / `text_` go to the towers'
-        `from_pretrained`; the rest configure `LocVTPConfig` (projections and warping head start random).
+        """Start from pretrained towers and a DistilBERT (`distilbert-base-uncased`). The vision checkpoint is one of:
+
+        - an image ViT (e.g. `google/vit-base-patch16-224-in21k`), the paper's start: see
+          `timesformer_from_image_vit`; `vision_num_frames` sets its clip length (default `frames_per_clip`);
+        - a TimeSformer (e.g. `facebook/timesformer-base-finetuned-k400`);
+        - a CLIP (e.g. `openai/clip-vit-base-patch16`): its vision tower, and its visual projection when
+          `projection_dim` matches (the default then), or a CLIP vision tower alone.
+
+        Keyword arguments prefixed `vision_` / `text_` go to the towers' `from_pretrained`; the rest configure
+        `LocVTPConfig`. The text projection and the warping head start random.
         """
         vision_kwargs = {k[len("vision_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("vision_")}
         text_kwargs = {k[len("text_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("text_")}
         if "backbone" in vision_kwargs:
             raise ValueError("vision_backbone is inferred from the vision checkpoint; do not pass it")
         vision_type = AutoConfig.from_pretrained(vision_name_or_path).model_type
+        clip_projection = None
         if vision_type == "vit":  # the paper's initialisation: an ImageNet ViT, temporal attention starting at zero
             num_frames = vision_kwargs.pop("num_frames", kwargs.get("frames_per_clip", 16))
             vit = ViTModel.from_pretrained(vision_name_or_path, add_pooling_layer=False, **vision_kwargs)
@@ -564,11 +572,14 @@ class LocVTPModel(LocVTPPreTrainedModel):
                 TimesformerModel.from_pretrained(vision_name_or_path, **vision_kwargs),
                 "timesformer",
             )
-        elif vision_type in ("clip", "clip_vision_model"):
-            vision_model, backbone = (
-                CLIPVisionModel.from_pretrained(vision_name_or_path, **vision_kwargs),
-                "clip",
-            )
+        elif vision_type == "clip":  # a full CLIP: its vision tower, and its visual projection when D matches
+            full = CLIPModel.from_pretrained(vision_name_or_path, **vision_kwargs)
+            vision_model, backbone = full.vision_model, "clip"  # a CLIPVisionModel
+            clip_projection = full.visual_projection.weight.detach()  # [D_clip, hidden]
+            kwargs.setdefault("projection_dim", clip_projection.shape[0])
+            del full
+        elif vision_type == "clip_vision_model":
+            vision_model, backbone = CLIPVisionModel.from_pretrained(vision_name_or_path, **vision_kwargs), "clip"
         else:
             raise ValueError(
                 f"{vision_name_or_path}: vision checkpoint must be a TimeSformer, CLIP or image ViT model, "
@@ -583,7 +594,17 @@ class LocVTPModel(LocVTPPreTrainedModel):
             vision_backbone=backbone,
             **kwargs,
         )
-        return cls(config, vision_model=vision_model, text_model=text_model)
+        model = cls(config, vision_model=vision_model, text_model=text_model)
+        if clip_projection is not None:
+            if clip_projection.shape == model.visual_projection.weight.shape:
+                with torch.no_grad():  # LocVTP's clip feature then starts as the mean of CLIP's image embeddings
+                    model.visual_projection.weight.copy_(clip_projection)
+            else:
+                logger.warning(
+                    f"{vision_name_or_path}: CLIP's visual projection maps to {clip_projection.shape[0]} dims, "
+                    f"projection_dim is {config.projection_dim}: the visual projection starts random"
+                )
+        return model
 
 
 @torch.no_grad()

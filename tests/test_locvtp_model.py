@@ -266,6 +266,17 @@ def test_from_vision_text_pretrained_local_folders(tmp_path):
         from_full.vision_model.embeddings.patch_embedding.weight,
         full.vision_model.embeddings.patch_embedding.weight,
     )
+    # its visual projection comes along: a clip feature is the mean of CLIP's image embeddings of its frames
+    assert from_full.config.projection_dim == 8
+    frames = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        clip_image_embeds = full.visual_projection(full.vision_model(pixel_values=frames).pooler_output)  # [3, 8]
+        clip_feature = from_full.eval().get_clip_features(frames[None, None])  # [1, 1, 8]
+    torch.testing.assert_close(clip_feature[0, 0], clip_image_embeds.mean(0))
+    other_width = LocVTPModel.from_vision_text_pretrained(
+        str(tmp_path / "clip_full"), str(tmp_path / "distilbert"), projection_dim=4, special_token_ids=SPECIAL
+    )  # CLIP's projection is 8-d: a 4-d projection cannot take it and starts random
+    assert other_width.visual_projection.weight.shape == (4, 16)
     with pytest.raises(ValueError, match="must be a TimeSformer, CLIP or image ViT"):
         LocVTPModel.from_vision_text_pretrained(str(tmp_path / "distilbert"), str(tmp_path / "distilbert"))
 
