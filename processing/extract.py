@@ -4,8 +4,9 @@
     vidtempo-extract fit-pca RAW_DIR --model RAW_MODEL_DIR --dim 1024 --save-model WHITENED_MODEL_DIR
                      [--whiten-to WHITENED_DESCRIPTOR_DIR]
 
-Decoding and resize/crop run in DataLoader workers (one decord/PyAV reader per item, created in the worker);
-the descriptor network runs in the main process on batches of frames packed across videos. Output goes
+Decoding and resize/crop run in worker processes (one decord/PyAV reader per item, created in the worker); a
+video whose decoder kills its worker (a segfault) is retried alone once, then recorded as failed, and the job
+goes on. The descriptor network runs in the main process on batches of frames packed across videos. Output goes
 through `descriptor_store.DescriptorWriter` (one writer per process, distinct shard prefixes). Resumable:
 ids in finished shards (and, unless --retry-failed, ids in failed.jsonl) are skipped. Bad files are recorded
 in failed.jsonl with the reason and skipped. Several processes (`torchrun --nproc_per_node N -m
@@ -15,15 +16,19 @@ vidtempo.processing.extract ...`) split the videos with Accelerate's `split_betw
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .descriptor_store import DescriptorWriter, append_failure, existing_ids, read_failures, read_info
@@ -83,6 +88,64 @@ class VideoFramesDataset(Dataset):
             record["error"] = f"{path}: unexpected {type(err).__name__}: {err}"
         return record
 
+
+PREFETCH_PER_WORKER = 2  # videos decoded ahead per worker
+_worker_dataset: VideoFramesDataset | None = None
+
+
+def _start_decoder(dataset: VideoFramesDataset) -> None:
+    global _worker_dataset
+    _worker_dataset = dataset
+    torch.set_num_threads(1)  # the workers share the cores with each other and with the CNN
+
+
+def _decode(index: int) -> dict:
+    return _worker_dataset[index]
+
+
+def _decoder_pool(dataset: VideoFramesDataset, workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_decoder,
+                               initargs=(dataset,))
+
+
+def decode_isolating_crashes(dataset: VideoFramesDataset, num_workers: int) -> Iterator[dict]:
+    """The dataset's items in order, decoded by `num_workers` worker processes (0: in this process).
+
+    A decoder that kills its worker (a segfault in native code, an out-of-memory kill) cannot stop the job: the
+    videos that were in flight are decoded again one at a time in a fresh worker, a video that kills that worker
+    too comes back as a failed item (`error` set), and a fresh pool goes on with the rest.
+    """
+    if num_workers <= 0:
+        yield from (dataset[i] for i in range(len(dataset)))
+        return
+    start = 0
+    while start < len(dataset):
+        window: deque[tuple[int, Future]] = deque()
+        crashed = None
+        with _decoder_pool(dataset, num_workers) as pool:
+            submitted = start
+            while submitted < len(dataset) or window:
+                try:
+                    while submitted < len(dataset) and len(window) < num_workers * PREFETCH_PER_WORKER:
+                        window.append((submitted, pool.submit(_decode, submitted)))
+                        submitted += 1
+                    item = window[0][1].result()
+                except BrokenProcessPool as error:  # from result(), or from submit() once the pool broke
+                    crashed = error
+                    break
+                window.popleft()
+                yield item
+        if crashed is None:
+            return
+        for index, _ in window:  # every video in flight (submitted, not yet yielded), alone in a fresh worker
+            with _decoder_pool(dataset, 1) as single:
+                try:
+                    yield single.submit(_decode, index).result()
+                except BrokenProcessPool:
+                    video_id, path = dataset.items[index]
+                    yield {"video_id": video_id, "path": path,
+                           "error": f"{path}: decoding this video killed the worker process (twice)"}
+        start = submitted  # every submitted video has now been yielded
 
 def load_descriptor_model(name_or_path: str, pooling: str = "l3_irmac"):
     """A `FrameDescriptorModel` from a saved descriptor-model folder, or built on a ResNet checkpoint
@@ -147,8 +210,6 @@ def extract(
                                  f"this run uses {metadata[key]!r}; use another --out")
     with state.split_between_processes(todo) as mine:
         dataset = VideoFramesDataset(mine, processor, fps=fps, num_frames=num_frames, backend=backend)
-        loader = DataLoader(dataset, batch_size=None, num_workers=num_workers,
-                            persistent_workers=False)
         writer = DescriptorWriter(out_dir, model.config.output_dim, shard_size=shard_size,
                                   prefix=f"p{state.process_index}", metadata=metadata)
         pending: list[dict] = []
@@ -168,8 +229,8 @@ def extract(
             pending.clear()
 
         began = time.perf_counter()
-        bar = tqdm(loader, total=len(dataset), unit="video", disable=not progress or not state.is_local_main_process,
-                   desc=f"extract (process {state.process_index})")
+        bar = tqdm(decode_isolating_crashes(dataset, num_workers), total=len(dataset), unit="video",
+                   disable=not progress or not state.is_local_main_process, desc=f"extract (process {state.process_index})")
         with writer:
             for item in bar:
                 if item["error"] is not None:
@@ -223,7 +284,7 @@ def _extract_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-frames", type=int, default=None, help="sample N frames uniformly instead of --fps")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="decoder (auto: decord, else PyAV)")
     parser.add_argument("--batch-size", type=int, default=64, help="frames per CNN batch")
-    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader decoding workers per process")
+    parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes per process (0: decode in the main process, where a decoder crash ends the job)")
     parser.add_argument("--shard-size", type=int, default=64, help="videos per parquet shard")
     parser.add_argument("--retry-failed", action="store_true", help="retry videos listed in failed.jsonl")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if an accelerator is present")

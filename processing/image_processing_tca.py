@@ -36,7 +36,7 @@ class TCAImageProcessor(BaseImageProcessor):
     `shortest_edge`, centre crop `crop_size`, scale to [0, 1], normalise with `image_mean`/`image_std`.
 
     Two halves can run apart: `resize_and_crop` (uint8 in, uint8 [N, 3, crop, crop] out; cheap to send from
-    DataLoader workers) and `normalize_frames` (uint8 -> float32). `processor(frames)` does both.
+    decoding worker processes) and `normalize_frames` (uint8 -> float32). `processor(frames)` does both.
     """
 
     model_input_names = ["pixel_values"]

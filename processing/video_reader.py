@@ -9,7 +9,7 @@ Timestamps are `index / effective_fps` seconds. Frames are decoded in chunks of 
 and an optional `transform` (e.g. resize + crop) is applied per chunk, so a long video is never held in RAM
 at full resolution. Every file is first probed with PyAV (container, stream, resolution, duration, first
 frame) so bad files raise `VideoDecodeError` before decord (which can crash on some broken files) sees them.
-Create readers inside DataLoader workers; nothing here is shared across processes.
+Create readers inside the decoding worker processes; nothing here is shared across processes.
 """
 
 from __future__ import annotations

@@ -221,3 +221,37 @@ def test_extraction_killed_mid_run_resumes_to_the_same_descriptors(workspace, tm
         np.testing.assert_array_equal(feats, clean[vid])
     assert [row["video_id"] for row in read_failures(out)] == ["broken"]
     assert not list(out.rglob(".*tmp*"))  # no temporary shard left behind
+
+
+@pytest.mark.slow
+def test_a_video_that_crashes_its_decoder_is_recorded_and_the_rest_are_extracted(workspace, tmp_path, monkeypatch):
+    import signal
+
+    import vidtempo.processing.extract as extract_module
+
+    videos = tmp_path / "videos"
+    rng = np.random.default_rng(2)
+    for i in range(8):
+        write_video(videos / f"v{i}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(20, 0), 10)
+    write_video(videos / "v3_segfaults.mp4", np.zeros((20, 48, 64, 3), np.uint8), 10)
+    real = extract_module.iter_video_chunks
+
+    def decoder_that_segfaults_on_one_file(path, **kwargs):  # runs in the (forked) worker processes
+        if "segfaults" in str(path):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(extract_module, "iter_video_chunks", decoder_that_segfaults_on_one_file)
+    args = [str(videos), "--model", str(workspace / "model"), "--shard-size", "3", "--batch-size", "4",
+            "--no-progress"]
+    assert main([*args, "--num-workers", "2", "--out", str(tmp_path / "out")]) == 0
+    failures = read_failures(tmp_path / "out")
+    assert [row["video_id"] for row in failures] == ["v3_segfaults"]
+    assert "killed the worker process" in failures[0]["error"] and "v3_segfaults.mp4" in failures[0]["error"]
+    rows = {vid: feats for vid, feats, _ in iter_descriptors(tmp_path / "out")}
+    assert sorted(rows) == [f"v{i}" for i in range(8)]  # every other video, each once
+
+    os.remove(videos / "v3_segfaults.mp4")  # reference: the same videos decoded in this process
+    assert main([*args, "--num-workers", "0", "--out", str(tmp_path / "reference")]) == 0
+    for vid, feats, _ in iter_descriptors(tmp_path / "reference"):
+        np.testing.assert_array_equal(rows[vid], feats)

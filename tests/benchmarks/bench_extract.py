@@ -159,8 +159,8 @@ def main() -> None:
         *[f"| {name} | {rate} | {note} |" for name, rate, note in rows],
         "",
         f"Share of time per frame (decord decode+preprocess vs CNN, measured separately): decoding "
-        f"{share:.1%}, CNN {1 - share:.1%}. On this CPU the ResNet-50 dominates; decoding in DataLoader "
-        "workers overlaps with it when cores are free.",
+        f"{share:.1%}, CNN {1 - share:.1%}. On this CPU the ResNet-50 dominates; decoding in worker "
+        "processes overlaps with it when cores are free. A decoder crash (segfault) costs one retry, not the job.",
         "",
     ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
