@@ -654,6 +654,7 @@ def timesformer_from_image_vit(vit: ViTModel, num_frames: int = 16) -> Timesform
     target.load_state_dict({name: value.clone() for name, value in weights.items()}, strict=True)
     return target
 
+
 def _check_offsets(temporal_offsets: torch.Tensor, clip_mask: torch.Tensor, delta_max: int) -> None:
     clips = clip_mask.shape[1]
     target = torch.arange(clips, device=clip_mask.device) + temporal_offsets

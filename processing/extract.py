@@ -147,6 +147,7 @@ def decode_isolating_crashes(dataset: VideoFramesDataset, num_workers: int) -> I
                            "error": f"{path}: decoding this video killed the worker process (twice)"}
         start = submitted  # every submitted video has now been yielded
 
+
 def load_descriptor_model(name_or_path: str, pooling: str = "l3_irmac"):
     """A `FrameDescriptorModel` from a saved descriptor-model folder, or built on a ResNet checkpoint
     (`microsoft/resnet-50` on the Hub, or a local ResNet folder) with `pooling` and no PCA."""
