@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vidtempo.processing.atomic_files import write_json_atomic
+from vidtempo.processing.atomic_files import write_atomically, write_json_atomic
 from vidtempo.processing.descriptor_store import iter_descriptors, read_info
 
 from .benchmarks import BENCHMARKS, SimilarityMatrix, benchmark_ids, evaluate_benchmark
@@ -156,13 +156,9 @@ def plot_ap_per_query(result: dict, path: str | os.PathLike) -> Path:
     axes[-1, 0].set_xlabel("queries (sorted by AP)")
     fig.suptitle(f"{result['benchmark']} — {result.get('similarity', '')}")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=100, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def build_parser() -> argparse.ArgumentParser:

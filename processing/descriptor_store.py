@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic_files import write_text_atomic
+from .atomic_files import write_atomically, write_text_atomic
 
 FORMAT_NAME = "vidtempo-descriptors"
 FORMAT_VERSION = 1
@@ -107,7 +107,7 @@ class DescriptorWriter:
         self.out_dir = Path(self.out_dir)
         write_info(self.out_dir, self.dim, **self.metadata)
         (self.out_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
-        for stale in (self.out_dir / DATA_DIR).glob(f".{self.prefix}-*.parquet.tmp"):
+        for stale in (self.out_dir / DATA_DIR).glob(f".{self.prefix}-*.parquet*.tmp"):
             stale.unlink(missing_ok=True)  # a shard this writer's predecessor was killed while writing
         self._rows: list[dict] = []
         self.written = 0
@@ -151,9 +151,7 @@ class DescriptorWriter:
             return
         table = _rows_to_table(self._rows, self.dim)
         final = self.out_dir / DATA_DIR / f"{self.prefix}-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = final.with_name(f".{final.name}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        write_atomically(final, lambda temporary: pq.write_table(table, temporary))
         self.written += len(self._rows)
         self._rows = []
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from vidtempo.processing.atomic_files import write_json_atomic, write_text_atomic
+from vidtempo.processing.atomic_files import write_atomically, write_json_atomic, write_text_atomic
 
 
 def test_writes_creates_parents_and_replaces(tmp_path):
@@ -33,3 +33,17 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
     monkeypatch.setattr(os, "replace", real_replace)
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["x.txt"]
+
+
+def test_a_writer_that_fails_halfway_keeps_the_old_file(tmp_path):
+    target = tmp_path / "shard.bin"
+    write_atomically(target, lambda temporary: temporary.write_bytes(b"old"))
+
+    def half_then_crash(temporary):
+        temporary.write_bytes(b"ne")  # a partial file exists when the writer fails
+        raise RuntimeError("writer died")
+
+    with pytest.raises(RuntimeError, match="writer died"):
+        write_atomically(target, half_then_crash)
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["shard.bin"]

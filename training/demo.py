@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from vidtempo.processing.atomic_files import write_atomically, write_json_atomic
+
 LABEL_ORDER = ("ND", "DS", "CS", "IS", "DA")
 
 
@@ -90,8 +92,6 @@ def _done(marker: Path) -> bool:
 
 
 def _mark(marker: Path, payload: dict) -> None:
-    from vidtempo.processing.atomic_files import write_json_atomic
-
     write_json_atomic(marker, payload, indent=2)
 
 
@@ -176,12 +176,10 @@ def plot_summary(metrics: dict, rows: list[tuple[str, dict]], path: Path) -> Pat
     import matplotlib.pyplot as plt
 
     fig = summary_figure(metrics, rows)
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(temporary, dpi=100)
+    write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=100, format="png"))
     plt.close(fig)
-    os.replace(temporary, path)
-    return path
+    return Path(path)
+
 
 def run(args: argparse.Namespace) -> dict:
     from transformers import AutoModel
@@ -290,7 +288,7 @@ def run(args: argparse.Namespace) -> dict:
         rows.append((name, result["metrics"]))
         if embeddings is trained:
             results.append(result)
-    _mark(out / "results.json", results)
+    write_json_atomic(out / "results.json", results, indent=2)
 
     _stage("6/7 publish a Hub-ready folder and reload it with AutoModel(trust_remote_code=True)", started)
     published = out / "published"

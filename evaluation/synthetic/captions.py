@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...processing.atomic_files import write_text_atomic
+from ...processing.atomic_files import write_atomically, write_text_atomic
 from ...processing.video_writer import write_video
 from .renderer import render_scene, split_frames
 
@@ -97,16 +97,13 @@ def build_caption_specs(num_videos: int, seed: int, fps: float, duration: float,
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["video_id", "video_path", "start", "end", "caption", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(temporary: Path) -> None:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["video_id", "video_path", "start", "end", "caption", "split"])
+            writer.writeheader()
+            writer.writerows(rows)
 
-
-def _write_text(path: Path, text: str) -> None:
-    write_text_atomic(path, text)
+    write_atomically(path, write)
 
 
 def generate_captioned_videos(
@@ -155,15 +152,15 @@ def generate_captioned_videos(
         rows += [{"video_id": spec["video_id"], "video_path": str(path), "start": e["start"], "end": e["end"],
                   "caption": e["caption"], "split": spec["split"]} for e in spec["events"]]
     _write_csv(paths["captions.csv"], rows)
-    _write_text(paths["captions.json"], json.dumps(rows, indent=1))
+    write_text_atomic(paths["captions.json"], json.dumps(rows, indent=1))
     for split in ("train", "test"):
         split_rows = [r for r in rows if r["split"] == split]
         _write_csv(paths[f"{split}.csv"], split_rows)
-        _write_text(paths[f"charades_sta_{split}.txt"],
+        write_text_atomic(paths[f"charades_sta_{split}.txt"],
                     "".join(f"{r['video_id']} {r['start']:.2f} {r['end']:.2f}##{r['caption']}\n" for r in split_rows))
-    _write_text(paths["manifest.json"], json.dumps({"fps": fps, "size": [width, height], "videos": specs,
+    write_text_atomic(paths["manifest.json"], json.dumps({"fps": fps, "size": [width, height], "videos": specs,
                                                     "failed": failed}, indent=1))
-    _write_text(paths["info.json"], json.dumps({"params": params, "videos": written, "num_failed": len(failed),
+    write_text_atomic(paths["info.json"], json.dumps({"params": params, "videos": written, "num_failed": len(failed),
                                                 "complete": True}, indent=1))
     if failed:
         print(f"warning: {len(failed)} captioned videos could not be written: {failed}", file=sys.stderr)
