@@ -1,34 +1,44 @@
 # vidtempo: `make demo` runs the main job end to end, `make test` runs the tests, `make bench` the benchmarks.
-# Each target creates or refreshes .venv first; a second run with nothing changed installs nothing.
-# GPU users: `make test TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"`.
+# Every target installs into .venv from the committed lock (requirements/lock.txt, exact versions, CPU torch).
+# The venv is rebuilt when the lock changes, vidtempo re-installed when pyproject.toml changes; nothing else
+# triggers an install. `make lock` re-resolves the lock from pyproject.toml; `make test-latest` runs the suite
+# against the newest releases pyproject.toml allows (a drift check, not part of CI).
+# GPU users: `make test TORCH="torch==2.13.0 --index-url <their CUDA wheel index>"` swaps the torch build.
 
 PYTHON ?= python3
 VENV ?= .venv
-TORCH ?= torch==2.13.0
+LATEST_VENV ?= .venv-latest
+LOCK := requirements/lock.txt
+TORCH ?=
 PY := $(VENV)/bin/python
-TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s' '$(TORCH)' | md5sum | cut -c1-12)
+LOCK_STAMP := $(VENV)/.lock-installed
 INSTALL_STAMP := $(VENV)/.vidtempo-installed
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations 15
 DEMO_ARGS ?=
+UV_VERSION := 0.13.9
+FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint format demo bench lock test-latest clean
 
-$(PY):
+# The locked environment: a fresh venv with exactly the lock's versions (--no-deps: the lock is complete).
+$(LOCK_STAMP): $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q --no-deps --require-hashes -r $(LOCK)
+	$(if $(TORCH),$(PY) -m pip install -q $(TORCH),)
+	touch $@
 
-$(TORCH_STAMP): | $(PY)
-	$(PY) -m pip install -q $(TORCH)
-	rm -f $(VENV)/.torch-* && touch $@
-
-$(INSTALL_STAMP): pyproject.toml $(TORCH_STAMP)
-	$(PY) -m pip install -q -e ".[dev]"
+$(INSTALL_STAMP): pyproject.toml $(LOCK_STAMP)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(INSTALL_STAMP)
 
 lint: $(INSTALL_STAMP)
 	$(VENV)/bin/ruff check .
+
+format: $(INSTALL_STAMP)
+	$(VENV)/bin/ruff format .
 
 test: lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
@@ -39,5 +49,24 @@ demo: $(INSTALL_STAMP)
 bench: $(INSTALL_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) tests/benchmarks/run_all.py
 
+# Re-resolve the lock from pyproject.toml (its `dev` extra, which includes `offline` and `milvus`) with uv.
+lock:
+	$(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
+	$(PYTHON) -m uv pip compile pyproject.toml requirements/build.in --extra dev \
+		--override requirements/overrides.txt $(FIND_LINKS) --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --annotation-style line \
+		-o $(LOCK)
+
+# Drift check: the newest versions pyproject.toml allows (torch stays the locked CPU wheel: newer builds on
+# the registry are multi-GB CUDA builds), then the whole suite. The versions used are printed first.
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
+	$(LATEST_VENV)/bin/python -m pip install -q "$$(grep -E '^torch==' $(LOCK) | cut -d' ' -f1)"
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip list --format freeze | grep -iE '^(torch|transformers|accelerate|datasets|evaluate|huggingface.hub|safetensors|tokenizers|numpy)=='
+	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) .cache build *.egg-info
+	rm -rf $(VENV) $(LATEST_VENV) .cache build *.egg-info
