@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .degenerate import DegenerateScoresWarning
 
 DEFAULT_THRESHOLDS = (0.3, 0.5, 0.7)
 DEFAULT_TOPN = (1, 5)
@@ -139,6 +142,14 @@ def ground_sentence(
     clip_scores = clip_embeds @ np.asarray(sentence_embed, dtype=np.float64)  # [T]
     windows = sliding_window_proposals(len(clip_embeds), window_sizes)
     scores = score_windows(clip_scores, windows, mode)
+    if np.ptp(clip_scores) <= 1e-9 * max(1.0, float(np.abs(clip_scores).max())):
+        warnings.warn(
+            f"grounding: all {len(clip_scores)} clips are equally similar to the sentence "
+            f"({clip_scores[0]:.4g}), so none of the {len(scores)} candidate moments can be preferred: the top "
+            "moment is set by the window score's form, not by the video",
+            DegenerateScoresWarning,
+            stacklevel=2,
+        )
     spans = np.stack([clip_times[windows[:, 0], 0], clip_times[windows[:, 1] - 1, 1]], axis=1)  # [P, 2]
     keep = nms(spans, scores, nms_threshold, max_keep=top_n)
     return spans[keep], scores[keep]

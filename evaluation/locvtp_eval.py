@@ -38,7 +38,7 @@ from .grounding import (
     grounding_metrics,
     read_charades_sta,
 )
-from .retrieval import read_msrvtt_csv, retrieval_metrics
+from .retrieval import TIE_MODES, read_msrvtt_csv, retrieval_metrics
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
@@ -77,8 +77,11 @@ def _video_embed(clips: np.ndarray) -> np.ndarray:
     return mean / max(np.linalg.norm(mean), 1e-12)
 
 
-def evaluate_retrieval(model, processor, pairs: list[dict], progress: bool = True) -> dict:
-    """pairs: [{"video_id", "video_path", "start", "end", "caption"}] -> metrics of both directions."""
+def evaluate_retrieval(
+    model, processor, pairs: list[dict], progress: bool = True, ties: str = "mean"
+) -> dict:
+    """pairs: [{"video_id", "video_path", "start", "end", "caption"}] -> metrics of both directions (`ties`:
+    the tie rule of `vidtempo.evaluation.retrieval`, recorded in the result)."""
     videos, captions, failed = [], [], []
     for pair in tqdm(pairs, desc="retrieval videos", disable=not progress):
         try:
@@ -91,7 +94,7 @@ def evaluate_retrieval(model, processor, pairs: list[dict], progress: bool = Tru
     if len(videos) < 2:
         raise ValueError(f"retrieval needs at least 2 readable videos, got {len(videos)} ({len(failed)} failed)")
     similarity = encode_sentences(model, processor, captions) @ np.stack(videos).T  # [texts, videos]
-    return {**retrieval_metrics(similarity), "num_pairs": len(videos), "failed": failed}
+    return {**retrieval_metrics(similarity, ties=ties), "ties": ties, "num_pairs": len(videos), "failed": failed}
 
 
 def evaluate_grounding(
@@ -154,9 +157,9 @@ def run(args: argparse.Namespace) -> dict:
         pairs = [{"video_id": r["video_id"], "video_path": _find_video(Path(args.video_dir), r["video_id"]) or
                   str(Path(args.video_dir) / f"{r['video_id']}.mp4"), "start": 0.0, "end": math.inf,
                   "caption": r["sentence"]} for r in read_msrvtt_csv(args.msrvtt_csv)]
-        results["retrieval"] = evaluate_retrieval(model, processor, pairs, progress)
+        results["retrieval"] = evaluate_retrieval(model, processor, pairs, progress, args.ties)
     elif captions is not None:
-        results["retrieval"] = evaluate_retrieval(model, processor, list(captions), progress)
+        results["retrieval"] = evaluate_retrieval(model, processor, list(captions), progress, args.ties)
     if args.grounding:
         queries = read_charades_sta(args.grounding)
         if args.video_dir:
@@ -184,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default=None, help="keep captions rows of this split (e.g. test)")
     parser.add_argument("--msrvtt-csv", help="MSR-VTT 1k-A test CSV (video_id, sentence) for retrieval")
     parser.add_argument("--video-dir", help="folder of <video_id>.<ext> videos (MSR-VTT, Charades-STA)")
+    parser.add_argument("--ties", choices=list(TIE_MODES), default="mean",
+                        help="retrieval tie rule: mean (expected rank over random tie orders; constant scores "
+                        "give chance), optimistic (ground truth first among equals, as CLIP4Clip), pessimistic")
     parser.add_argument("--grounding", help="Charades-STA annotation file (video_id start end##sentence)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS),
                         help="IoU thresholds (strictly greater); default 0.3 0.5 0.7")

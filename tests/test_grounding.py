@@ -1,11 +1,13 @@
 """Temporal grounding: IoU (strictly-greater boundaries), NMS, sliding windows, metrics, annotation I/O."""
 
+import warnings
 from pathlib import Path
 
 import evaluate
 import numpy as np
 import pytest
 
+from vidtempo.evaluation.degenerate import DegenerateScoresWarning
 from vidtempo.evaluation.grounding import (
     export_clip_features,
     ground_sentence,
@@ -81,6 +83,20 @@ def test_ground_sentence_finds_the_aligned_clips():
     assert (np.diff(scores) <= 0).all()
     iou = temporal_iou(moments, moments)
     assert (iou[np.triu_indices(len(moments), 1)] <= 0.5).all()  # NMS applied
+
+
+@pytest.mark.parametrize("mode", ["mean", "contrast"])
+def test_constant_clip_scores_warn(mode):
+    # every clip equally similar to the sentence: no window can be preferred, and the caller is told so
+    clips = np.tile(np.array([0.6, 0.8, 0.0]), (6, 1))
+    times = np.stack([np.arange(6.0), np.arange(6.0) + 1], axis=1)
+    with pytest.warns(DegenerateScoresWarning, match="all 6 clips are equally similar.*21 candidate moments"):
+        ground_sentence(clips, times, np.array([1.0, 0.0, 0.0]), mode=mode)
+    informative = clips.copy()
+    informative[2] = [1.0, 0.0, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateScoresWarning)
+        ground_sentence(informative, times, np.array([1.0, 0.0, 0.0]), mode=mode)
 
 
 def test_read_charades_sta(tmp_path):

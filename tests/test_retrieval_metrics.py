@@ -6,6 +6,7 @@ import evaluate
 import numpy as np
 import pytest
 
+from vidtempo.evaluation.degenerate import DegenerateScoresWarning
 from vidtempo.evaluation.retrieval import (
     metrics_from_ranks,
     read_msrvtt_csv,
@@ -26,13 +27,47 @@ def test_ranks_with_ties_worked_by_hand():
     assert retrieval_ranks(SIM, "mean").tolist() == [0.5, 1.5, 1.0]
 
 
+@pytest.mark.filterwarnings("ignore::vidtempo.evaluation.degenerate.DegenerateScoresWarning")
 def test_metrics_worked_by_hand():
-    out = retrieval_metrics(SIM)
+    with pytest.warns(DegenerateScoresWarning, match="text-to-video retrieval: 100%"):
+        out = retrieval_metrics(SIM, ties="optimistic")
     assert out["t2v"] == pytest.approx({"R@1": 200 / 3, "R@5": 100.0, "R@10": 100.0, "MdR": 1.0, "MnR": 4 / 3})
     # columns: video 0 -> [0.5, 0.9, 0.3] rank 1; video 1 -> [0.5, 0.2, 0.3] rank 2; video 2 -> rank 0
     assert out["v2t"] == pytest.approx({"R@1": 100 / 3, "R@5": 100.0, "R@10": 100.0, "MdR": 2.0, "MnR": 2.0})
     pess = retrieval_metrics(SIM, ties="pessimistic")["t2v"]
     assert pess == pytest.approx({"R@1": 0.0, "R@5": 100.0, "R@10": 100.0, "MdR": 3.0, "MnR": 8 / 3})
+    # the default: expected recall under a random order of the tied candidates. Row 0 holds its ground truth
+    # first with probability 1/2 (one tie), row 1 never (0.9 above it), row 2 with probability 1/3 (two ties)
+    mean = retrieval_metrics(SIM)["t2v"]
+    assert mean == pytest.approx({"R@1": 100 * (1 / 2 + 0 + 1 / 3) / 3, "R@5": 100.0, "R@10": 100.0,
+                                  "MdR": 2.0, "MnR": 2.0})
+
+
+@pytest.mark.parametrize("n", [7, 100])
+def test_constant_scores_give_chance_and_a_warning(n):
+    constant = np.full((n, n), 0.25)
+    with pytest.warns(DegenerateScoresWarning):
+        out = retrieval_metrics(constant)
+    for direction in ("t2v", "v2t"):
+        for k in (1, 5, 10):
+            assert out[direction][f"R@{k}"] == pytest.approx(100 * min(k, n) / n)
+        assert out[direction]["MnR"] == pytest.approx((n + 1) / 2)  # the mean of ranks 1..n
+    # the optimistic rule is what made constant scores look perfect; it stays an explicit option
+    with pytest.warns(DegenerateScoresWarning):
+        assert retrieval_metrics(constant, ties="optimistic")["v2t"]["R@1"] == 100.0
+
+
+def test_mean_rule_matches_a_monte_carlo_over_tie_orders():
+    rng = np.random.default_rng(3)
+    sim = rng.integers(0, 4, size=(30, 30)).astype(float)  # many ties
+    with pytest.warns(DegenerateScoresWarning):
+        expected = retrieval_metrics(sim)["t2v"]["R@5"]
+    hits = []
+    for _ in range(1500):  # break ties by a random secondary key, then count naively
+        noise = rng.random(sim.shape)
+        hits.append(np.mean([sorted(range(30), key=lambda j: (-sim[i, j], noise[i, j])).index(i) < 5
+                             for i in range(30)]))
+    assert 100 * np.mean(hits) == pytest.approx(expected, abs=1.5)
 
 
 def test_rank_boundaries():

@@ -121,6 +121,7 @@ class LocVTPTrainConfig:
     num_clips: int = 8
     frames_per_clip: int = 16
     max_length: int = 32
+    max_unknown_token_share: float = 0.05  # training refuses captions whose tokens are more often unknown
     augment: bool = True
     batch_size: int = 8  # per process
     gradient_accumulation_steps: int = 1
@@ -150,6 +151,8 @@ class LocVTPTrainConfig:
         for name in ("batch_size", "gradient_accumulation_steps", "epochs", "num_clips", "frames_per_clip"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0 <= self.max_unknown_token_share < 1:
+            raise ValueError(f"max_unknown_token_share must be in [0, 1), got {self.max_unknown_token_share!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if sorted(self.lr_milestones) != list(self.lr_milestones) or any(
@@ -174,15 +177,62 @@ def step_decay_factor(step: int, total_steps: int, milestones: list, gamma: floa
 
 
 def build_caption_tokenizer(captions: list[str], out_dir: str | os.PathLike):
-    """A word-level DistilBERT tokenizer whose vocabulary is the words of `captions` (offline runs)."""
+    """A word-level DistilBERT tokenizer whose vocabulary is the words of `captions` (tiny offline tests).
+
+    Words are what BERT's own normaliser (lower-casing, accent stripping) and pre-tokeniser (whitespace and
+    punctuation) make of the captions, so every caption word maps to its own id and decodes back. The
+    tokenizer is built from the vocabulary itself (`tokenizers`' WordPiece), not from a `vocab_file`, which
+    `DistilBertTokenizerFast` ignores in transformers 5.24; it is saved to `out_dir`.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import DistilBertTokenizerFast
 
-    words = sorted({w for c in captions for w in c.lower().replace(",", " ").split()})
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = out_dir / "vocab.txt"
-    vocab.write_text("\n".join([*SPECIAL_TOKENS, *words]) + "\n")
-    return DistilBertTokenizerFast(vocab_file=str(vocab))
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = sorted(
+        {word for caption in captions
+         for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(caption))}
+        - set(SPECIAL_TOKENS)
+    )  # fmt: skip
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *words])}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer, backend.pre_tokenizer = normalizer, pre_tokenizer
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )  # fmt: skip
+    tokenizer = DistilBertTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+        cls_token="[CLS]", mask_token="[MASK]",
+    )  # fmt: skip
+    tokenizer.save_pretrained(str(out_dir))
+    return tokenizer
+
+
+def unknown_token_share(tokenizer, captions: list[str]) -> float:
+    """Share of the caption tokens (special and padding tokens excluded) that the tokenizer maps to unknown."""
+    unk, special = tokenizer.unk_token_id, set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    total = unknown = 0
+    for ids in tokenizer(list(captions), add_special_tokens=False)["input_ids"]:
+        ids = [i for i in ids if i not in special]
+        total += len(ids)
+        unknown += sum(i == unk for i in ids)
+    if total == 0:
+        raise ValueError(f"the tokenizer {type(tokenizer).__name__} makes no tokens of the {len(captions)} captions")
+    return unknown / total
+
+
+def check_tokenizer_coverage(tokenizer, captions: list[str], max_unknown_share: float) -> float:
+    """Refuse to train on captions that the tokenizer mostly cannot read; returns the unknown share."""
+    share = unknown_token_share(tokenizer, captions)
+    if share > max_unknown_share:
+        name = getattr(tokenizer, "name_or_path", "") or "no name_or_path"
+        raise ValueError(
+            f"tokenizer {type(tokenizer).__name__} ({name}) maps {share:.1%} of the caption tokens to "
+            f"{tokenizer.unk_token!r} (more than max_unknown_token_share = {max_unknown_share:.1%}): the text "
+            f"tower would train on sentence length only. Check the tokenizer's vocabulary."
+        )
+    return share
 
 
 def checkpoint_normalisation(name_or_path: str) -> tuple[list[float], list[float]] | None:
@@ -274,6 +324,7 @@ def train(config: LocVTPTrainConfig) -> dict:
 
     rows = load_caption_dataset(config.captions, split=config.split, unit=config.unit)
     processor = build_processor(config, rows["caption"])
+    check_tokenizer_coverage(processor.tokenizer, rows["caption"], config.max_unknown_token_share)
     model = build_model(config, processor)
     if config.gradient_checkpointing:  # transformers 5 renamed gradient_checkpointing_enable
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
@@ -395,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vision-model", help="pretrained TimeSformer/CLIP tower (with --text-model)")
     parser.add_argument("--text-model", help="pretrained DistilBERT tower, e.g. distilbert-base-uncased")
     parser.add_argument("--processor", help="a saved LocVTPProcessor")
+    parser.add_argument("--max-unknown-token-share", type=float,
+                        help="refuse to train when more of the caption tokens are unknown (default 0.05)")
     parser.add_argument("--batch-size", type=int, help="videos per process per step")
     parser.add_argument("--gradient-accumulation-steps", type=int)
     parser.add_argument("--epochs", type=int, help="epochs (lr x0.1 at 50%% and 80%% of training)")

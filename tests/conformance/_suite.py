@@ -43,6 +43,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import unittest
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -174,3 +176,36 @@ def load_suite(version: str | None = None) -> SimpleNamespace:
         modeling_common=modeling_common,
         configuration_common=configuration_common,
     )
+
+
+def skip_not_applicable(test_class: type, not_applicable: dict[str, str]) -> list[str]:
+    """Replace each named suite test of `test_class` with a skip that gives the reason.
+
+    A name the installed suite no longer has does not take the module down: it becomes a skipped test of its
+    own whose reason says the skip entry is stale (visible in pytest's `-ra` summary), and a warning names it.
+    Returns the stale names.
+    """
+    stale = []
+    for name, reason in not_applicable.items():
+        if not hasattr(test_class, name):
+            stale.append(name)
+            reason = (
+                f"stale skip entry: transformers {transformers.__version__}'s suite has no {name!r} "
+                f"(it was skipped because: {reason}); remove it from the skip list"
+            )
+        setattr(test_class, name, _skipped(reason))
+    if stale:
+        warnings.warn(
+            f"{test_class.__name__}: {len(stale)} skip-list entries name tests that transformers "
+            f"{transformers.__version__}'s suite no longer has: {', '.join(stale)}",
+            stacklevel=2,
+        )
+    return stale
+
+
+def _skipped(reason: str):
+    @unittest.skip(reason=reason)
+    def test(self):
+        pass
+
+    return test

@@ -9,7 +9,7 @@ import torch
 
 from vidtempo.modeling import TCAConfig, TCAModel
 
-from ._suite import load_suite
+from ._suite import load_suite, skip_not_applicable
 
 suite = load_suite()
 pytestmark = pytest.mark.conformance
@@ -209,15 +209,4 @@ NOT_APPLICABLE = {
 }
 
 
-def _skipped(reason: str):
-    @unittest.skip(reason=reason)
-    def test(self):
-        pass
-
-    return test
-
-
-for _name, _reason in NOT_APPLICABLE.items():
-    if not hasattr(TCAModelTest, _name):
-        raise AttributeError(f"NOT_APPLICABLE names {_name!r}, which transformers' suite no longer has")
-    setattr(TCAModelTest, _name, _skipped(_reason))
+skip_not_applicable(TCAModelTest, NOT_APPLICABLE)

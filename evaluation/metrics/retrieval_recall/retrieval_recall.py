@@ -13,14 +13,15 @@ import numpy as np
 from vidtempo.evaluation.retrieval import retrieval_metrics
 
 _DESCRIPTION = """Text-video retrieval: R@K = 100*mean(rank < K) with 0-based rank, MdR = median(rank)+1,
-MnR = mean(rank)+1, for text->video (rows) and video->text (columns). Ties: ground truth first among equals
-(`ties="optimistic"`, default), last ("pessimistic") or averaged ("mean")."""
+MnR = mean(rank)+1, for text->video (rows) and video->text (columns). Ties: the expectation over a random
+order of the tied candidates (`ties="mean"`, default; constant scores give chance), ground truth first among
+equals ("optimistic", as CLIP4Clip) or last ("pessimistic")."""
 
 _KWARGS_DESCRIPTION = """
 Args:
     predictions: list of lists of float, row i = similarity of text i to every video.
     references: list of int, the ground-truth video of each text (must be i for row i).
-    ties: "optimistic" | "pessimistic" | "mean".
+    ties: "mean" (default) | "optimistic" | "pessimistic".
 Returns:
     t2v_R@1, t2v_R@5, t2v_R@10, t2v_MdR, t2v_MnR and the same with the v2t_ prefix.
 Example:
@@ -42,7 +43,7 @@ class RetrievalRecall(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, ties="optimistic"):
+    def _compute(self, predictions, references, ties="mean"):
         sim = np.asarray(predictions, dtype=np.float64)
         refs = np.asarray(references)
         if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
