@@ -140,7 +140,8 @@ def main() -> None:
     lines = [
         "## LocVTP pre-training on the embedded captioned set (`tests/benchmarks/bench_locvtp_train.py`)",
         "",
-        f"Machine: {machine}; {date}. Shared machine: times are noisy.",
+        f"Machine: {machine}; {date}; load average {os.getloadavg()[0]:.1f} at the end. Shared machine: "
+        "train times are noisy (the metrics are not: same seed, same numbers).",
         "",
         f"Data: {num_videos} synthetic videos (48 px, 8 fps, 6 s, 2-3 timed events each), "
         f"{first['pairs']} test captions / {first['queries']} grounding queries. Model: `training/configs/"
