@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from tqdm.auto import tqdm
 
 from ..modeling.modeling_frame_descriptor import PCAWhitening, StreamingPCA
 from .descriptor_store import DescriptorWriter, iter_descriptors, read_info
+
+logger = logging.getLogger(__name__)
+NOISE_FLOOR = 1e-10  # eigenvalues below this share of the largest are numerically zero
 
 
 def fit_pca_on_descriptors(
@@ -33,14 +37,30 @@ def fit_pca_on_descriptors(
         accumulator.update(features)
     if dim > info["dim"]:
         raise ValueError(f"{directory}: cannot keep {dim} PCA components of {info['dim']}-d descriptors")
-    return accumulator.fit(dim)
+    if dim >= accumulator.count:
+        raise ValueError(
+            f"{directory}: {accumulator.count} frames were fitted, so at most {accumulator.count - 1} PCA components "
+            f"carry any variance; --dim {dim} would whiten {dim - accumulator.count + 1} or more directions of pure "
+            f"noise. Use --dim {max(1, accumulator.count - 1)} or less, or fit on more frames"
+        )
+    pca = accumulator.fit(dim)
+    floor = NOISE_FLOOR * max(float(pca.eigenvalues[0]), 1e-300)
+    noise = int((pca.eigenvalues <= floor).sum())
+    if noise:
+        logger.warning(
+            "%s: %d of the %d kept PCA components have variance below %.0e of the largest (numerically zero); "
+            "whitening divides them by sqrt(eigenvalue + eps) and amplifies noise. Consider --dim %d",
+            directory, noise, dim, NOISE_FLOOR, dim - noise,
+        )
+    return pca
 
 
 def whiten_descriptor_folder(
     source: str | os.PathLike, target: str | os.PathLike, pca: PCAWhitening, eps: float = 1e-9,
-    shard_size: int = 64, progress: bool = True,
+    shard_size: int = 64, progress: bool = True, metadata: dict | None = None,
 ) -> Path:
-    """Write `target`, a copy of descriptor folder `source` with every frame PCA-whitened and L2-normalised."""
+    """Write `target`, a copy of descriptor folder `source` with every frame PCA-whitened and L2-normalised.
+    `metadata` overrides entries of the copied `info.json` (the whitened model that produced it, its PCA dim)."""
     info = read_info(source)
     if pca.mean.shape[0] != info["dim"]:
         raise ValueError(f"{source}: descriptors are {info['dim']}-d, the PCA expects {pca.mean.shape[0]}-d")
@@ -54,7 +74,7 @@ def whiten_descriptor_folder(
         for vid, path, fps in zip(*(table.column(c).to_pylist() for c in ("video_id", "path", "fps")), strict=True):
             meta[vid] = (path, fps)
     extra = {k: v for k, v in info.items() if k not in ("format", "version", "dim")}
-    extra["whitened_from"] = str(source)
+    extra.update(metadata or {}, whitened_from=str(Path(source).resolve()))
     with DescriptorWriter(target, pca.components.shape[0], shard_size=shard_size, metadata=extra) as writer:
         for vid, features, stamps in tqdm(iter_descriptors(source), desc="whiten", unit="video",
                                           disable=not progress):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -91,10 +92,12 @@ def shard_files(directory: str | os.PathLike) -> list[Path]:
 
 @dataclass
 class DescriptorWriter:
-    """Buffers rows and writes them as atomic parquet shards of `shard_size` videos.
+    """Buffers rows and writes them as atomic parquet shards.
 
-    Use one writer per process (`prefix` keeps their shard names apart) and call `close()` (or use it as
-    a context manager) to write the last partial shard.
+    A shard is written when `shard_size` videos are buffered, or `commit_seconds` after the first buffered row,
+    or once the buffered features reach `commit_bytes`, whichever comes first: a killed job loses at most that
+    much work. Use one writer per process (`prefix` keeps their shard names apart) and call `close()` (or use it
+    as a context manager) to write the last partial shard.
     """
 
     out_dir: str | os.PathLike
@@ -102,6 +105,8 @@ class DescriptorWriter:
     shard_size: int = 64
     prefix: str = "shard"
     metadata: dict = field(default_factory=dict)
+    commit_seconds: float = 30.0
+    commit_bytes: int = 256 * 2**20
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -110,6 +115,8 @@ class DescriptorWriter:
         for stale in (self.out_dir / DATA_DIR).glob(f".{self.prefix}-*.parquet*.tmp"):
             stale.unlink(missing_ok=True)  # a shard this writer's predecessor was killed while writing
         self._rows: list[dict] = []
+        self._buffered_bytes = 0
+        self._first_buffered = 0.0
         self.written = 0
 
     def add(
@@ -142,7 +149,14 @@ class DescriptorWriter:
                 "features": features.astype(np.float16),
             }
         )
-        if len(self._rows) >= self.shard_size:
+        if len(self._rows) == 1:
+            self._first_buffered = time.monotonic()
+        self._buffered_bytes += self._rows[-1]["features"].nbytes
+        if (
+            len(self._rows) >= self.shard_size
+            or self._buffered_bytes >= self.commit_bytes
+            or time.monotonic() - self._first_buffered >= self.commit_seconds
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -154,6 +168,7 @@ class DescriptorWriter:
         write_atomically(final, lambda temporary: pq.write_table(table, temporary))
         self.written += len(self._rows)
         self._rows = []
+        self._buffered_bytes = 0
 
     def close(self) -> None:
         self.flush()

@@ -16,9 +16,13 @@ vidtempo.processing.extract ...`) split the videos with Accelerate's `split_betw
 from __future__ import annotations
 
 import argparse
+import ctypes
+import hashlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -93,8 +97,21 @@ PREFETCH_PER_WORKER = 2  # videos decoded ahead per worker
 _worker_dataset: VideoFramesDataset | None = None
 
 
-def _start_decoder(dataset: VideoFramesDataset) -> None:
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGKILL when its parent dies, so a `kill -9`ed job leaves no
+    decoder behind. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+def _start_decoder(dataset: VideoFramesDataset, parent: int) -> None:
     global _worker_dataset
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker_dataset = dataset
     torch.set_num_threads(1)  # the workers share the cores with each other and with the CNN
 
@@ -105,7 +122,17 @@ def _decode(index: int) -> dict:
 
 def _decoder_pool(dataset: VideoFramesDataset, workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_decoder,
-                               initargs=(dataset,))
+                               initargs=(dataset, os.getpid()))
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop at once: cancel queued videos and terminate the workers (used when the job is interrupted)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def decode_isolating_crashes(dataset: VideoFramesDataset, num_workers: int) -> Iterator[dict]:
@@ -122,7 +149,9 @@ def decode_isolating_crashes(dataset: VideoFramesDataset, num_workers: int) -> I
     while start < len(dataset):
         window: deque[tuple[int, Future]] = deque()
         crashed = None
-        with _decoder_pool(dataset, num_workers) as pool:
+        pool = _decoder_pool(dataset, num_workers)
+        finished = False
+        try:
             submitted = start
             while submitted < len(dataset) or window:
                 try:
@@ -135,6 +164,12 @@ def decode_isolating_crashes(dataset: VideoFramesDataset, num_workers: int) -> I
                     break
                 window.popleft()
                 yield item
+            finished = True
+        finally:
+            if finished or crashed is not None:
+                pool.shutdown(wait=True)
+            else:  # the consumer stopped early (an interrupt, an error): do not wait for queued videos
+                _stop_pool(pool)
         if crashed is None:
             return
         for index, _ in window:  # every video in flight (submitted, not yet yielded), alone in a fresh worker
@@ -165,6 +200,61 @@ def load_descriptor_model(name_or_path: str, pooling: str = "l3_irmac"):
                      f"got model_type {config.model_type!r}")
 
 
+def model_record(name_or_path: str) -> dict:
+    """What identifies a descriptor model in a folder's `info.json`: a local folder by its absolute path and the
+    sha256 of its weights and config (so a moved or renamed folder still matches, and a changed one does not),
+    a Hub name as given."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return {"model": str(name_or_path), "model_sha256": None}
+    digest = hashlib.sha256()
+    files = sorted(path.glob("*.safetensors")) + [p for p in (path / "config.json",) if p.is_file()]
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return {"model": str(path.resolve()), "model_sha256": digest.hexdigest() if files else None}
+
+
+def check_compatible(out_dir: Path, metadata: dict, force: bool = False) -> None:
+    """Refuse to add to a folder written with other settings or another model (the difference is named)."""
+    if not (out_dir / "info.json").is_file():
+        return
+    info = read_info(out_dir)
+    for key in ("pooling", "pca_dim", "fps", "num_frames"):
+        if key in info and info[key] != metadata[key]:
+            raise ValueError(f"{out_dir / 'info.json'}: folder was extracted with {key}={info[key]!r}, "
+                             f"this run uses {metadata[key]!r}; use another --out")
+    old, new = info.get("model_sha256"), metadata.get("model_sha256")
+    if not force and old and new != old:
+        raise ValueError(
+            f"{out_dir / 'info.json'}: folder was extracted with model {info.get('model')} (sha256 {old[:12]}…), "
+            f"this run uses {metadata['model']} ({'sha256 ' + new[:12] + '…' if new else 'no local weights'}); "
+            "descriptors of two models cannot share a folder: use another --out, or --force if the two are the "
+            "same model"
+        )
+
+
+def _positive(name: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+class ExtractionInterrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT during extraction: finished videos were committed; rerun to resume."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise ExtractionInterrupted(signum)
+
+
 def load_processor(name_or_path: str) -> TCAImageProcessor:
     if Path(name_or_path, "preprocessor_config.json").is_file():
         return TCAImageProcessor.from_pretrained(name_or_path)
@@ -186,11 +276,31 @@ def extract(
     pooling: str = "l3_irmac", fps: float | None = 1.0, num_frames: int | None = None, backend: str = "auto",
     batch_size: int = 64, num_workers: int = 2, shard_size: int = 64, retry_failed: bool = False,
     progress: bool = True, cpu: bool = False, model=None, processor: TCAImageProcessor | None = None,
+    commit_seconds: float = 30.0, force: bool = False, num_threads: int | None = None,
 ) -> dict:
-    """Extract descriptors of `inputs` into `out_dir`; returns counts {"done", "failed", "skipped", "frames"}."""
+    """Extract descriptors of `inputs` into `out_dir`; returns counts {"done", "failed", "skipped", "frames"}.
+
+    Finished videos are committed at least every `commit_seconds`. SIGTERM or SIGINT commits what is finished,
+    stops the decoder workers and raises `ExtractionInterrupted` (a `KeyboardInterrupt`); rerunning resumes.
+    `num_threads` (default: the cores shared out between this node's processes) sets torch's CNN threads.
+    """
     from accelerate import PartialState
 
+    if fps is None and num_frames is None:
+        raise ValueError("give fps or num_frames")
+    _positive("fps", fps, allow_none=True)
+    _positive("num_frames", num_frames, allow_none=True)
+    _positive("batch_size", batch_size)
+    _positive("shard_size", shard_size)
+    _positive("commit_seconds", commit_seconds)
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be 0 or more, got {num_workers!r}")
     state = PartialState(cpu=cpu)
+    if num_threads is None and "OMP_NUM_THREADS" not in os.environ:
+        num_threads = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    if num_threads is not None:
+        _positive("num_threads", num_threads)
+        torch.set_num_threads(num_threads)
     model = model if model is not None else load_descriptor_model(model_name, pooling)
     processor = processor or load_processor(model_name)
     model = model.to(state.device).eval()
@@ -201,53 +311,70 @@ def extract(
         done |= {row["video_id"] for row in read_failures(out_dir)}
     todo = [item for item in items if item[0] not in done]
     counts = {"done": 0, "failed": 0, "skipped": len(items) - len(todo), "frames": 0}
-    metadata = {"model": str(model_name), "pooling": model.config.pooling, "pca_dim": model.config.pca_dim,
-                "fps": fps, "num_frames": num_frames}
-    if (out_dir / "info.json").is_file():  # resuming: refuse to mix descriptors of different settings
-        info = read_info(out_dir)
-        for key in ("pooling", "pca_dim", "fps", "num_frames"):
-            if key in info and info[key] != metadata[key]:
-                raise ValueError(f"{out_dir / 'info.json'}: folder was extracted with {key}={info[key]!r}, "
-                                 f"this run uses {metadata[key]!r}; use another --out")
-    with state.split_between_processes(todo) as mine:
-        dataset = VideoFramesDataset(mine, processor, fps=fps, num_frames=num_frames, backend=backend)
-        writer = DescriptorWriter(out_dir, model.config.output_dim, shard_size=shard_size,
-                                  prefix=f"p{state.process_index}", metadata=metadata)
-        pending: list[dict] = []
-
-        def flush() -> None:
-            if not pending:
-                return
-            pixels = torch.cat([item["pixels"] for item in pending])
-            features = _describe(model, processor, pixels, batch_size, state.device)
-            start = 0
-            for item in pending:
-                stop = start + len(item["pixels"])
-                writer.add(item["video_id"], features[start:stop], path=item["path"], fps=item["fps"],
-                           timestamps=item["timestamps"])
-                start = stop
-            counts["done"] += len(pending)
-            pending.clear()
-
-        began = time.perf_counter()
-        bar = tqdm(decode_isolating_crashes(dataset, num_workers), total=len(dataset), unit="video",
-                   disable=not progress or not state.is_local_main_process, desc=f"extract (process {state.process_index})")
-        with writer:
-            for item in bar:
-                if item["error"] is not None:
-                    append_failure(out_dir, item["video_id"], item["path"], item["error"])
-                    counts["failed"] += 1
-                    continue
-                pending.append(item)
-                counts["frames"] += len(item["pixels"])
-                if sum(len(p["pixels"]) for p in pending) >= batch_size:
-                    flush()
-                elapsed = max(time.perf_counter() - began, 1e-9)
-                bar.set_postfix(videos_s=f"{(counts['done'] + counts['failed'] + len(pending)) / elapsed:.2f}",
-                                frames_s=f"{counts['frames'] / elapsed:.1f}", failed=counts["failed"])
-            flush()
+    metadata = {**model_record(str(model_name)), "pooling": model.config.pooling,
+                "pca_dim": model.config.pca_dim, "fps": fps, "num_frames": num_frames}
+    check_compatible(out_dir, metadata, force)  # resuming: refuse to mix descriptors of different settings
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with state.split_between_processes(todo) as mine:
+            _extract_items(mine, out_dir, model, processor, state, metadata, counts, fps, num_frames, backend,
+                           batch_size, num_workers, shard_size, commit_seconds, progress)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     state.wait_for_everyone()
     return counts
+
+
+def _extract_items(mine, out_dir, model, processor, state, metadata, counts, fps, num_frames, backend,
+                   batch_size, num_workers, shard_size, commit_seconds, progress) -> None:
+    """One process's share of `extract`: decode in workers, describe in batches, write shards."""
+    dataset = VideoFramesDataset(mine, processor, fps=fps, num_frames=num_frames, backend=backend)
+    writer = DescriptorWriter(out_dir, model.config.output_dim, shard_size=shard_size,
+                              prefix=f"p{state.process_index}", metadata=metadata, commit_seconds=commit_seconds)
+    pending: list[dict] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        pixels = torch.cat([item["pixels"] for item in pending])
+        features = _describe(model, processor, pixels, batch_size, state.device)
+        start = 0
+        for item in pending:
+            stop = start + len(item["pixels"])
+            writer.add(item["video_id"], features[start:stop], path=item["path"], fps=item["fps"],
+                       timestamps=item["timestamps"])
+            start = stop
+            counts["frames"] += len(item["pixels"])
+        counts["done"] += len(pending)
+        bar.update(len(pending))
+        pending.clear()
+        show_rates()
+
+    began = time.perf_counter()
+
+    def show_rates() -> None:
+        elapsed = max(time.perf_counter() - began, 1e-9)
+        bar.set_postfix(videos_s=f"{(counts['done'] + counts['failed']) / elapsed:.2f}",
+                        frames_s=f"{counts['frames'] / elapsed:.1f}", failed=counts["failed"])
+
+    # the bar counts videos that are finished: described and handed to the writer, or failed
+    bar = tqdm(total=len(dataset), unit="video", disable=not progress or not state.is_local_main_process,
+               desc=f"extract (process {state.process_index})")
+    with bar, writer:
+        for item in decode_isolating_crashes(dataset, num_workers):
+            if item["error"] is not None:
+                append_failure(out_dir, item["video_id"], item["path"], item["error"])
+                counts["failed"] += 1
+                bar.update(1)
+                show_rates()
+                continue
+            pending.append(item)
+            if sum(len(p["pixels"]) for p in pending) >= batch_size:
+                flush()
+        flush()
 
 
 def fit_pca_command(raw_dir: str, model_name: str, dim: int, save_model: str, whiten_to: str | None = None,
@@ -262,8 +389,22 @@ def fit_pca_command(raw_dir: str, model_name: str, dim: int, save_model: str, wh
     model.set_pca(pca)
     model.save_pretrained(save_model)
     load_processor(model_name).save_pretrained(save_model)
-    if whiten_to:
-        whiten_descriptor_folder(raw_dir, whiten_to, pca, eps=model.config.pca_eps, progress=progress)
+    if whiten_to:  # the whitened folder records the whitened model, so extraction with it can add videos
+        whiten_descriptor_folder(raw_dir, whiten_to, pca, eps=model.config.pca_eps, progress=progress,
+                                 metadata={**model_record(save_model), "pca_dim": model.config.pca_dim})
+
+
+def _positive_number(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _extract_parser() -> argparse.ArgumentParser:
@@ -281,16 +422,28 @@ def _extract_parser() -> argparse.ArgumentParser:
                         "the Hub) used without PCA")
     parser.add_argument("--pooling", default="l3_irmac", choices=["imac", "l3_irmac"],
                         help="pooling when --model is a plain ResNet (default %(default)s)")
-    parser.add_argument("--fps", type=float, default=1.0, help="sampling rate (default 1, authors' rule)")
-    parser.add_argument("--num-frames", type=int, default=None, help="sample N frames uniformly instead of --fps")
+    parser.add_argument("--fps", type=_positive_number(float), default=1.0,
+                        help="sampling rate (default 1, authors' rule)")
+    parser.add_argument("--num-frames", type=_positive_number(int), default=None,
+                        help="sample N frames uniformly instead of --fps")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="decoder (auto: decord, else PyAV)")
-    parser.add_argument("--batch-size", type=int, default=64, help="frames per CNN batch")
+    parser.add_argument("--batch-size", type=_positive_number(int), default=64, help="frames per CNN batch")
     parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes per process (0: decode in the main process, where a decoder crash ends the job)")
-    parser.add_argument("--shard-size", type=int, default=64, help="videos per parquet shard")
+    parser.add_argument("--shard-size", type=_positive_number(int), default=64,
+                        help="at most this many videos per parquet shard (default %(default)s)")
+    parser.add_argument("--commit-seconds", type=_positive_number(float), default=30.0,
+                        help="commit finished videos at least this often, so a kill loses at most this much "
+                        "work (default %(default)s)")
+    parser.add_argument("--num-threads", type=_positive_number(int), default=None,
+                        help="torch threads for the CNN (default: the cores shared out between this node's "
+                        "processes, unless OMP_NUM_THREADS is set)")
+    parser.add_argument("--force", action="store_true",
+                        help="add to a folder extracted with a different model file (same settings required)")
     parser.add_argument("--retry-failed", action="store_true", help="retry videos listed in failed.jsonl")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if an accelerator is present")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
 
@@ -302,7 +455,8 @@ def _fit_pca_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("raw_dir", help="descriptor folder of raw (un-whitened) descriptors")
     parser.add_argument("--model", required=True, help="the raw descriptor model (folder or ResNet checkpoint)")
-    parser.add_argument("--dim", type=int, default=1024, help="PCA output dimension (default %(default)s)")
+    parser.add_argument("--dim", type=_positive_number(int), default=1024,
+                        help="PCA output dimension (default %(default)s); must be below the number of frames fitted")
     parser.add_argument("--save-model", required=True, help="folder for the whitened descriptor model")
     parser.add_argument("--whiten-to", default=None, help="also write whitened descriptors to this folder")
     parser.add_argument("--frames-per-video", type=int, default=None,
@@ -314,6 +468,18 @@ def _fit_pca_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "fit-pca":
         args = _fit_pca_parser().parse_args(argv[1:])
         fit_pca_command(args.raw_dir, args.model, args.dim, args.save_model, args.whiten_to,
@@ -321,15 +487,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"saved whitened model to {args.save_model}" + (f", descriptors to {args.whiten_to}"
                                                                if args.whiten_to else ""))
         return 0
-    args = _extract_parser().parse_args(argv)
+    parser = _extract_parser()
+    args = parser.parse_args(argv)
+    if args.num_workers < 0:
+        parser.error(f"argument --num-workers: expected 0 or more, got {args.num_workers}")
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    counts = extract(
-        args.inputs, args.out, model_name=args.model, pooling=args.pooling,
-        fps=None if args.num_frames else args.fps, num_frames=args.num_frames, backend=args.backend,
-        batch_size=args.batch_size, num_workers=args.num_workers, shard_size=args.shard_size,
-        retry_failed=args.retry_failed, progress=not args.no_progress, cpu=args.cpu,
-    )
+    counts = {"done": 0, "failed": 0, "skipped": 0, "frames": 0}
+    try:
+        counts = extract(
+            args.inputs, args.out, model_name=args.model, pooling=args.pooling,
+            fps=None if args.num_frames else args.fps, num_frames=args.num_frames, backend=args.backend,
+            batch_size=args.batch_size, num_workers=args.num_workers, shard_size=args.shard_size,
+            retry_failed=args.retry_failed, progress=not args.no_progress, cpu=args.cpu,
+            commit_seconds=args.commit_seconds, force=args.force, num_threads=args.num_threads,
+        )
+    except ExtractionInterrupted as interrupt:
+        done = len(existing_ids(args.out)) if (Path(args.out) / "data").is_dir() else 0
+        print(f"interrupted by {interrupt}: {done} videos are committed in {args.out}; run the same command "
+              "again to resume", file=sys.stderr)
+        return 128 + interrupt.signum
     print(f"[process {os.environ.get('RANK', 0)}] extracted {counts['done']} videos ({counts['frames']} frames), "
           f"{counts['failed']} failed, {counts['skipped']} skipped -> {args.out}")
     return 0

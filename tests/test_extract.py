@@ -71,7 +71,7 @@ def test_collect_videos(workspace, tmp_path):
         collect_videos([workspace / "videos", tmp_path / "x"])
 
 
-def test_extract_folder_with_bad_files_then_resume(workspace, tmp_path):
+def test_extract_folder_with_bad_files_then_resume(workspace, tmp_path, capsys):
     out = tmp_path / "desc"
     args = [str(workspace / "videos"), "--out", str(out), "--model", str(workspace / "model"),
             "--batch-size", "5", "--num-workers", "2", "--shard-size", "2", "--no-progress", "--seed", "1"]
@@ -112,8 +112,36 @@ def test_extract_folder_with_bad_files_then_resume(workspace, tmp_path):
     assert len(read_failures(out)) == 2  # the bad files were not retried
     assert main(args + ["--retry-failed"]) == 0
     assert len(read_failures(out)) == 4  # retried and failed again, still reported
-    with pytest.raises(ValueError, match=r"info.json: folder was extracted with fps=1.0"):
-        main(args + ["--num-frames", "3"])  # resuming with other settings would mix descriptors
+    # resuming with other settings would mix descriptors: refused, the difference named
+    assert main(args + ["--num-frames", "3"]) == 1
+    assert "info.json: folder was extracted with fps=1.0, this run uses None" in capsys.readouterr().err
+    # ... and so would another model: a copy of the same weights elsewhere is fine (content hash), others not
+    import shutil
+
+    copy = tmp_path / "same_model_elsewhere"
+    shutil.copytree(workspace / "model", copy)
+    args[args.index("--model") + 1] = str(copy)
+    assert main(args) == 0
+    other = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pooling="imac"))
+    other.eval().save_pretrained(tmp_path / "other_model")
+    TCAImageProcessor(shortest_edge=64, crop_size=56).save_pretrained(tmp_path / "other_model")
+    args[args.index("--model") + 1] = str(tmp_path / "other_model")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "descriptors of two models cannot share a folder" in err and "other_model" in err
+    assert str((workspace / "model").resolve()) in err  # recorded as an absolute path
+    assert main(args + ["--force"]) == 0
+
+
+@pytest.mark.parametrize("flag, value", [("--fps", "0"), ("--fps", "-1"), ("--num-frames", "0"),
+                                         ("--batch-size", "0"), ("--shard-size", "0"), ("--num-workers", "-1")])
+def test_bad_flag_values_are_refused_before_any_work(workspace, tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(workspace / "videos"), "--out", str(tmp_path / "out"), "--model", str(workspace / "model"),
+              flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_fit_pca_step_whitens_folder_and_model(workspace, tmp_path):
@@ -139,6 +167,24 @@ def test_fit_pca_step_whitens_folder_and_model(workspace, tmp_path):
     got = dict((vid, f) for vid, f, _ in iter_descriptors(direct))
     for vid, feats, _ in iter_descriptors(tmp_path / "white"):
         np.testing.assert_allclose(got[vid].astype(np.float32), feats.astype(np.float32), atol=5e-3)
+    # the whitened collection grows with its own model
+    info = read_info(tmp_path / "white")
+    assert info["pca_dim"] == 6 and info["model"] == str((tmp_path / "white_model").resolve())
+    new = tmp_path / "new"
+    write_video(new / "e.mp4", np.full((20, 48, 64, 3), 77, np.uint8), 10)
+    assert main([str(new / "e.mp4"), "--out", str(tmp_path / "white"), *common]) == 0
+    assert "e" in existing_ids(tmp_path / "white")
+
+
+def test_fit_pca_refuses_more_components_than_frames(workspace, tmp_path, capsys):
+    raw = tmp_path / "raw"
+    common = ["--model", str(workspace / "model"), "--num-workers", "0", "--no-progress"]
+    assert main([str(workspace / "videos" / "a.mp4"), "--out", str(raw), *common]) == 0  # 3 frames
+    assert main(["fit-pca", str(raw), "--model", str(workspace / "model"), "--dim", "3",
+                 "--save-model", str(tmp_path / "white_model")]) == 1
+    err = capsys.readouterr().err
+    assert "3 frames were fitted, so at most 2 PCA components" in err and "--dim 2" in err
+    assert not (tmp_path / "white_model").exists()
 
 
 def test_help_documents_both_steps(capsys):
@@ -255,3 +301,75 @@ def test_a_video_that_crashes_its_decoder_is_recorded_and_the_rest_are_extracted
     assert main([*args, "--num-workers", "0", "--out", str(tmp_path / "reference")]) == 0
     for vid, feats, _ in iter_descriptors(tmp_path / "reference"):
         np.testing.assert_array_equal(rows[vid], feats)
+
+
+def _start_extraction(workspace: Path, tmp_path: Path, num_videos: int = 40):
+    import time
+
+    import psutil
+
+    videos = tmp_path / "videos"
+    rng = np.random.default_rng(3)
+    for i in range(num_videos):
+        write_video(videos / f"v{i:02d}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(30, 0), 10)
+    out = tmp_path / "out"
+    # shards of 64 videos, but a commit at least every 0.3 s: a kill loses at most that much work
+    args = [str(videos), "--model", str(workspace / "model"), "--num-workers", "2", "--shard-size", "64",
+            "--commit-seconds", "0.3", "--batch-size", "4", "--no-progress", "--out", str(out)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "vidtempo.processing.extract", *args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    workers: list = []
+    while process.poll() is None and time.monotonic() < deadline:
+        workers = psutil.Process(process.pid).children(recursive=True)
+        if len(workers) >= 2 and shard_files(out):
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "extraction ended before it could be signalled"
+    assert len(workers) >= 2 and len(shard_files(out)) >= 1  # committed well before 64 videos were done
+    return process, workers, out, args
+
+
+def _gone(workers, timeout: float = 15.0) -> bool:
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_sigterm_and_sigint_commit_finished_videos_and_stop_the_workers(workspace, tmp_path, signum):
+    import signal
+
+    process, workers, out, args = _start_extraction(workspace, tmp_path)
+    process.send_signal(getattr(signal, signum))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + getattr(signal, signum), err
+    assert f"interrupted by {signum}" in err and "run the same command again to resume" in err
+    assert _gone(workers), "decoder workers outlived the interrupted job"
+    committed = existing_ids(out)
+    assert f"{len(committed)} videos are committed" in err
+    assert 1 <= len(committed) < 40
+    assert main(args) == 0  # resume: every video exactly once
+    ids = [vid for vid, _, _ in iter_descriptors(out)]
+    assert sorted(ids) == [f"v{i:02d}" for i in range(40)]
+
+
+@pytest.mark.slow
+def test_after_sigkill_no_worker_outlives_its_parent(workspace, tmp_path):
+    import signal
+
+    process, workers, out, _ = _start_extraction(workspace, tmp_path)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert _gone(workers), "decoder workers outlived a SIGKILLed parent"
