@@ -61,7 +61,7 @@ FIVR_TASKS = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "
 FIVR_ANNOTATIONS = {
     "published": "the annotation file of the TCA/ViSiL evaluation code, used by the published tables (default)",
     "official": "the FIVR-200K dataset's own annotation.json (labels 1 / 4 / 22 queries differently for "
-                "DSVR / CSVR / ISVR)",
+                "DSVR / CSVR / ISVR; counting only videos in the FIVR-200K database, 1 / 1 / 0)",
 }
 CC_WEB_POSITIVE = frozenset("ESLMV")
 CC_WEB_LABELS = frozenset("ESLMVX")
