@@ -6,14 +6,29 @@ Every evaluator takes similarities in one of three forms:
 * a :class:`SimilarityMatrix` (query ids, database ids, scores ``[Q, D]``; NaN = pair not scored);
 * a tuple ``(query_ids, database_ids, scores)``.
 
-Rules shared by all protocols: the query is never ranked against itself (and is not one of its own
-positives); database ids the benchmark does not know are ignored (EVVE: "ranks shifted for videos that
-are not in the database"); ties keep the order of the user's database ids. Queries without scores are
-skipped and counted. Database videos without scores ("missing", e.g. failed downloads) are handled per
-``missing``: ``"drop"`` removes them from the benchmark (positives counted only among videos present:
-FIVR's evaluation code, which passes the set of videos with features as ``all_db``), ``"miss"`` keeps
-them as positives that were never retrieved (the CC_WEB_VIDEO and EVVE code, which count every
-annotated positive). Each report counts the missing queries, database videos and positives.
+**Ties** keep the order in which a query's database scores are given (a stable sort): the column order
+of a matrix, the order of each query's dict. **Protocol variants** (``protocol=``):
+
+* ``"reference"`` (default) reproduces the evaluation code of TCA / ViSiL / DnS / S2VS (MKLab), which
+  produced the published tables, to rounding:
+
+  - FIVR: the query is left out of its own ranking, but a query labelled positive for itself (ISVR has
+    one, ``eCrhXArKE24``) stays a positive that can never be retrieved;
+  - CC_WEB_VIDEO: the query is ranked with the other videos and its own ``E`` label is a positive;
+    positives are counted per index entry, so the video listed twice (``4_160_Y``) counts twice;
+  - FIVR and EVVE drop positives without features from P (``missing="drop"``: the code passes the set of
+    videos with features as ``all_db``); CC_WEB_VIDEO counts every annotated positive (``"miss"``).
+
+* ``"strict"``: the query is never ranked against itself nor one of its own positives, every video
+  counts once, and positives without features count as never retrieved (``missing="miss"``).
+
+``missing`` (``"drop"`` / ``"miss"``) overrides the variant's rule for videos without scores. A video
+"has features" when it is a benchmark database video with at least one score, or a benchmark query
+with at least one score. Database ids the benchmark does not know are ignored (EVVE: "ranks shifted for
+videos that are not in the database"). Queries without any score are skipped and counted. Every result
+names its protocol (``result["protocol"]``) and counts the queries and database videos evaluated and the
+positives without features (``result["counts"]``); queries whose scores are mostly one tied value are
+counted and logged as a warning (their AP is whatever the given order makes it).
 """
 
 from __future__ import annotations
@@ -21,24 +36,33 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .ap import average_precision, evve_average_precision
+from .ap import ap_from_hit_ranks, evve_ap_from_hit_ranks, log_mostly_tied, mostly_tied
+
+logger = logging.getLogger(__name__)
 
 BENCHMARK_FILES = {
     "fivr": "fivr.json.gz",
+    "fivr200k_official": "fivr200k_official_annotation.json.gz",
     "cc_web_video": "cc_web_video.json.gz",
     "evve": "evve.json.gz",
     "vcdb": "vcdb.json.gz",
 }
 FIVR_LABELS = ("ND", "DS", "CS", "IS", "DA")
 FIVR_TASKS = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "DS", "CS", "IS")}
+FIVR_ANNOTATIONS = {
+    "published": "the annotation file of the TCA/ViSiL evaluation code, used by the published tables (default)",
+    "official": "the FIVR-200K dataset's own annotation.json (labels 1 / 4 / 22 queries differently for "
+                "DSVR / CSVR / ISVR; counting only videos in the FIVR-200K database, 1 / 1 / 0)",
+}
 CC_WEB_POSITIVE = frozenset("ESLMV")
 CC_WEB_LABELS = frozenset("ESLMVX")
 CC_WEB_VARIANTS = {  # name -> (rank the whole dataset, drop the excluded videos)
@@ -48,6 +72,29 @@ CC_WEB_VARIANTS = {  # name -> (rank the whole dataset, drop the excluded videos
     "cc_web*_c": (True, True),
 }
 MISSING_MODES = ("drop", "miss")
+PROTOCOL_VARIANTS = ("reference", "strict")
+DEFAULT_MISSING = {
+    "reference": {"fivr": "drop", "cc_web": "miss", "evve": "drop"},
+    "strict": {"fivr": "miss", "cc_web": "miss", "evve": "miss"},
+}
+PROTOCOL_RULES = {
+    "reference": {
+        "fivr": ["query left out of its own ranking", "a query labelled positive for itself stays a positive "
+                 "that is never retrieved"],
+        "cc_web": ["query ranked against itself, its own E label a positive", "positives counted per index "
+                   "entry (4_160_Y, listed twice, counts twice)"],
+        "evve": ["ranks of videos outside the database skipped"],
+    },
+    "strict": {
+        "fivr": ["query left out of its own ranking and of its positives"],
+        "cc_web": ["query left out of its own ranking and of its positives", "every video counted once"],
+        "evve": ["query left out of its own ranking and of its positives", "ranks of videos outside the "
+                 "database skipped"],
+    },
+}
+TIE_RULE = "ties keep the order in which each query's database scores are given (stable sort)"
+MISSING_RULES = {"drop": "positives without features dropped from P",
+                 "miss": "positives without features count as never retrieved"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -75,8 +122,8 @@ def _load_packaged(name: str) -> dict:
 
 
 def load_benchmark(name: str) -> dict:
-    """The packaged annotation of `name` (fivr, cc_web_video, evve, vcdb) as parsed JSON (schema in
-    ``benchmarks/README.md``). The result is cached and shared: do not modify it."""
+    """The packaged annotation of `name` (fivr, fivr200k_official, cc_web_video, evve, vcdb) as parsed JSON
+    (schema in ``benchmarks/README.md``). The result is cached and shared: do not modify it."""
     if name not in BENCHMARK_FILES:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {sorted(BENCHMARK_FILES)}")
     return _load_packaged(name)
@@ -91,12 +138,28 @@ def _require(mapping, key: str, kind: type, where: str):
     return value
 
 
+def _is_packaged_fivr(annotation) -> bool:
+    return annotation is None or (isinstance(annotation, str) and annotation in FIVR_ANNOTATIONS)
+
+
+def annotation_name(annotation) -> str:
+    """``published``, ``official`` or ``custom`` for a FIVR `annotation` argument."""
+    if annotation is None:
+        return "published"
+    return annotation if _is_packaged_fivr(annotation) else "custom"
+
+
 def load_fivr_annotation(source: str | os.PathLike | Mapping | None = None) -> dict:
-    """A FIVR-schema annotation, validated: the packaged FIVR (``None``), a JSON file, or a dict
-    ``{"versions": {name: {"queries": [...], "database": [...]}}, "annotation": {q: {label: [...]}}}``."""
-    where = "FIVR annotation" if source is None or isinstance(source, Mapping) else str(source)
-    if source is None:
+    """A FIVR-schema annotation, validated: the packaged FIVR (``None`` or ``"published"``: the annotation the
+    published tables used; ``"official"``: the FIVR-200K dataset's ``annotation.json`` with the same versions),
+    a JSON file, or a dict ``{"versions": {name: {"queries": [...], "database": [...]}},
+    "annotation": {q: {label: [...]}}}``."""
+    where = "FIVR annotation" if _is_packaged_fivr(source) or isinstance(source, Mapping) else str(source)
+    if source is None or source == "published":
         data = load_benchmark("fivr")
+    elif source == "official":
+        where = "official FIVR-200K annotation"
+        data = {"versions": load_benchmark("fivr")["versions"], "annotation": load_benchmark("fivr200k_official")}
     elif isinstance(source, Mapping):
         data = source
     else:
@@ -104,8 +167,8 @@ def load_fivr_annotation(source: str | os.PathLike | Mapping | None = None) -> d
     versions = _require(data, "versions", Mapping, where)
     annotation = _require(data, "annotation", Mapping, where)
     for name, version in versions.items():
-        for field in ("queries", "database"):
-            _require(version, field, list, f"{where}: versions[{name!r}]")
+        for key in ("queries", "database"):
+            _require(version, key, list, f"{where}: versions[{name!r}]")
     for query, labels in annotation.items():
         if not isinstance(labels, Mapping):
             raise ValueError(f"{where}: annotation[{query!r}] must map labels to id lists")
@@ -124,11 +187,15 @@ def load_fivr_annotation(source: str | os.PathLike | Mapping | None = None) -> d
 
 @dataclass
 class SimilarityMatrix:
-    """Scores of `query_ids` against `database_ids`: `scores[i, j]` (NaN = not scored)."""
+    """Scores of `query_ids` against `database_ids`: `scores[i, j]` (NaN = not scored).
+
+    `row_orders[i]`, when given, lists the columns of query i in the order its scores were given (ties
+    keep that order); ``None`` (or a ``None`` entry) means column order."""
 
     query_ids: list[str]
     database_ids: list[str]
     scores: np.ndarray  # [Q, D]
+    row_orders: list[np.ndarray | None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.query_ids = [str(q) for q in self.query_ids]
@@ -141,10 +208,13 @@ class SimilarityMatrix:
         for name, ids in (("query", self.query_ids), ("database", self.database_ids)):
             if len(set(ids)) != len(ids):
                 raise ValueError(f"similarities: duplicate {name} ids")
+        if self.row_orders is not None and len(self.row_orders) != len(self.query_ids):
+            raise ValueError(f"similarities: {len(self.row_orders)} row orders for {len(self.query_ids)} queries")
 
     @classmethod
     def from_dict(cls, similarities: Mapping[str, Mapping[str, float]]) -> SimilarityMatrix:
-        """From ``{query: {database_id: score}}``; pairs absent from the dict are NaN."""
+        """From ``{query: {database_id: score}}``; pairs absent from the dict are NaN. Each query's dict
+        order is kept as its tie order."""
         database_ids: dict[str, int] = {}
         for query, row in similarities.items():
             if not isinstance(row, Mapping):
@@ -152,17 +222,32 @@ class SimilarityMatrix:
             for video in row:
                 database_ids.setdefault(str(video), len(database_ids))
         scores = np.full((len(similarities), len(database_ids)), np.nan)
+        orders: list[np.ndarray | None] = []
         for i, row in enumerate(similarities.values()):
+            order = None
             if row:
                 columns = np.fromiter((database_ids[str(v)] for v in row), dtype=np.int64, count=len(row))
                 scores[i, columns] = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-        return cls(list(similarities), list(database_ids), scores)
+                if (np.diff(columns) < 0).any():
+                    order = columns
+            orders.append(order)
+        has_orders = any(order is not None for order in orders)
+        return cls(list(similarities), list(database_ids), scores, orders if has_orders else None)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
-        return {
-            q: {d: float(s) for d, s in zip(self.database_ids, row) if not np.isnan(s)}
-            for q, row in zip(self.query_ids, self.scores)
-        }
+        out = {}
+        for i, (query, row) in enumerate(zip(self.query_ids, self.scores)):
+            columns = self.row_order(i)
+            out[query] = {self.database_ids[j]: float(row[j]) for j in columns if not np.isnan(row[j])}
+        return out
+
+    def row_order(self, i: int) -> np.ndarray:
+        """Columns of query `i` in the order its scores were given."""
+        order = self.row_orders[i] if self.row_orders is not None else None
+        if order is None:
+            return np.arange(len(self.database_ids))
+        rest = np.setdiff1d(np.arange(len(self.database_ids)), order, assume_unique=True)
+        return np.concatenate([order, rest])  # the rest is NaN
 
 
 def as_similarity_matrix(similarities) -> SimilarityMatrix:
@@ -182,20 +267,46 @@ def as_similarity_matrix(similarities) -> SimilarityMatrix:
     )
 
 
-class _Protocol:
-    """Shared bookkeeping: which user columns belong to the benchmark, which are scored, per query."""
+def _check_protocol(protocol: str, missing: str | None, benchmark: str) -> str:
+    if protocol not in PROTOCOL_VARIANTS:
+        raise ValueError(f"protocol must be one of {PROTOCOL_VARIANTS}, got {protocol!r}")
+    missing = missing or DEFAULT_MISSING[protocol][benchmark]
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
+    return missing
 
-    def __init__(self, sims: SimilarityMatrix, universe: Sequence[str], missing: str):
-        if missing not in MISSING_MODES:
-            raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
+
+def protocol_description(benchmark: str, protocol: str = "reference", missing: str | None = None) -> dict:
+    """What a protocol variant does, as stored in ``result["protocol"]``."""
+    missing = _check_protocol(protocol, missing, benchmark)
+    return {
+        "variant": protocol,
+        "missing": missing,
+        "published_evaluator": protocol == "reference" and missing == DEFAULT_MISSING["reference"][benchmark],
+        "rules": [TIE_RULE, *PROTOCOL_RULES[protocol][benchmark], MISSING_RULES[missing]],
+    }
+
+
+class _Protocol:
+    """Shared bookkeeping: which user columns belong to the benchmark, which videos have features, the
+    ranking of one query."""
+
+    def __init__(self, sims: SimilarityMatrix, universe: Sequence[str], queries: Sequence[str], protocol: str,
+                 missing: str):
         self.sims = sims
+        self.strict = protocol == "strict"
         self.missing = missing
         self.universe = set(universe)
         self.column = {d: j for j, d in enumerate(sims.database_ids)}
         self.in_universe = np.fromiter((d in self.universe for d in sims.database_ids), bool, len(sims.database_ids))
-        scored_any = ~np.isnan(sims.scores).all(axis=0) if len(sims.query_ids) else np.zeros(0, bool)
+        scored = ~np.isnan(sims.scores)
+        scored_any = scored.any(axis=0) if len(sims.query_ids) else np.zeros(len(sims.database_ids), bool)
         self.present = {d for d, ok in zip(sims.database_ids, scored_any & self.in_universe) if ok}
-        self.row = {q: i for i, q in enumerate(sims.query_ids)}
+        self.row = {q: i for i, q in enumerate(sims.query_ids) if scored[i].any()}
+        self.scored_queries = {q for q in queries if q in self.row}
+        self.with_features = self.present | self.scored_queries
+        self.pool = self.universe | self.scored_queries
+        self.tied: list[str] = []
 
     def mask(self, ids) -> np.ndarray:
         """Boolean [D] over the user's columns, True at `ids`."""
@@ -204,25 +315,46 @@ class _Protocol:
         out[columns] = True
         return out
 
-    def query_scores(self, query: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(scores [D], candidate mask [D]) of a query, or None when it has no scores."""
+    def ranking(self, query: str, exclude_query: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """(scores [D], the candidate columns ranked by descending score, ties in the order given) of a
+        query, or None when it has no scores."""
         i = self.row.get(query)
         if i is None:
             return None
         row = self.sims.scores[i]
         candidates = self.in_universe & ~np.isnan(row)
-        if query in self.column:
+        if exclude_query and query in self.column:
             candidates[self.column[query]] = False
-        if not candidates.any():
-            return None
-        return row, candidates
+        order = self.sims.row_order(i)
+        columns = order[candidates[order]]
+        return row, columns[np.argsort(-row[columns], kind="stable")]
 
-    def num_positives(self, positives: set[str]) -> int:
-        return len(positives & self.present) if self.missing == "drop" else len(positives)
+    def check_ties(self, query: str, scores: np.ndarray, relevant: np.ndarray) -> None:
+        """Record `query` when most of its scores are tied with a positive among them."""
+        if mostly_tied(scores, relevant):
+            self.tied.append(query)
 
+    def positives(self, labelled: set[str], query: str) -> tuple[set[str], set[str]]:
+        """(P under this protocol, the labelled positives that have no features)."""
+        if self.strict:
+            labelled = labelled - {query}
+        labelled = labelled & self.pool
+        return (labelled & self.with_features if self.missing == "drop" else labelled), labelled - self.with_features
 
-def _ap(ap_fn, row, candidates, relevant, num_positives) -> float:
-    return ap_fn(row[candidates], relevant[candidates], num_positives)
+    def counts(self, queries: Sequence[str], missing_queries: list[str], missing_positives: set[str],
+               where: str) -> dict:
+        log_mostly_tied(self.tied, len(queries) - len(missing_queries), where)
+        return {
+            "queries": len(queries),
+            "queries_evaluated": len(queries) - len(missing_queries),
+            "queries_missing": len(missing_queries),
+            "database": len(self.universe),
+            "database_evaluated": len(self.present),
+            "database_missing": len(self.universe - self.present),
+            "positives_missing": len(missing_positives),
+            "queries_mostly_tied": len(self.tied),
+            "missing_mode": self.missing,
+        }
 
 
 def _mean(values) -> float | None:
@@ -239,55 +371,57 @@ def evaluate_fivr(
     similarities,
     annotation: str | os.PathLike | Mapping | None = None,
     version: str = "200k",
-    missing: str = "drop",
+    missing: str | None = None,
+    protocol: str = "reference",
 ) -> dict:
     """FIVR mAP for DSVR (ND ∪ DS), CSVR (+ CS) and ISVR (+ IS) over the version's queries and database.
 
-    `annotation`: ``None`` for the packaged FIVR (versions ``5k``, ``200k``) or any FIVR-schema file/dict.
-    Returns ``{"benchmark", "metrics": {task: mAP}, "per_query": {task: {query: AP}}, "counts": {...}}``.
+    `annotation`: ``None``/``"published"`` (the annotation of the published tables), ``"official"`` (the
+    FIVR-200K dataset's file), or any FIVR-schema file/dict. `protocol`: ``"reference"`` (the published
+    evaluator: a self-labelled query stays an unretrievable positive, positives without features dropped)
+    or ``"strict"`` (the query is not its own positive, missing positives count as misses); `missing`
+    overrides the missing-video rule. Queries without a positive for a task are left out of its mean.
+    Returns ``{"benchmark", "protocol", "annotation", "metrics": {task: mAP}, "per_query": {task: {query: AP}},
+    "counts": {...}, "missing_queries"}``.
     """
+    missing = _check_protocol(protocol, missing, "fivr")
     data = load_fivr_annotation(annotation)
     if version not in data["versions"]:
         raise ValueError(f"FIVR annotation has no version {version!r}; available: {sorted(data['versions'])}")
     queries = [str(q) for q in data["versions"][version]["queries"]]
     database = [str(d) for d in data["versions"][version]["database"]]
-    protocol = _Protocol(as_similarity_matrix(similarities), database, missing)
-    database_set = protocol.universe
+    state = _Protocol(as_similarity_matrix(similarities), database, queries, protocol, missing)
     per_query: dict[str, dict[str, float]] = {task: {} for task in FIVR_TASKS}
     skipped = {task: 0 for task in FIVR_TASKS}
     missing_queries, missing_positives = [], set()
     for query in queries:
-        scored = protocol.query_scores(query)
-        if scored is None:
+        ranked = state.ranking(query, exclude_query=True)
+        if ranked is None:
             missing_queries.append(query)
             continue
-        row, candidates = scored
+        row, columns = ranked
         labels = data["annotation"].get(query, {})
+        everything = {str(v) for label in FIVR_TASKS["ISVR"] for v in labels.get(label, [])}
+        state.check_ties(query, row[columns], state.mask(everything)[columns])
         for task, task_labels in FIVR_TASKS.items():
-            positives = {str(v) for label in task_labels for v in labels.get(label, [])}
-            positives = (positives & database_set) - {query}
-            missing_positives |= positives - protocol.present
-            num_positives = protocol.num_positives(positives)
-            if num_positives == 0:
+            labelled = {str(v) for label in task_labels for v in labels.get(label, [])}
+            positives, without_features = state.positives(labelled, query)
+            missing_positives |= without_features
+            if not positives:
                 skipped[task] += 1
                 continue
-            relevant = protocol.mask(positives)
-            per_query[task][query] = _ap(average_precision, row, candidates, relevant, num_positives)
-    name = f"fivr-{version}" if annotation is None else f"fivr:{version}"
+            hits = np.flatnonzero(state.mask(positives)[columns])
+            per_query[task][query] = ap_from_hit_ranks(hits, len(positives))
+    name = f"fivr-{version}" if _is_packaged_fivr(annotation) else f"fivr:{version}"
+    counts = state.counts(queries, missing_queries, missing_positives, name)
+    counts["queries_without_positives"] = skipped
     return {
         "benchmark": name,
+        "protocol": protocol_description("fivr", protocol, missing),
+        "annotation": annotation_name(annotation),
         "metrics": {task: _mean(per_query[task].values()) for task in FIVR_TASKS},
         "per_query": per_query,
-        "counts": {
-            "queries": len(queries),
-            "queries_evaluated": len(queries) - len(missing_queries),
-            "queries_missing": len(missing_queries),
-            "queries_without_positives": skipped,
-            "database": len(database),
-            "database_missing": len(database_set - protocol.present),
-            "positives_missing": len(missing_positives),
-            "missing_mode": missing,
-        },
+        "counts": counts,
         "missing_queries": missing_queries,
     }
 
@@ -297,80 +431,101 @@ def evaluate_fivr(
 # ----------------------------------------------------------------------------------------------------
 
 
-def _cc_web_sets(data: Mapping) -> tuple[list[str], list[dict[str, str]], list[set[str]], list[str]]:
-    """(queries, per query {video_id: label}, per query excluded video ids, all video ids)."""
-    index = _require(data, "index", list, "CC_WEB_VIDEO annotation")
-    queries = [str(q) for q in _require(data, "queries", list, "CC_WEB_VIDEO annotation")]
-    truths = _require(data, "ground_truth", list, "CC_WEB_VIDEO annotation")
-    excluded = _require(data, "excluded", list, "CC_WEB_VIDEO annotation")
+@dataclass
+class _CCWebQuery:
+    query: str
+    labels: dict[int, str]  # index position -> label (upper case)
+    excluded: set[int]  # index positions
+
+
+def _cc_web_sets(data: Mapping) -> tuple[list[_CCWebQuery], list[str], dict[str, int]]:
+    """(per query: its labelled and excluded index positions; all video ids; video id -> index position)."""
+    where = "CC_WEB_VIDEO annotation"
+    index = _require(data, "index", list, where)
+    queries = [str(q) for q in _require(data, "queries", list, where)]
+    truths = _require(data, "ground_truth", list, where)
+    excluded = _require(data, "excluded", list, where)
+    vid2index = {str(k): int(v) for k, v in _require(data, "vid2index", Mapping, where).items()}
     if not len(queries) == len(truths) == len(excluded):
-        raise ValueError("CC_WEB_VIDEO annotation: queries, ground_truth and excluded must have equal lengths")
+        raise ValueError(f"{where}: queries, ground_truth and excluded must have equal lengths")
 
-    def video(position, where: str) -> str:
-        position = int(position)
-        if not 0 <= position < len(index):
-            raise ValueError(f"CC_WEB_VIDEO annotation: {where} refers to index {position}, outside the "
-                             f"index of {len(index)} entries")
-        return index[position]  # "" for the 10 empty index entries (5 of them labelled X): skipped
+    def position(value, what: str) -> int:
+        value = int(value)
+        if not 0 <= value < len(index):
+            raise ValueError(f"{where}: {what} refers to index {value}, outside the index of {len(index)} entries")
+        return value
 
-
-    labelled, dropped = [], []
-    for number, (truth, excl) in enumerate(zip(truths, excluded)):
+    out = []
+    for number, (query, truth, excl) in enumerate(zip(queries, truths, excluded)):
         labels = {}
-        for position, label in truth.items():
+        for key, label in truth.items():
             label = str(label).upper()  # the file has one stray lower-case "x"
             if label not in CC_WEB_LABELS:
-                raise ValueError(f"CC_WEB_VIDEO annotation: ground_truth[{number}][{position!r}] has label "
-                                 f"{label!r}; expected one of {''.join(sorted(CC_WEB_LABELS))}")
-            name = video(position, f"ground_truth[{number}]")
-            if name:
-                labels[name] = label
-        labelled.append(labels)
-        dropped.append({video(p, f"excluded[{number}]") for p in excl} - {""})
-    # Five videos have two index entries (same id, same labels): one video each.
-    return queries, labelled, dropped, list(dict.fromkeys(v for v in index if v))
+                raise ValueError(f"{where}: ground_truth[{number}][{key!r}] has label {label!r}; expected one of "
+                                 f"{''.join(sorted(CC_WEB_LABELS))}")
+            labels[position(key, f"ground_truth[{number}]")] = label
+        out.append(_CCWebQuery(query, labels, {position(p, f"excluded[{number}]") for p in excl}))
+    for video, p in vid2index.items():
+        if index[position(p, f"vid2index[{video!r}]")] != video:
+            raise ValueError(f"{where}: vid2index[{video!r}] = {p} but index[{p}] is {index[p]!r}")
+    # Ten index entries are empty and five videos have two entries (same labels): one video each.
+    return out, list(dict.fromkeys(v for v in index if v)), vid2index
 
 
-def evaluate_cc_web(similarities, missing: str = "miss") -> dict:
+def evaluate_cc_web(similarities, missing: str | None = None, protocol: str = "reference") -> dict:
     """CC_WEB_VIDEO mAP in its four variants: ``cc_web`` (rank the videos annotated for the query's set),
     ``cc_web*`` (rank the whole dataset) and their clean versions ``cc_web_c``/``cc_web*_c`` (excluded
-    videos dropped). Positives: labels E, S, L, M, V."""
-    queries, labelled, dropped, videos = _cc_web_sets(load_benchmark("cc_web_video"))
-    protocol = _Protocol(as_similarity_matrix(similarities), videos, missing)
+    videos dropped). Positives: labels E, S, L, M, V.
+
+    `protocol`: ``"reference"`` (the published evaluator: the query is ranked against itself and its own
+    ``E`` label counts; positives are counted per index entry, so ``4_160_Y`` counts twice; every annotated
+    positive counts, with features or not) or ``"strict"`` (the query is left out of its ranking and its
+    positives, each video counts once); `missing` (``"drop"``) drops positives without features."""
+    missing = _check_protocol(protocol, missing, "cc_web")
+    data = load_benchmark("cc_web_video")
+    sets, videos, vid2index = _cc_web_sets(data)
+    index = data["index"]
+    queries = [s.query for s in sets]
+    state = _Protocol(as_similarity_matrix(similarities), videos, queries, protocol, missing)
+    column_position = np.array([vid2index.get(v, -1) for v in state.sims.database_ids])
     per_query: dict[str, dict[str, float]] = {variant: {} for variant in CC_WEB_VARIANTS}
     missing_queries, missing_positives = [], set()
-    for query, labels, excluded in zip(queries, labelled, dropped):
-        scored = protocol.query_scores(query)
-        if scored is None:
+    for entry in sets:
+        query = entry.query
+        ranked = state.ranking(query, exclude_query=state.strict)
+        if ranked is None:
             missing_queries.append(query)
             continue
-        row, candidates = scored
-        annotated = protocol.mask(labels)
-        excluded_mask = protocol.mask(excluded)
-        all_positives = {v for v, label in labels.items() if label in CC_WEB_POSITIVE} - {query}
-        missing_positives |= all_positives - protocol.present
+        row, columns = ranked
+        positions = column_position[columns]
+        annotated = np.fromiter((p in entry.labels for p in positions), bool, len(positions))
+        positive = np.fromiter((entry.labels.get(p) in CC_WEB_POSITIVE for p in positions), bool, len(positions))
+        excluded = np.fromiter((p in entry.excluded for p in positions), bool, len(positions))
+        state.check_ties(query, row[columns], positive)
+        positive_positions = [p for p, label in entry.labels.items() if label in CC_WEB_POSITIVE]
+        _, without_features = state.positives({index[p] for p in positive_positions} - {""}, query)
+        missing_positives |= without_features
         for variant, (whole_dataset, clean) in CC_WEB_VARIANTS.items():
-            positives = all_positives - excluded if clean else all_positives
-            keep = candidates if whole_dataset else candidates & annotated
+            counted = [p for p in positive_positions if not (clean and p in entry.excluded)]
+            if state.strict:  # each video once, the query not among its positives
+                counted_videos, _ = state.positives({index[p] for p in counted}, query)
+                num_positives = len(counted_videos)
+            elif missing == "drop":  # per index entry
+                num_positives = sum(index[p] in state.with_features for p in counted)
+            else:
+                num_positives = len(counted)
+            if not num_positives:
+                continue
+            keep = np.ones(len(columns), bool) if whole_dataset else annotated.copy()
             if clean:
-                keep = keep & ~excluded_mask
-            num_positives = protocol.num_positives(positives)
-            if num_positives:
-                relevant = protocol.mask(positives)
-                per_query[variant][query] = _ap(average_precision, row, keep, relevant, num_positives)
+                keep &= ~excluded
+            per_query[variant][query] = ap_from_hit_ranks(np.flatnonzero(positive[keep]), num_positives)
     return {
         "benchmark": "cc_web",
+        "protocol": protocol_description("cc_web", protocol, missing),
         "metrics": {variant: _mean(values.values()) for variant, values in per_query.items()},
         "per_query": per_query,
-        "counts": {
-            "queries": len(queries),
-            "queries_evaluated": len(queries) - len(missing_queries),
-            "queries_missing": len(missing_queries),
-            "database": len(videos),
-            "database_missing": len(set(videos) - protocol.present),
-            "positives_missing": len(missing_positives),
-            "missing_mode": missing,
-        },
+        "counts": state.counts(queries, missing_queries, missing_positives, "cc_web"),
         "missing_queries": missing_queries,
     }
 
@@ -380,44 +535,43 @@ def evaluate_cc_web(similarities, missing: str = "miss") -> dict:
 # ----------------------------------------------------------------------------------------------------
 
 
-def evaluate_evve(similarities, missing: str = "miss") -> dict:
-    """EVVE mAP (trapezoidal AP, mean over all queries) and the mAP of each of the 13 events."""
+def evaluate_evve(similarities, missing: str | None = None, protocol: str = "reference") -> dict:
+    """EVVE mAP (trapezoidal AP, mean over the queries evaluated) and the mAP of each of the 13 events.
+
+    Results outside the EVVE database shift no rank. `protocol`: ``"reference"`` (the published evaluator:
+    positives without features are dropped from P) or ``"strict"`` (they count as never retrieved, the
+    query is not its own positive); `missing` overrides the missing-video rule."""
+    missing = _check_protocol(protocol, missing, "evve")
     data = load_benchmark("evve")
     database = [str(d) for d in _require(data, "database", list, "EVVE annotation")]
     events = _require(data, "events", Mapping, "EVVE annotation")
-    protocol = _Protocol(as_similarity_matrix(similarities), database, missing)
+    queries = [str(q) for event in events.values() for q in event["queries"]]
+    state = _Protocol(as_similarity_matrix(similarities), database, queries, protocol, missing)
     per_event: dict[str, dict[str, float]] = {name: {} for name in events}
     missing_queries, missing_positives = [], set()
     for name, event in events.items():
-        positives = {str(p) for p in event["positives"]} & protocol.universe
-        missing_positives |= positives - protocol.present
-        relevant = protocol.mask(positives)
-        for query in event["queries"]:
-            scored = protocol.query_scores(query)
-            if scored is None:
+        labelled = {str(p) for p in event["positives"]}
+        for query in map(str, event["queries"]):
+            ranked = state.ranking(query, exclude_query=state.strict)
+            if ranked is None:
                 missing_queries.append(query)
                 continue
-            row, candidates = scored
-            num_positives = protocol.num_positives(positives - {query})
-            per_event[name][query] = _ap(evve_average_precision, row, candidates, relevant, num_positives)
+            row, columns = ranked
+            positives, without_features = state.positives(labelled, query)
+            missing_positives |= without_features
+            relevant = state.mask(positives)[columns]
+            state.check_ties(query, row[columns], relevant)
+            per_event[name][query] = evve_ap_from_hit_ranks(np.flatnonzero(relevant), len(positives))
     per_query = {q: ap for values in per_event.values() for q, ap in values.items()}
     metrics = {"mAP": _mean(per_query.values())}
     metrics.update({f"mAP/{name}": _mean(values.values()) for name, values in per_event.items()})
-    num_queries = sum(len(event["queries"]) for event in events.values())
     return {
         "benchmark": "evve",
+        "protocol": protocol_description("evve", protocol, missing),
         "metrics": metrics,
         "per_query": {"mAP": per_query},
         "per_event": per_event,
-        "counts": {
-            "queries": num_queries,
-            "queries_evaluated": num_queries - len(missing_queries),
-            "queries_missing": len(missing_queries),
-            "database": len(database),
-            "database_missing": len(set(database) - protocol.present),
-            "positives_missing": len(missing_positives),
-            "missing_mode": missing,
-        },
+        "counts": state.counts(queries, missing_queries, missing_positives, "evve"),
         "missing_queries": missing_queries,
     }
 
@@ -429,17 +583,21 @@ def evaluate_evve(similarities, missing: str = "miss") -> dict:
 BENCHMARKS = ("fivr-5k", "fivr-200k", "cc_web", "evve")
 
 
+def _is_fivr(benchmark: str, annotation) -> bool:
+    return benchmark.startswith("fivr") or not _is_packaged_fivr(annotation)
+
+
 def benchmark_ids(benchmark: str, annotation=None, version: str | None = None) -> tuple[list[str], list[str]]:
     """(query ids, database ids) a benchmark needs features for."""
-    if annotation is not None or benchmark.startswith("fivr"):
+    if _is_fivr(benchmark, annotation):
         data = load_fivr_annotation(annotation)
         version = version or benchmark.split("-", 1)[-1]
         if version not in data["versions"]:
             raise ValueError(f"FIVR annotation has no version {version!r}; available: {sorted(data['versions'])}")
         return list(map(str, data["versions"][version]["queries"])), list(map(str, data["versions"][version]["database"]))
     if benchmark == "cc_web":
-        queries, _, _, videos = _cc_web_sets(load_benchmark("cc_web_video"))
-        return queries, videos
+        sets, videos, _ = _cc_web_sets(load_benchmark("cc_web_video"))
+        return [s.query for s in sets], videos
     if benchmark == "evve":
         data = load_benchmark("evve")
         return list(map(str, data["queries"])), list(map(str, data["database"]))
@@ -447,23 +605,31 @@ def benchmark_ids(benchmark: str, annotation=None, version: str | None = None) -
 
 
 def evaluate_benchmark(
-    benchmark: str, similarities, annotation=None, version: str | None = None, missing: str | None = None
+    benchmark: str, similarities, annotation=None, version: str | None = None, missing: str | None = None,
+    protocol: str = "reference",
 ) -> dict:
     """Run the protocol of `benchmark` (``fivr-5k``, ``fivr-200k``, ``cc_web``, ``evve``, or ``fivr`` with a
-    custom `annotation` and `version`) with its default handling of missing videos unless `missing` is given."""
-    if annotation is not None or benchmark.startswith("fivr"):
+    custom `annotation` and `version`) in the `protocol` variant (``reference``: the published evaluators;
+    ``strict``), with the variant's handling of missing videos unless `missing` is given. `annotation` for
+    the packaged FIVR: ``published`` (default) or ``official``."""
+    if _is_fivr(benchmark, annotation):
         version = version or benchmark.split("-", 1)[-1]
-        return evaluate_fivr(similarities, annotation, version, missing or "drop")
+        return evaluate_fivr(similarities, annotation, version, missing, protocol)
+    if annotation not in (None, "published"):
+        raise ValueError(f"annotation {annotation!r} applies to FIVR only, not to {benchmark!r}")
     if benchmark == "cc_web":
-        return evaluate_cc_web(similarities, missing or "miss")
+        return evaluate_cc_web(similarities, missing, protocol)
     if benchmark == "evve":
-        return evaluate_evve(similarities, missing or "miss")
+        return evaluate_evve(similarities, missing, protocol)
     raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
 
 
 __all__ = [
     "BENCHMARKS",
+    "FIVR_ANNOTATIONS",
+    "PROTOCOL_VARIANTS",
     "SimilarityMatrix",
+    "annotation_name",
     "as_similarity_matrix",
     "benchmark_ids",
     "evaluate_benchmark",
@@ -472,4 +638,5 @@ __all__ = [
     "evaluate_fivr",
     "load_benchmark",
     "load_fivr_annotation",
+    "protocol_description",
 ]

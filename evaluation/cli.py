@@ -6,6 +6,13 @@ Example::
         --similarity chamfer --output results/fivr5k-chamfer
 
 prints a table, writes ``results.json`` (ready for a model card) and ``ap_per_query.png``.
+
+The defaults reproduce the published evaluators (TCA / ViSiL / DnS / S2VS) exactly: ``--protocol reference``
+with the annotation the published tables used. ``--protocol strict`` never ranks a query against itself nor
+counts it as its own positive, counts every video once and missing positives as misses; ``--missing``
+overrides the missing-video rule alone; ``--annotation official`` uses the FIVR-200K dataset's own
+annotation file. ``results.json`` names the protocol and counts the queries and database videos evaluated
+and the positives without features.
 """
 
 from __future__ import annotations
@@ -24,7 +31,15 @@ from tqdm.auto import tqdm
 from vidtempo.processing.atomic_files import write_atomically, write_json_atomic
 from vidtempo.processing.descriptor_store import iter_descriptors, read_info
 
-from .benchmarks import BENCHMARKS, SimilarityMatrix, benchmark_ids, evaluate_benchmark
+from .benchmarks import (
+    BENCHMARKS,
+    DEFAULT_MISSING,
+    FIVR_ANNOTATIONS,
+    PROTOCOL_VARIANTS,
+    SimilarityMatrix,
+    benchmark_ids,
+    evaluate_benchmark,
+)
 from .embedding import SIMILARITIES, VideoEmbeddings, compute_similarities, embed_descriptors
 
 SIMILARITY_NAMES = {"cosine": "TCA_c", "chamfer": "TCA_f", "symmetric_chamfer": "TCA_sym", "cascade": "cascade"}
@@ -87,8 +102,10 @@ def evaluate_embeddings(
     cascade_depth: int = 100,
     missing: str | None = None,
     progress: bool = False,
+    protocol: str = "reference",
 ) -> dict:
-    """Score the benchmark's queries against its database with `similarity` and run its protocol."""
+    """Score the benchmark's queries against its database with `similarity` and run its protocol
+    (`protocol` ``reference``: the published evaluators; ``strict``: see `benchmarks`)."""
     queries, database = benchmark_ids(benchmark, annotation, version)
     present = set(embeddings.ids)
     query_ids = [q for q in queries if q in present]
@@ -100,22 +117,34 @@ def evaluate_embeddings(
         embeddings.subset(query_ids), embeddings.subset(database_ids), similarity, cascade_depth, progress
     )
     result = evaluate_benchmark(benchmark, SimilarityMatrix(query_ids, database_ids, scores.numpy()),
-                                annotation, version, missing)
+                                annotation, version, missing, protocol)
     result["similarity"] = similarity
     if similarity == "cascade":
         result["cascade_depth"] = cascade_depth
     return result
 
 
+def protocol_label(result: dict) -> str:
+    """``reference`` for the published evaluators' protocol, else the variant and its missing-video rule."""
+    protocol = result.get("protocol") or {}
+    if not protocol or protocol.get("published_evaluator"):
+        return "reference"
+    return f"{protocol.get('variant')}, missing={protocol.get('missing')}"
+
+
 def eval_results_for_card(result: dict) -> list[dict]:
-    """`huggingface_hub.EvalResult` keyword sets, one per metric."""
+    """`huggingface_hub.EvalResult` keyword sets, one per metric (a non-reference protocol is named in the
+    metric name)."""
+    label = protocol_label(result)
+    suffix = "" if label == "reference" else f"; {label}"
     return [
         {
             "task_type": "video-retrieval",
             "dataset_type": result["benchmark"],
             "dataset_name": result["benchmark"].upper(),
             "metric_type": "map",
-            "metric_name": f"{name} mAP ({SIMILARITY_NAMES.get(result.get('similarity'), result.get('similarity'))})",
+            "metric_name": f"{name} mAP ({SIMILARITY_NAMES.get(result.get('similarity'), result.get('similarity'))}"
+                           f"{suffix})",
             "metric_value": round(value, 4),
         }
         for name, value in result["metrics"].items()
@@ -125,15 +154,20 @@ def eval_results_for_card(result: dict) -> list[dict]:
 
 def format_table(result: dict) -> str:
     counts = result["counts"]
-    lines = [f"{result['benchmark']}  similarity={result.get('similarity', '?')}", "", "| metric | mAP |", "| --- | --- |"]
+    lines = [f"{result['benchmark']}  similarity={result.get('similarity', '?')}  protocol={protocol_label(result)}"
+             + (f"  annotation={result['annotation']}" if "annotation" in result else ""),
+             "", "| metric | mAP |", "| --- | --- |"]
     for name, value in result["metrics"].items():
         lines.append(f"| {name} | {'n/a' if value is None else f'{value:.4f}'} |")
     lines += [
         "",
         f"queries evaluated {counts['queries_evaluated']}/{counts['queries']} (missing {counts['queries_missing']}); "
-        f"database videos missing {counts['database_missing']}/{counts['database']}; positives missing "
-        f"{counts['positives_missing']} (missing videos: {counts['missing_mode']})",
+        f"database videos evaluated {counts['database_evaluated']}/{counts['database']}; positives without features "
+        f"{counts['positives_missing']} ({'dropped from P' if counts['missing_mode'] == 'drop' else 'counted as misses'})",
     ]
+    if counts.get("queries_mostly_tied"):
+        lines.append(f"WARNING: {counts['queries_mostly_tied']} queries have mostly tied scores: their AP reflects "
+                     "the order the scores were given in, not a ranking")
     return "\n".join(lines)
 
 
@@ -168,9 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
         "EVVE with the published protocols. Videos are embedded full-length and deterministically.",
     )
     parser.add_argument("--benchmark", choices=[*BENCHMARKS, "fivr"], required=True,
-                        help="benchmark protocol; 'fivr' with --annotations/--version for a custom FIVR-schema file")
-    parser.add_argument("--annotations", help="a FIVR-schema JSON file (e.g. a synthetic benchmark) instead of the packaged one")
-    parser.add_argument("--version", help="version inside --annotations (default: from --benchmark, e.g. 5k)")
+                        help="benchmark protocol; 'fivr' with --annotation FILE/--version for a custom FIVR-schema file")
+    parser.add_argument("--annotation", "--annotations", dest="annotation", default="published",
+                        help="FIVR annotation: " + "; ".join(f"'{k}' = {v}" for k, v in FIVR_ANNOTATIONS.items())
+                        + "; or a FIVR-schema JSON file (e.g. a synthetic benchmark)")
+    parser.add_argument("--version", help="version inside --annotation FILE (default: from --benchmark, e.g. 5k)")
+    parser.add_argument("--protocol", choices=PROTOCOL_VARIANTS, default="reference",
+                        help="'reference' (default) = the published TCA/ViSiL/DnS/S2VS evaluators exactly: ties keep "
+                        "the database order; FIVR keeps a query labelled positive for itself as an unretrievable "
+                        "positive; CC_WEB_VIDEO ranks the query against itself, counts its own E label and counts "
+                        "4_160_Y (listed twice) twice; FIVR/EVVE drop positives without features. 'strict' = the "
+                        "query is never ranked against itself nor its own positive, every video counts once, "
+                        "positives without features count as misses")
     parser.add_argument("--features", required=True, help="descriptor folder (vidtempo-extract output)")
     parser.add_argument("--model", default="none",
                         help="TCA checkpoint folder or hub id, or 'none' for the baseline (mean of frame descriptors "
@@ -180,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(cosine, then chamfer re-ranking of the top --cascade-depth)")
     parser.add_argument("--cascade-depth", type=int, default=100, help="candidates re-ranked per query (cascade)")
     parser.add_argument("--missing", choices=["drop", "miss"],
-                        help="how database videos without features count (default: the protocol's own rule)")
+                        help="positives without features: 'drop' them from P or count them as 'miss'es (default: "
+                        f"the protocol's rule, reference {DEFAULT_MISSING['reference']}, strict: miss)")
     parser.add_argument("--output", default="eval_results", help="folder for results.json and ap_per_query.png")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed (evaluation itself is deterministic)")
@@ -190,18 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.benchmark == "fivr" and not args.annotations:
-        raise SystemExit("vidtempo-eval: --benchmark fivr needs --annotations FILE and --version NAME")
-    if args.annotations and not args.version and args.benchmark == "fivr":
-        raise SystemExit("vidtempo-eval: --annotations needs --version NAME")
+    custom = args.annotation not in FIVR_ANNOTATIONS
+    if args.benchmark == "fivr" and not (custom and args.version):
+        raise SystemExit("vidtempo-eval: --benchmark fivr needs --annotation FILE and --version NAME")
+    if not args.benchmark.startswith("fivr") and args.annotation != "published":
+        raise SystemExit(f"vidtempo-eval: --annotation applies to FIVR only, not to --benchmark {args.benchmark}")
     torch.manual_seed(args.seed)
-    queries, database = benchmark_ids(args.benchmark, args.annotations, args.version)
+    queries, database = benchmark_ids(args.benchmark, args.annotation, args.version)
     model = load_model(args.model, args.device)
     embeddings = embed_folder(model, args.features, set(queries) | set(database),
                               keep_frames=args.similarity != "cosine", device=args.device,
                               progress=not args.no_progress)
-    result = evaluate_embeddings(embeddings, args.benchmark, args.similarity, args.annotations, args.version,
-                                 args.cascade_depth, args.missing, progress=not args.no_progress)
+    result = evaluate_embeddings(embeddings, args.benchmark, args.similarity, args.annotation, args.version,
+                                 args.cascade_depth, args.missing, progress=not args.no_progress,
+                                 protocol=args.protocol)
     result.update({"model": str(args.model), "features": str(args.features)})
     result["counts"]["videos_skipped_bad_descriptors"] = len(embeddings.skipped)
     result["skipped_videos"] = embeddings.skipped

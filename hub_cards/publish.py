@@ -11,7 +11,10 @@ or a list of such objects, or the LocVTP evaluation JSON (`python -m vidtempo.ev
 "dataset": name (optional)}``, read as one text-to-video-retrieval and one temporal-grounding result.
 Every numeric metric becomes one `model-index` entry: ``metric_type`` from the
 metric name (`METRIC_TYPES`, e.g. ``DSVR`` -> ``map``, ``R@1`` -> ``recall@1``), ``metric_name`` =
-``"<name> (<similarity>)"``, dataset = the benchmark, value rounded to 4 decimals.
+``"<name> (<similarity>)"``, dataset = the benchmark, value rounded to 4 decimals. When the result
+states its protocol and counts (``vidtempo-eval`` does), every entry carries them: ``metric_config`` = the
+protocol variant (``reference`` = the published evaluators), ``dataset_args`` = the queries and database videos
+evaluated and the positives without features; the card's evaluation section lists them under the table.
 """
 
 from __future__ import annotations
@@ -119,6 +122,29 @@ def _task_type(result: Mapping) -> str:
     return "video-retrieval"
 
 
+def _protocol_name(result: Mapping) -> str | None:
+    protocol = result.get("protocol")
+    if not isinstance(protocol, Mapping):
+        return None
+    name = str(protocol.get("variant", ""))
+    return name if protocol.get("published_evaluator") else f"{name}, missing={protocol.get('missing')}"
+
+
+def coverage(result: Mapping) -> dict | None:
+    """What a result evaluated: queries and database videos (evaluated / total), positives without features."""
+    counts = result.get("counts")
+    if not isinstance(counts, Mapping) or "queries_evaluated" not in counts:
+        return None
+    out = {"queries_evaluated": counts["queries_evaluated"], "queries": counts.get("queries")}
+    if "database" in counts:
+        database_evaluated = counts.get("database_evaluated", counts["database"] - counts.get("database_missing", 0))
+        out.update(database_evaluated=database_evaluated, database=counts["database"])
+    for key in ("positives_missing", "missing_mode"):
+        if key in counts:
+            out[key] = counts[key]
+    return out
+
+
 def eval_results_from(results: Sequence[Mapping]) -> list:
     """`huggingface_hub.EvalResult`s, one per numeric metric of every result."""
     from huggingface_hub import EvalResult
@@ -126,6 +152,7 @@ def eval_results_from(results: Sequence[Mapping]) -> list:
     entries = []
     for result in results:
         similarity = result.get("similarity")
+        protocol, counts = _protocol_name(result), coverage(result)
         for name, value in result["metrics"].items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue  # None (not computable) or nested values
@@ -137,6 +164,8 @@ def eval_results_from(results: Sequence[Mapping]) -> list:
                 metric_type=metric_type(name),
                 metric_name=f"{name} ({similarity})" if similarity else str(name),
                 metric_value=round(float(value), 4),
+                metric_config=protocol,
+                dataset_args=counts,
             ))
     return entries
 
@@ -149,6 +178,24 @@ def _evaluation_section(results: Sequence[Mapping]) -> str:
         for name, value in result["metrics"].items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 lines.append(f"| {result['benchmark']} | {result.get('similarity', '')} | {name} | {value:.4f} |")
+    notes = []
+    for result in results:
+        counts, protocol = coverage(result), _protocol_name(result)
+        if counts is None and protocol is None:
+            continue
+        text = f"- {result['benchmark']} ({result.get('similarity', '')}): protocol {protocol or 'not stated'}"
+        if counts:
+            text += f"; {counts['queries_evaluated']:,}/{counts['queries']:,} queries"
+            if "database" in counts:
+                text += f" and {counts['database_evaluated']:,}/{counts['database']:,} database videos evaluated"
+            if "positives_missing" in counts:
+                rule = {"drop": "dropped from the positives", "miss": "counted as misses"}.get(
+                    counts.get("missing_mode"), "")
+                text += f"; {counts['positives_missing']:,} positives without features" + (f" ({rule})" if rule else "")
+        notes.append(text)
+    if notes:
+        lines += ["", "Protocol (`reference` = the published TCA/ViSiL/DnS/S2VS evaluators) and what was evaluated:",
+                  "", *notes]
     return "\n".join(lines)
 
 

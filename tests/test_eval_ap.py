@@ -1,5 +1,6 @@
 """AP definitions (FIVR / CC_WEB_VIDEO and EVVE) on hand-worked rankings, and the evaluate modules."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from vidtempo.evaluation.ap import (
     evve_average_precision,
     fivr_task_average_precision,
     fivr_task_map,
+    mean_average_precision,
 )
 
 METRICS = Path(__file__).resolve().parents[1] / "evaluation" / "metrics"
@@ -117,3 +119,24 @@ def test_evaluate_modules_load_and_match():
     fivr_map = evaluate.load(str(METRICS / "fivr_map"))
     out = fivr_map.compute(predictions=[[0.9, 0.5, 0.1]], references=[["", "ND", "IS"]])
     assert out == pytest.approx({"DSVR": 0.5, "CSVR": 0.5, "ISVR": 7 / 12})
+
+
+def test_all_equal_scores_follow_the_given_order_and_warn(caplog):
+    """Constant scores: AP is whatever the given order makes it (1 / rank of the positive), and a warning says
+    so; ties among negatives only (the positives above them) warn about nothing."""
+    from vidtempo.evaluation.ap import mostly_tied, tied_share
+
+    scores = [0.5, 0.5, 0.5, 0.5]
+    with caplog.at_level(logging.WARNING):
+        value = mean_average_precision([(np.array(scores), np.array([False, False, True, False])),
+                                        (np.array(scores), np.array([True, False, False, False]))])
+    assert value == pytest.approx((1 / 3 + 1) / 2)
+    assert any("2 of 2 queries" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        fivr_task_map([scores], [["", "", "ND", ""]])
+    assert any("fivr_task_map: 1 of 1 queries" in r.getMessage() for r in caplog.records)
+    assert tied_share([0.1, 0.2, 0.2, 0.3]) == 0.5 and not mostly_tied([0.1, 0.2, 0.2, 0.3])
+    assert not mostly_tied([0.9, 0.8, 0.0, 0.0, 0.0], [True, True, False, False, False])
+    assert mostly_tied([0.9, 0.0, 0.0, 0.0, 0.0], [True, False, True, False, False])
+    assert not mostly_tied([0.4])

@@ -1,5 +1,6 @@
 """FIVR / CC_WEB_VIDEO / EVVE protocols on the REAL annotation files with synthetic similarities:
-perfect rankings, hand-computed permutations, and naive loop re-implementations with missing videos."""
+perfect rankings, hand-computed permutations, and naive loop re-implementations of the STRICT variant with
+missing videos (the reference variant, the published evaluators, is checked in test_eval_reference.py)."""
 
 import gzip
 import json
@@ -35,12 +36,13 @@ def ranked_scores(order_ids, database_ids):
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="shared benchmark folder not present")
-@pytest.mark.parametrize("name", ["fivr", "cc_web_video", "evve", "vcdb"])
+@pytest.mark.parametrize("name", ["fivr", "fivr200k_official_annotation", "cc_web_video", "evve", "vcdb"])
 def test_packaged_annotations_equal_shared_files(name):
     packaged = Path(__file__).resolve().parents[1] / "evaluation" / "data" / f"{name}.json.gz"
     with gzip.open(packaged, "rt") as handle:
         assert json.load(handle) == json.loads((SHARED / f"{name}.json").read_text())
-    assert load_benchmark(name) is load_benchmark(name)  # cached
+    key = "fivr200k_official" if name.startswith("fivr200k") else name
+    assert load_benchmark(key) is load_benchmark(key)  # cached
 
 
 def test_benchmark_sizes():
@@ -70,10 +72,17 @@ def test_fivr_perfect_ranking_is_one(version):
     data = load_benchmark("fivr")
     queries, database = benchmark_ids(f"fivr-{version}")
     scores = fivr_graded(queries, database, data["annotation"])
-    result = evaluate_benchmark(f"fivr-{version}", SimilarityMatrix(queries, database, scores))
+    sims = SimilarityMatrix(queries, database, scores)
+    result = evaluate_benchmark(f"fivr-{version}", sims, protocol="strict")
     assert result["metrics"] == {"DSVR": 1.0, "CSVR": 1.0, "ISVR": 1.0}
     assert result["counts"]["queries_evaluated"] == len(queries)
     assert result["counts"]["database_missing"] == 0 and result["counts"]["positives_missing"] == 0
+    # reference: eCrhXArKE24 is an ISVR positive of itself that is never retrieved: AP = (P - 1) / P
+    result = evaluate_benchmark(f"fivr-{version}", sims)
+    labelled = {v for label in ("ND", "DS", "CS", "IS") for v in data["annotation"]["eCrhXArKE24"].get(label, [])}
+    p = len(labelled & (set(database) | {"eCrhXArKE24"}))
+    assert result["metrics"]["ISVR"] == pytest.approx(1 - 1 / p / len(queries), abs=1e-15)
+    assert result["metrics"]["DSVR"] == result["metrics"]["CSVR"] == 1.0
 
 
 def test_fivr_alternating_ranking_is_one_half():
@@ -87,7 +96,7 @@ def test_fivr_alternating_ranking_is_one_half():
         negatives = [v for v in database if v not in positive_set and v != q]
         order = [x for pair in zip(negatives, positives) for x in pair]  # positives at ranks 2, 4, 6, ...
         rows.append(ranked_scores(order, database))
-    result = evaluate_fivr((queries, database, np.stack(rows)), version="5k")
+    result = evaluate_fivr((queries, database, np.stack(rows)), version="5k", protocol="strict")
     assert result["metrics"]["DSVR"] == pytest.approx(0.5)
     # reversed: the positives at the very bottom of the ranking, AP = mean_i i / (D' - P + i)
     rows, expected = [], []
@@ -98,7 +107,7 @@ def test_fivr_alternating_ranking_is_one_half():
         rows.append(ranked_scores(order, database))
         n, p = len(order), len(positives)
         expected.append(np.mean([i / (n - p + i) for i in range(1, p + 1)]))
-    result = evaluate_fivr((queries, database, np.stack(rows)), version="5k")
+    result = evaluate_fivr((queries, database, np.stack(rows)), version="5k", protocol="strict")
     assert result["metrics"]["DSVR"] == pytest.approx(np.mean(expected), rel=1e-12)
 
 
@@ -138,7 +147,7 @@ def test_fivr_matches_naive_loop_with_missing_videos(missing):
     asked = queries[2:]  # two queries without features
     scores = fivr_graded(asked, present, data["annotation"]) + rng.normal(0, 1.5, (len(asked), len(present)))
     similarities = {q: dict(zip(present, row)) for q, row in zip(asked, scores.tolist())}
-    result = evaluate_fivr(similarities, version="5k", missing=missing)
+    result = evaluate_fivr(similarities, version="5k", missing=missing, protocol="strict")
     for task, labels in {"DSVR": ["ND", "DS"], "CSVR": ["ND", "DS", "CS"], "ISVR": ["ND", "DS", "CS", "IS"]}.items():
         assert result["metrics"][task] == pytest.approx(naive_fivr(similarities, data, "5k", labels, missing))
     counts = result["counts"]
@@ -156,15 +165,19 @@ def test_fivr_custom_annotation_query_inside_its_database(tmp_path):
         "versions": {"tiny": {"queries": ["q"], "database": ["q", "a", "b", "c", "d"]}},
         "annotation": {"q": {"ND": ["a"], "DS": ["q"], "CS": ["c"], "DA": ["b"]}},
     }
-    # the query scores itself highest; it must not be ranked (nor be its own positive):
+    # the query scores itself highest; it is never ranked. Strict: nor its own positive:
     # ranking b, a, d, c -> DSVR: a at 2 -> 1/2; CSVR: a at 2, c at 4 -> (1/2 + 2/4)/2
+    # reference: q stays a positive that is never retrieved -> DSVR (1/2)/2, CSVR (1/2 + 2/4)/3
     sims = {"q": {"q": 1.0, "a": 0.5, "b": 0.9, "c": 0.1, "d": 0.2}}
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(annotation))
     for source in (annotation, path):
-        result = evaluate_fivr(sims, annotation=source, version="tiny")
+        result = evaluate_fivr(sims, annotation=source, version="tiny", protocol="strict")
         assert result["metrics"] == pytest.approx({"DSVR": 0.5, "CSVR": 0.5, "ISVR": 0.5})
-    result = evaluate_benchmark("fivr", sims, annotation=str(path), version="tiny")
+        result = evaluate_fivr(sims, annotation=source, version="tiny")
+        assert result["metrics"] == pytest.approx({"DSVR": 0.25, "CSVR": 1 / 3, "ISVR": 1 / 3}, abs=1e-15)
+        assert result["annotation"] == "custom" and result["protocol"]["variant"] == "reference"
+    result = evaluate_benchmark("fivr", sims, annotation=str(path), version="tiny", protocol="strict")
     assert result["metrics"]["CSVR"] == pytest.approx(0.5)
 
 
@@ -230,8 +243,14 @@ def test_cc_web_perfect_ranking_is_one():
     data = load_benchmark("cc_web_video")
     queries, videos = benchmark_ids("cc_web")
     scores = cc_web_scores(data, queries, videos, np.random.default_rng(0), 0.0)
-    result = evaluate_cc_web((queries, videos, scores))
+    result = evaluate_cc_web((queries, videos, scores), protocol="strict")
     assert result["metrics"] == {"cc_web": 1.0, "cc_web*": 1.0, "cc_web_c": 1.0, "cc_web*_c": 1.0}
+    # reference: 4_160_Y (two index entries, both S for query 4_3_Y) counts twice but is found once
+    result = evaluate_cc_web((queries, videos, scores))
+    number = queries.index("4_3_Y")
+    p = sum(label in POSITIVE for label in data["ground_truth"][number].values())
+    for variant, value in result["metrics"].items():
+        assert value == pytest.approx(1 - 1 / p / len(queries), abs=1e-15), variant
 
 
 def test_cc_web_excluded_videos_on_top_only_hurt_unclean_variants():
@@ -242,7 +261,7 @@ def test_cc_web_excluded_videos_on_top_only_hurt_unclean_variants():
     for number, excluded in enumerate(data["excluded"]):
         for position in excluded:
             scores[number, column[data["index"][position]]] = 3.0
-    result = evaluate_cc_web((queries, videos, scores))
+    result = evaluate_cc_web((queries, videos, scores), protocol="strict")
     assert result["metrics"]["cc_web_c"] == 1.0 and result["metrics"]["cc_web*_c"] == 1.0
     assert result["metrics"]["cc_web*"] < 1.0
     similarities = SimilarityMatrix(queries, videos, scores).to_dict()
@@ -256,7 +275,7 @@ def test_cc_web_stray_lower_case_x_is_a_negative():
     [(number, position)] = [(n, p) for n, t in enumerate(data["ground_truth"]) for p, label in t.items() if label == "x"]
     scores = cc_web_scores(data, queries, videos, np.random.default_rng(0), 0.0)
     scores[number, videos.index(data["index"][int(position)])] = 4.0  # above every positive of its query
-    result = evaluate_cc_web((queries, videos, scores))
+    result = evaluate_cc_web((queries, videos, scores), protocol="strict")
     query = queries[number]
     num_positives = sum(label in POSITIVE for label in data["ground_truth"][number].values()) - 1  # minus the query
     # one negative at rank 1, then the P positives at ranks 2..P+1
@@ -274,7 +293,7 @@ def test_cc_web_matches_naive_loop_with_missing_videos(missing):
     keep[[videos.index(q) for q in queries]] = True
     present = [v for v, k in zip(videos, keep) if k]
     similarities = {q: dict(zip(present, row[keep].tolist())) for q, row in zip(queries[1:], scores[1:])}
-    result = evaluate_benchmark("cc_web", similarities, missing=missing)
+    result = evaluate_benchmark("cc_web", similarities, missing=missing, protocol="strict")
     for variant, (whole, clean) in {"cc_web": (False, False), "cc_web*": (True, False),
                                     "cc_web_c": (False, True), "cc_web*_c": (True, True)}.items():
         assert result["metrics"][variant] == pytest.approx(naive_cc_web(similarities, data, whole, clean, missing))
@@ -351,7 +370,7 @@ def test_evve_matches_naive_loop_with_missing_and_foreign_videos():
         q: {**dict(zip(present, row[keep].tolist())), **{f: float(v) for f, v in zip(foreign, rng.normal(0.5, 1, 20))}}
         for q, row in zip(queries[3:], scores[3:])
     }
-    result = evaluate_evve(similarities)
+    result = evaluate_evve(similarities, missing="miss")
     overall, per_event = naive_evve(similarities, data, set(database))
     assert result["metrics"]["mAP"] == pytest.approx(overall)
     for name, value in per_event.items():

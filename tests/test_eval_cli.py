@@ -220,3 +220,77 @@ def test_bad_descriptors_are_skipped_and_reported(tmp_path, tiny_model):
                 md = clean[d].astype(np.float16).astype(np.float64).mean(0)
                 sims[q][d] = float(mq @ md / np.linalg.norm(mq) / np.linalg.norm(md))
     assert result["metrics"] == pytest.approx(evaluate_fivr(sims, fivr, "tiny")["metrics"], abs=1e-6)
+
+
+def fivr5k_features(tmp_path, count=30):
+    """Descriptors for a few real FIVR-5K ids: two queries and some of their labelled videos."""
+    data = load_benchmark("fivr")
+    queries = data["versions"]["5k"]["queries"][:2]
+    database = set(data["versions"]["5k"]["database"])
+    labelled = [v for q in queries for ids in data["annotation"][q].values() for v in ids if v in database]
+    ids = list(dict.fromkeys([*queries, *labelled[:count]]))
+    rng = np.random.default_rng(2)
+    descriptors = {v: rng.normal(size=(int(rng.integers(2, 5)), DIM)).astype(np.float32) for v in ids}
+    return write_descriptors(tmp_path / "features", descriptors), ids
+
+
+def test_cli_protocol_and_annotation_options_are_recorded(tmp_path, capsys):
+    features, ids = fivr5k_features(tmp_path)
+    base = ["--benchmark", "fivr-5k", "--features", str(features), "--model", "none", "--no-progress"]
+    assert cli.main([*base, "--output", str(tmp_path / "default")]) == 0
+    assert cli.main([*base, "--output", str(tmp_path / "strict"), "--protocol", "strict", "--annotation",
+                     "official"]) == 0
+    default = json.loads((tmp_path / "default" / "results.json").read_text())
+    strict = json.loads((tmp_path / "strict" / "results.json").read_text())
+    assert default["protocol"]["variant"] == "reference" and default["protocol"]["missing"] == "drop"
+    assert default["protocol"]["published_evaluator"] and default["annotation"] == "published"
+    assert strict["protocol"] == {**strict["protocol"], "variant": "strict", "missing": "miss",
+                                  "published_evaluator": False}
+    assert strict["annotation"] == "official"
+    counts = default["counts"]
+    database = set(load_benchmark("fivr")["versions"]["5k"]["database"])
+    assert counts["queries_evaluated"] == 2 and counts["queries"] == 50
+    assert counts["database_evaluated"] == len(set(ids) & database) and counts["database"] == 5000
+    assert counts["positives_missing"] > 0
+    # dropped (reference) vs counted as misses (strict): the strict mAP cannot be higher
+    assert all(strict["metrics"][t] <= default["metrics"][t] for t in ("DSVR", "CSVR"))
+    assert all("strict, missing=miss" in r["metric_name"] for r in strict["eval_results"])
+    assert not any("strict" in r["metric_name"] for r in default["eval_results"])
+    out = capsys.readouterr().out
+    assert "protocol=reference" in out and "protocol=strict, missing=miss  annotation=official" in out
+    with pytest.raises(SystemExit):
+        cli.main(["--benchmark", "evve", "--annotation", "official", "--features", str(features)])
+
+
+def test_cli_help_names_the_protocol_variants(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("--protocol {reference,strict}", "published TCA/ViSiL/DnS/S2VS evaluators", "4_160_Y",
+                   "'official'", "--missing {drop,miss}"):
+        assert phrase in text
+
+
+def test_model_card_states_protocol_and_what_was_evaluated(tmp_path):
+    from vidtempo.hub_cards import publish
+
+    features, _ = fivr5k_features(tmp_path)
+    assert cli.main(["--benchmark", "fivr-5k", "--features", str(features), "--model", "none", "--no-progress",
+                     "--output", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    counts = result["counts"]
+    card = publish.build_model_card(TCAConfig(input_size=DIM, hidden_size=DIM, num_attention_heads=2,
+                                              intermediate_size=32), [result])
+    publish.check_card(card, [result])
+    text = str(card)
+    line = (f"- fivr-5k (cosine): protocol reference; 2/50 queries and {counts['database_evaluated']:,}/5,000 "
+            f"database videos evaluated; {counts['positives_missing']:,} positives without features (dropped from "
+            "the positives)")
+    assert line in text
+    entries = publish.eval_results_from([result])
+    assert {e.metric_config for e in entries} == {"reference"}
+    assert entries[0].dataset_args == {"queries_evaluated": 2, "queries": 50, "database_evaluated":
+                                       counts["database_evaluated"], "database": 5000,
+                                       "positives_missing": counts["positives_missing"], "missing_mode": "drop"}
+    front_matter = text.split("---\n")[1]
+    assert "queries_evaluated: 2" in front_matter and "config: reference" in front_matter
