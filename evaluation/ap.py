@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
-
-MOSTLY_TIED = 0.5  # a query whose most common score value covers more than this share of its scores
+from .degenerate import mostly_tied, warn_tied_queries
 
 
 def _ranked_hits(scores, relevant, num_positives: int | None) -> tuple[np.ndarray, int]:
@@ -76,50 +73,11 @@ def evve_ap_from_hit_ranks(hit_ranks: np.ndarray, num_positives: int) -> float:
     return float(((left + right) / 2).sum() / num_positives)
 
 
-def _largest_tie(scores: np.ndarray) -> tuple[float, int]:
-    values, counts = np.unique(scores, return_counts=True)
-    k = int(counts.argmax())
-    return float(values[k]), int(counts[k])
-
-
-def tied_share(scores: Sequence[float] | np.ndarray) -> float:
-    """Share of `scores` equal to their most common value (0.0 when empty)."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    return _largest_tie(scores)[1] / scores.size if scores.size else 0.0
-
-
-def mostly_tied(
-    scores: Sequence[float] | np.ndarray, relevant: Sequence[bool] | np.ndarray | None = None,
-    share: float = MOSTLY_TIED,
-) -> bool:
-    """True when more than `share` of a query's (two or more) scores are one tied value and, when `relevant`
-    is given, a relevant item is among them: its AP then depends on the order the scores were given in
-    (ties keep it), not on the scores."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    if scores.size < 2:
-        return False
-    value, count = _largest_tie(scores)
-    if count / scores.size <= share:
-        return False
-    return relevant is None or bool(np.asarray(relevant, dtype=bool)[scores == value].any())
-
-
-def log_mostly_tied(tied_queries: Sequence[str], num_queries: int, where: str) -> None:
-    """Warn once that `tied_queries` (of `num_queries`) have mostly tied scores."""
-    if tied_queries:
-        shown = ", ".join(map(str, list(tied_queries)[:5])) + (", ..." if len(tied_queries) > 5 else "")
-        logger.warning(
-            "%s: %d of %d queries have more than %d%% of their scores tied at one value, positives among them "
-            "(%s); their AP reflects the order the scores were given in (ties keep it), not a ranking",
-            where, len(tied_queries), num_queries, round(MOSTLY_TIED * 100), shown,
-        )
-
-
 def mean_average_precision(per_query: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
     """mAP over `(scores, relevant)` pairs, one per query (warns when most of a query's scores are tied)."""
     if not per_query:
         raise ValueError("mean_average_precision: no queries")
-    log_mostly_tied([str(i) for i, (s, r) in enumerate(per_query) if mostly_tied(s, r)], len(per_query),
+    warn_tied_queries([str(i) for i, (s, r) in enumerate(per_query) if mostly_tied(s, r)], len(per_query),
                     "mean_average_precision")
     return float(np.mean([average_precision(s, r) for s, r in per_query]))
 
@@ -147,7 +105,7 @@ def fivr_task_map(
     per_task: dict[str, list[float]] = {"DSVR": [], "CSVR": [], "ISVR": []}
     tied = [str(i) for i, (s, labels) in enumerate(zip(per_query_scores, per_query_labels))
             if mostly_tied(s, np.isin([str(x).upper() for x in labels], ("ND", "DS", "CS", "IS")))]
-    log_mostly_tied(tied, len(per_query_scores), "fivr_task_map")
+    warn_tied_queries(tied, len(per_query_scores), "fivr_task_map")
     for scores, labels in zip(per_query_scores, per_query_labels):
         for task, value in fivr_task_average_precision(scores, labels).items():
             if value is not None:
@@ -162,8 +120,5 @@ __all__ = [
     "evve_average_precision",
     "fivr_task_average_precision",
     "fivr_task_map",
-    "log_mostly_tied",
     "mean_average_precision",
-    "mostly_tied",
-    "tied_share",
 ]

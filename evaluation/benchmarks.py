@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ap import ap_from_hit_ranks, evve_ap_from_hit_ranks, log_mostly_tied, mostly_tied
+from .ap import ap_from_hit_ranks, evve_ap_from_hit_ranks
+from .degenerate import mostly_tied, warn_tied_queries
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +344,7 @@ class _Protocol:
 
     def counts(self, queries: Sequence[str], missing_queries: list[str], missing_positives: set[str],
                where: str) -> dict:
-        log_mostly_tied(self.tied, len(queries) - len(missing_queries), where)
+        warn_tied_queries(self.tied, len(queries) - len(missing_queries), where)
         return {
             "queries": len(queries),
             "queries_evaluated": len(queries) - len(missing_queries),

@@ -16,7 +16,7 @@ queries included. For each query it ranks the dict's videos with Python's stable
   ``all_db`` are skipped; trapezoidal AP; mean over the queries with results.
 """
 
-import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -31,6 +31,7 @@ from vidtempo.evaluation.benchmarks import (
     load_benchmark,
     load_fivr_annotation,
 )
+from vidtempo.evaluation.degenerate import DegenerateScoresWarning
 
 TASKS = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "DS", "CS", "IS")}
 CC_VARIANTS = {"cc_web": (False, False), "cc_web*": (True, False), "cc_web_c": (False, True),
@@ -353,25 +354,25 @@ def test_hand_evve_positives_without_features_are_dropped_by_default():
     assert evaluate_evve({query: res}, protocol="strict")["per_query"]["mAP"][query] == missed
 
 
-def test_hand_ties_keep_the_order_the_scores_are_given_in(caplog):
+def test_hand_ties_keep_the_order_the_scores_are_given_in():
     """Three tied videos, one positive: AP = 1/r with r its place in each query's own dict order; most scores
     tied (positive among them): a warning, and the count in the results."""
     annotation = {"versions": {"t": {"queries": ["q1", "q2"], "database": ["a", "b", "c"]}},
                   "annotation": {"q1": {"ND": ["b"]}, "q2": {"ND": ["b"]}}}
     sims = {"q1": {"a": 0.5, "b": 0.5, "c": 0.5}, "q2": {"c": 0.5, "a": 0.5, "b": 0.5}}
-    with caplog.at_level(logging.WARNING):
+    with pytest.warns(DegenerateScoresWarning, match="2 of 2 queries"):
         result = evaluate_fivr(sims, annotation, "t")
     assert result["per_query"]["DSVR"] == {"q1": 0.5, "q2": 1 / 3}
     assert result["counts"]["queries_mostly_tied"] == 2
-    assert any("2 of 2 queries" in record.getMessage() for record in caplog.records)
     # the same scores as a matrix rank in column order for both queries
     matrix = SimilarityMatrix(["q1", "q2"], ["a", "b", "c"], np.full((2, 3), 0.5))
-    assert evaluate_fivr(matrix, annotation, "t")["per_query"]["DSVR"] == {"q1": 0.5, "q2": 0.5}
+    with pytest.warns(DegenerateScoresWarning):
+        assert evaluate_fivr(matrix, annotation, "t")["per_query"]["DSVR"] == {"q1": 0.5, "q2": 0.5}
     # a clear ranking warns about nothing
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateScoresWarning)
         clear = evaluate_fivr({"q1": {"a": 0.1, "b": 0.9, "c": 0.2}}, annotation, "t")
-    assert clear["counts"]["queries_mostly_tied"] == 0 and not caplog.records
+    assert clear["counts"]["queries_mostly_tied"] == 0
 
 
 def test_official_annotation_differs_from_the_published_one_as_documented():
