@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from vidtempo.processing.atomic_files import write_atomically, write_json_atomic
 from vidtempo.processing.descriptor_store import iter_descriptors, read_info
+from vidtempo.processing.provenance import require_local_or_hub
 
 from .benchmarks import (
     BENCHMARKS,
@@ -53,6 +54,7 @@ def load_model(checkpoint: str | os.PathLike | None, device: str = "cpu"):
 
     import vidtempo.modeling  # noqa: F401  (registers TCA with the Auto classes for local folders)
 
+    require_local_or_hub(str(checkpoint), "TCA model")
     model = AutoModel.from_pretrained(str(checkpoint), trust_remote_code=True)
     return model.to(device).eval()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import hashlib
 import multiprocessing
 import os
 import signal
@@ -37,6 +36,7 @@ from tqdm.auto import tqdm
 
 from .descriptor_store import DescriptorWriter, append_failure, existing_ids, read_failures, read_info
 from .image_processing_tca import TCAImageProcessor
+from .provenance import model_record, require_local_or_hub
 from .video_reader import BACKENDS, VideoDecodeError, iter_video_chunks
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mkv", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp", ".ts"}
@@ -191,6 +191,7 @@ def load_descriptor_model(name_or_path: str, pooling: str = "l3_irmac"):
     from ..modeling.configuration_frame_descriptor import FrameDescriptorConfig
     from ..modeling.modeling_frame_descriptor import FrameDescriptorModel
 
+    require_local_or_hub(name_or_path, "descriptor model")
     config = AutoConfig.from_pretrained(name_or_path)
     if config.model_type == FrameDescriptorConfig.model_type:
         return FrameDescriptorModel.from_pretrained(name_or_path).eval()
@@ -198,23 +199,6 @@ def load_descriptor_model(name_or_path: str, pooling: str = "l3_irmac"):
         return FrameDescriptorModel.from_backbone_pretrained(name_or_path, pooling=pooling)
     raise ValueError(f"{name_or_path}: expected a {FrameDescriptorConfig.model_type} or resnet checkpoint, "
                      f"got model_type {config.model_type!r}")
-
-
-def model_record(name_or_path: str) -> dict:
-    """What identifies a descriptor model in a folder's `info.json`: a local folder by its absolute path and the
-    sha256 of its weights and config (so a moved or renamed folder still matches, and a changed one does not),
-    a Hub name as given."""
-    path = Path(name_or_path)
-    if not path.is_dir():
-        return {"model": str(name_or_path), "model_sha256": None}
-    digest = hashlib.sha256()
-    files = sorted(path.glob("*.safetensors")) + [p for p in (path / "config.json",) if p.is_file()]
-    for file in files:
-        digest.update(file.name.encode())
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return {"model": str(path.resolve()), "model_sha256": digest.hexdigest() if files else None}
 
 
 def check_compatible(out_dir: Path, metadata: dict, force: bool = False) -> None:

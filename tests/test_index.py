@@ -134,3 +134,63 @@ def test_index_command_skips_malformed_videos(tmp_path):
     index = VideoIndex.load(tmp_path / "idx")
     assert sorted(index.ids) == sorted(set(ids) - {ids[3]})
     np.testing.assert_array_equal(index.frame_embeddings(ids[4]), frames[4].astype(np.float16))
+
+
+def _tiny_tca(path, seed):
+    from vidtempo.modeling import TCAConfig, TCAModel
+
+    torch.manual_seed(seed)
+    config = TCAConfig(input_size=DIM, hidden_size=DIM, num_attention_heads=2, intermediate_size=32)
+    TCAModel(config).eval().save_pretrained(path)
+    return path
+
+
+def test_index_refuses_another_model_and_search_works_from_any_directory(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    ids, _, frames = random_collection(12, seed=9)
+    write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
+    _tiny_tca(tmp_path / "tca_a", seed=0)
+    _tiny_tca(tmp_path / "tca_b", seed=1)
+    monkeypatch.chdir(tmp_path)  # the model is given as a relative path, as a user types it
+    common = ["--features", "features", "--index", "idx", "--no-progress"]
+    assert index_main([*common, "--model", "tca_a"]) == 0
+    meta = json.loads((tmp_path / "idx" / "config.json").read_text())["metadata"]
+    assert meta["model"] == str((tmp_path / "tca_a").resolve()) and len(meta["model_sha256"]) == 64
+    # another model into the same index: refused, both named (it scored an exact copy 0.639 before)
+    assert index_main([*common, "--model", "tca_b"]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("error: ") and "tca_a" in err and "tca_b" in err and "cannot be mixed" in err
+    assert index_main([*common, "--model", "none"]) == 1  # the baseline is another space too
+    shutil.copytree(tmp_path / "tca_a", tmp_path / "copy_of_a")  # the same weights elsewhere are fine
+    assert index_main([*common, "--model", "copy_of_a"]) == 0
+    # search from another directory finds the model the index recorded
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = tmp_path / "results.json"
+    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"),
+                        "--queries", ids[2], "--k", "3", "--output", str(out), "--no-progress"]) == 0
+    first = json.loads(out.read_text())["results"][ids[2]]
+    assert first[0]["id"] == ids[2] and len(first) == 3  # the query itself, first
+    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"),
+                        "--queries", ids[2], "--k", "3", "--exclude-self", "--output", str(out),
+                        "--no-progress"]) == 0
+    without = json.loads(out.read_text())["results"][ids[2]]
+    assert [r["id"] for r in without] == [r["id"] for r in first[1:]] + [without[-1]["id"]]
+    assert ids[2] not in {r["id"] for r in without} and len(without) == 3
+
+
+def test_a_hub_name_offline_fails_at_once_with_the_fix(tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    ids, _, frames = random_collection(4, seed=10)
+    features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--model",
+                       "someone/tca-fivr", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "'someone/tca-fivr' is not a local folder" in err and "pass a local folder" in err
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--model",
+                       str(tmp_path / "missing" / "tca"), "--no-progress"]) == 1
+    assert "no such folder" in capsys.readouterr().err
