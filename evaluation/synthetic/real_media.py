@@ -56,4 +56,32 @@ def bundled_photos(names: list[str] | None = None) -> Iterator[tuple[str, np.nda
             yield name, np.asarray(image.convert("RGB")).copy()
 
 
-__all__ = ["PHOTOS", "bundled_photos"]
+def camera_motion_video(photo: np.ndarray, num_frames: int = 8, size: tuple[int, int] = (160, 160),
+                        window: float = 0.7, zoom: float = 0.15, seed: int = 0) -> np.ndarray:
+    """A short "camera over a photo" clip: uint8 [num_frames, H, W, 3] (`size` = (W, H), even). A window of
+    `window` x the photo's short side pans along a random straight line (seeded) while zooming in by `zoom`;
+    each view is resized to `size` with antialiased bilinear interpolation."""
+    import torch
+    import torch.nn.functional as F
+
+    if photo.ndim != 3 or photo.shape[-1] != 3 or photo.dtype != np.uint8:
+        raise ValueError(f"camera_motion_video: photo must be uint8 [H, W, 3], got {photo.dtype} {photo.shape}")
+    if num_frames < 1 or not 0 < window <= 1 or not 0 <= zoom < 1:
+        raise ValueError(f"camera_motion_video: need num_frames >= 1, 0 < window <= 1, 0 <= zoom < 1, got "
+                         f"{num_frames}, {window}, {zoom}")
+    rng = np.random.default_rng(seed)
+    height, width = photo.shape[:2]
+    image = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float()
+    start, end = rng.uniform(0, 1, 2), rng.uniform(0, 1, 2)  # window centre path, fractions of the free range
+    frames = []
+    for t in np.linspace(0.0, 1.0, num_frames):
+        side = int(round(min(height, width) * window * (1 - zoom * t)))
+        x = int(round((start[0] + (end[0] - start[0]) * t) * (width - side)))
+        y = int(round((start[1] + (end[1] - start[1]) * t) * (height - side)))
+        view = image[..., y : y + side, x : x + side]
+        view = F.interpolate(view, size=(size[1], size[0]), mode="bilinear", align_corners=False, antialias=True)
+        frames.append(view.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy())
+    return np.stack(frames)
+
+
+__all__ = ["PHOTOS", "bundled_photos", "camera_motion_video"]
