@@ -15,7 +15,6 @@ LITE0_STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
-STAGE_NAMES = ("stem", *(f"stage{i}" for i in range(1, 8)), "head")
 # The last feature map at each of the strides 4, 8, 16, 32 (56, 28, 14, 7 cells at 224 input), as ResNet-50's
 # four residual stages are; at stride 32 the 1x1 head convolution (1280 channels, post-ReLU6: the feature the
 # classifier reads) rather than stage7 (320 channels, a linear bottleneck). 24 + 40 + 112 + 1280 = 1456 dims.
@@ -46,7 +45,7 @@ class EfficientNetLiteConfig(PretrainedConfig):
         dropout_rate (`float`, defaults to 0.2): dropout before the classifier.
         batch_norm_eps (`float`, defaults to 1e-3) / batch_norm_momentum (`float`, defaults to 0.01, PyTorch's
             convention): the batch normalisations (TensorFlow's eps and decay 0.99).
-        out_features (`list[str]`, *optional*): feature maps the backbone returns, among `STAGE_NAMES`
+        out_features (`list[str]`, *optional*): feature maps the backbone returns, among `stage_names`
             (`stem`, `stage1` ... `stage7`, `head`); defaults to `["stage2", "stage3", "stage5", "head"]`.
     """
 

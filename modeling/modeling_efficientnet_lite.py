@@ -38,6 +38,8 @@ class SameConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
+        if s == 1 and k % 2 == 1:  # "SAME" is then symmetric: let the convolution pad (no copy)
+            return F.conv2d(x, self.weight, None, 1, (k - 1) // 2, 1, self.groups)
         if k > 1:
             top, bottom = same_padding(x.shape[-2], k, s)
             left, right = same_padding(x.shape[-1], k, s)
