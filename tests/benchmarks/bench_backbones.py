@@ -131,9 +131,9 @@ def main() -> None:
         *[f"| {' | '.join(row)} |" for row in rows],
         f"| torch.matmul 2048^3 float32 (peak reference) | | | {matmul_gflops:.1f} | 100% | | |",
         "",
-        f"Lite0 runs the descriptor network {ratio:.1f}x faster than ResNet-50 per frame ({e2e_ratio:.1f}x end to "
-        f"end, decoding included, 0 decode workers) for {flops['lite0'] / flops['resnet50']:.0%} of its FLOPs: "
-        "its depthwise convolutions use a much smaller share of the matmul peak than ResNet-50's dense ones. "
+        f"Speed ratio Lite0 / ResNet-50: {ratio:.2f} per frame for the descriptor network, {e2e_ratio:.2f} end to "
+        f"end (decoding included, 0 decode workers), for {flops['lite0'] / flops['resnet50']:.0%} of ResNet-50's "
+        "FLOPs: Lite0's depthwise convolutions reach a much smaller share of the matmul peak than dense ones. "
         "Decoding (decord, resize + crop) takes the stated share of a frame's time when the two run one after "
         "the other.",
         "",
