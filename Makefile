@@ -57,15 +57,22 @@ lock:
 		--python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --annotation-style line \
 		-o $(LOCK)
 
-# Drift check: the newest versions pyproject.toml allows (torch stays the locked CPU wheel: newer builds on
-# the registry are multi-GB CUDA builds), then the whole suite. The versions used are printed first.
+# Drift check: resolve the newest versions pyproject.toml allows (uv, ignoring the lock; torch stays the locked
+# CPU build: newer builds on the registry are multi-GB CUDA builds), install them into .venv-latest, print the
+# versions that differ from the lock, then run the whole suite there.
 test-latest:
+	$(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
+	mkdir -p .cache
+	$(PYTHON) -m uv pip compile pyproject.toml requirements/build.in --extra dev --upgrade \
+		--override requirements/overrides.txt $(FIND_LINKS) --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --no-annotate -o .cache/latest.txt
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
-	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
-	$(LATEST_VENV)/bin/python -m pip install -q "$$(grep -E '^torch==' $(LOCK) | cut -d' ' -f1)"
-	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
-	$(LATEST_VENV)/bin/python -m pip list --format freeze | grep -iE '^(torch|transformers|accelerate|datasets|evaluate|huggingface.hub|safetensors|tokenizers|numpy)=='
+	$(LATEST_VENV)/bin/python -m pip install -q --no-deps -r .cache/latest.txt
+	$(LATEST_VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	@echo "== versions that differ from the lock:"
+	@grep -E '^[a-zA-Z0-9_.-]+==' $(LOCK) | cut -d' ' -f1 | sort > .cache/locked.txt
+	@sort .cache/latest.txt | grep -E '==' | comm -13 .cache/locked.txt - || true
 	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 clean:
