@@ -15,6 +15,12 @@ from .modeling_tca import (
     cosine_similarity,
     symmetric_chamfer_similarity,
 )
+from .modeling_tca_comparator import (
+    TCAComparatorConfig,
+    TCAComparatorModel,
+    TCAComparatorOutput,
+    repeat_to_min_frames,
+)
 
 
 def _register(config_class, model_class) -> None:
@@ -34,6 +40,7 @@ def _register(config_class, model_class) -> None:
 _register(TCAConfig, TCAModel)
 _register(LocVTPConfig, LocVTPModel)
 _register(FrameDescriptorConfig, FrameDescriptorModel)
+_register(TCAComparatorConfig, TCAComparatorModel)
 
 __all__ = [
     "FrameDescriptorConfig",
@@ -44,11 +51,15 @@ __all__ = [
     "LocVTPModel",
     "LocVTPOutput",
     "LocVTPPreTrainedModel",
+    "TCAComparatorConfig",
+    "TCAComparatorModel",
+    "TCAComparatorOutput",
     "TCAConfig",
     "TCAModel",
     "TCAOutput",
     "TCAPreTrainedModel",
     "chamfer_similarity",
     "cosine_similarity",
+    "repeat_to_min_frames",
     "symmetric_chamfer_similarity",
 ]
