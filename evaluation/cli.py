@@ -27,7 +27,8 @@ from vidtempo.processing.descriptor_store import iter_descriptors, read_info
 from .benchmarks import BENCHMARKS, SimilarityMatrix, benchmark_ids, evaluate_benchmark
 from .embedding import SIMILARITIES, VideoEmbeddings, compute_similarities, embed_descriptors
 
-SIMILARITY_NAMES = {"cosine": "TCA_c", "chamfer": "TCA_f", "symmetric_chamfer": "TCA_sym", "cascade": "cascade"}
+SIMILARITY_NAMES = {"cosine": "TCA_c", "chamfer": "TCA_f", "symmetric_chamfer": "TCA_sym", "cascade": "cascade",
+                    "comparator": "TCA_v"}
 
 
 def load_model(checkpoint: str | os.PathLike | None, device: str = "cpu"):
@@ -87,8 +88,11 @@ def evaluate_embeddings(
     cascade_depth: int = 100,
     missing: str | None = None,
     progress: bool = False,
+    comparator=None,
+    cascade_rerank: str = "chamfer",
 ) -> dict:
-    """Score the benchmark's queries against its database with `similarity` and run its protocol."""
+    """Score the benchmark's queries against its database with `similarity` and run its protocol
+    (`comparator`: a TCAComparatorModel for ``comparator`` or a cascade re-ranked by it)."""
     queries, database = benchmark_ids(benchmark, annotation, version)
     present = set(embeddings.ids)
     query_ids = [q for q in queries if q in present]
@@ -97,13 +101,15 @@ def evaluate_embeddings(
         raise ValueError(f"{benchmark}: {len(query_ids)} queries and {len(database_ids)} database videos have "
                          "embeddings; need at least one of each")
     scores = compute_similarities(
-        embeddings.subset(query_ids), embeddings.subset(database_ids), similarity, cascade_depth, progress
+        embeddings.subset(query_ids), embeddings.subset(database_ids), similarity, cascade_depth, progress,
+        comparator=comparator, cascade_rerank=cascade_rerank,
     )
     result = evaluate_benchmark(benchmark, SimilarityMatrix(query_ids, database_ids, scores.numpy()),
                                 annotation, version, missing)
     result["similarity"] = similarity
     if similarity == "cascade":
         result["cascade_depth"] = cascade_depth
+        result["cascade_rerank"] = cascade_rerank
     return result
 
 
@@ -176,9 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TCA checkpoint folder or hub id, or 'none' for the baseline (mean of frame descriptors "
                         "for cosine, raw descriptors for chamfer)")
     parser.add_argument("--similarity", choices=SIMILARITIES, default="cosine",
-                        help="cosine (TCA_c), chamfer (TCA_f), symmetric_chamfer (TCA_sym) or cascade "
-                        "(cosine, then chamfer re-ranking of the top --cascade-depth)")
+                        help="cosine (TCA_c), chamfer (TCA_f), symmetric_chamfer (TCA_sym), comparator (TCA_v, "
+                        "needs --comparator) or cascade (cosine, then --cascade-rerank of the top --cascade-depth)")
     parser.add_argument("--cascade-depth", type=int, default=100, help="candidates re-ranked per query (cascade)")
+    parser.add_argument("--comparator", help="TCA_v comparator checkpoint (for --similarity comparator or "
+                        "--cascade-rerank comparator)")
+    parser.add_argument("--cascade-rerank", choices=["chamfer", "symmetric_chamfer", "comparator"], default="chamfer",
+                        help="what re-scores the cascade's top candidates")
     parser.add_argument("--missing", choices=["drop", "miss"],
                         help="how database videos without features count (default: the protocol's own rule)")
     parser.add_argument("--output", default="eval_results", help="folder for results.json and ap_per_query.png")
@@ -197,11 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     queries, database = benchmark_ids(args.benchmark, args.annotations, args.version)
     model = load_model(args.model, args.device)
+    needs_comparator = args.similarity == "comparator" or (args.similarity == "cascade" and args.cascade_rerank == "comparator")
+    if needs_comparator and not args.comparator:
+        raise SystemExit("vidtempo-eval: this similarity needs --comparator CHECKPOINT (a TCA_v comparator)")
+    comparator = load_model(args.comparator, args.device) if needs_comparator else None
     embeddings = embed_folder(model, args.features, set(queries) | set(database),
                               keep_frames=args.similarity != "cosine", device=args.device,
                               progress=not args.no_progress)
     result = evaluate_embeddings(embeddings, args.benchmark, args.similarity, args.annotations, args.version,
-                                 args.cascade_depth, args.missing, progress=not args.no_progress)
+                                 args.cascade_depth, args.missing, progress=not args.no_progress,
+                                 comparator=comparator, cascade_rerank=args.cascade_rerank)
     result.update({"model": str(args.model), "features": str(args.features)})
     result["counts"]["videos_skipped_bad_descriptors"] = len(embeddings.skipped)
     result["skipped_videos"] = embeddings.skipped
