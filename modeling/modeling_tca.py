@@ -207,7 +207,7 @@ class TCANetVLAD(GradientCheckpointingLayer):
         self.assignment = nn.Linear(dim, clusters)
         self.centroids = nn.Parameter(torch.empty(clusters, dim))
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.projection = nn.Linear(clusters * dim, dim)
+        self.projection = nn.Linear(clusters * dim, dim, bias=False)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         valid = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, F, 1]
@@ -242,7 +242,8 @@ class TCAPreTrainedModel(PreTrainedModel):
                 elif "bias" in name:
                     init.zeros_(param)
         elif isinstance(module, TCANetVLAD):
-            init.normal_(module.centroids, mean=0.0, std=1.0)
+            # centres on the scale of the inputs: far-away centres make every residual ≈ -c_k (constant output)
+            init.normal_(module.centroids, mean=0.0, std=self.config.initializer_range)
 
 
 def _additive_padding_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
