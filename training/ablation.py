@@ -8,7 +8,7 @@
 Every combination of the `--grid` values (TrainConfig fields) is trained once per seed on the training pairs
 (`--set` fixes other TrainConfig fields; `--config` reads them from YAML) and evaluated on the held-out
 queries of a FIVR-schema annotation with `--similarity`. A finished run (its `model/` and `metrics.json`) is
-reused. The table gives, per variant and task, the mAP averaged over seeds, a 95% percentile-bootstrap CI
+reused when its configuration is the same. The table gives, per variant and task, the mAP averaged over seeds, a 95% percentile-bootstrap CI
 (queries resampled with replacement, the same resample for every seed: the uncertainty from the choice of
 queries) and the standard deviation over seeds. Writes `ablation.md` and `ablation.json` in `--output`.
 """
@@ -99,7 +99,11 @@ def run_ablation(
             run_dir = output / "runs" / variant_name(combo).replace("=", "-").replace(",", "_") / f"seed{seed}"
             config = dataclasses.replace(base, **combo, seed=seed, output_dir=str(run_dir))
             config.validate()
-            if not ((run_dir / "model" / "model.safetensors").is_file() and (run_dir / "metrics.json").is_file()):
+            done = (run_dir / "model" / "model.safetensors").is_file() and (run_dir / "metrics.json").is_file()
+            if done and json.loads((run_dir / "metrics.json").read_text()).get("config") != dataclasses.asdict(config):
+                logger.info("%s: finished with another configuration, training again", run_dir)
+                done = False
+            if not done:
                 logger.info("training %s seed %d", variant_name(combo), seed)
                 train(config)
             metrics = json.loads((run_dir / "metrics.json").read_text())
