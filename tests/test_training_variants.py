@@ -40,7 +40,6 @@ VARIANTS = {
     "infonce": {"loss": "infonce", "temperature": 0.1},
     "triplet, hard triplets, no bank": {"loss": "triplet", "triplet_mining": "hard", "bank_size": 0,
                                         "triplet_margin": 0.5},
-    "triplet, all negatives": {"loss": "triplet", "triplet_mining": "all", "triplet_margin": 0.5},
     "bank 0 (in-batch only)": {"bank_size": 0},
     "bank 4096": {"bank_size": 4096},
     "MoCo momentum 0.99": {"key_momentum": 0.99},
