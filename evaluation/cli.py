@@ -43,7 +43,8 @@ from .benchmarks import (
 )
 from .embedding import SIMILARITIES, VideoEmbeddings, compute_similarities, embed_descriptors
 
-SIMILARITY_NAMES = {"cosine": "TCA_c", "chamfer": "TCA_f", "symmetric_chamfer": "TCA_sym", "cascade": "cascade"}
+SIMILARITY_NAMES = {"cosine": "TCA_c", "chamfer": "TCA_f", "symmetric_chamfer": "TCA_sym", "cascade": "cascade",
+                    "comparator": "TCA_v"}
 
 
 def load_model(checkpoint: str | os.PathLike | None, device: str = "cpu"):
@@ -105,9 +106,12 @@ def evaluate_embeddings(
     missing: str | None = None,
     progress: bool = False,
     protocol: str = "reference",
+    comparator=None,
+    cascade_rerank: str = "chamfer",
 ) -> dict:
     """Score the benchmark's queries against its database with `similarity` and run its protocol
-    (`protocol` ``reference``: the published evaluators; ``strict``: see `benchmarks`)."""
+    (`protocol` ``reference``: the published evaluators; ``strict``: see `benchmarks`; `comparator`: a
+    TCAComparatorModel for ``comparator`` or a cascade re-ranked by it)."""
     queries, database = benchmark_ids(benchmark, annotation, version)
     present = set(embeddings.ids)
     query_ids = [q for q in queries if q in present]
@@ -116,13 +120,15 @@ def evaluate_embeddings(
         raise ValueError(f"{benchmark}: {len(query_ids)} queries and {len(database_ids)} database videos have "
                          "embeddings; need at least one of each")
     scores = compute_similarities(
-        embeddings.subset(query_ids), embeddings.subset(database_ids), similarity, cascade_depth, progress
+        embeddings.subset(query_ids), embeddings.subset(database_ids), similarity, cascade_depth, progress,
+        comparator=comparator, cascade_rerank=cascade_rerank,
     )
     result = evaluate_benchmark(benchmark, SimilarityMatrix(query_ids, database_ids, scores.numpy()),
                                 annotation, version, missing, protocol)
     result["similarity"] = similarity
     if similarity == "cascade":
         result["cascade_depth"] = cascade_depth
+        result["cascade_rerank"] = cascade_rerank
     return result
 
 
@@ -221,9 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TCA checkpoint folder or hub id, or 'none' for the baseline (mean of frame descriptors "
                         "for cosine, raw descriptors for chamfer)")
     parser.add_argument("--similarity", choices=SIMILARITIES, default="cosine",
-                        help="cosine (TCA_c), chamfer (TCA_f), symmetric_chamfer (TCA_sym) or cascade "
-                        "(cosine, then chamfer re-ranking of the top --cascade-depth)")
+                        help="cosine (TCA_c), chamfer (TCA_f), symmetric_chamfer (TCA_sym), comparator (TCA_v, "
+                        "needs --comparator) or cascade (cosine, then --cascade-rerank of the top --cascade-depth)")
     parser.add_argument("--cascade-depth", type=int, default=100, help="candidates re-ranked per query (cascade)")
+    parser.add_argument("--comparator", help="TCA_v comparator checkpoint (for --similarity comparator or "
+                        "--cascade-rerank comparator)")
+    parser.add_argument("--cascade-rerank", choices=["chamfer", "symmetric_chamfer", "comparator"], default="chamfer",
+                        help="what re-scores the cascade's top candidates")
     parser.add_argument("--missing", choices=["drop", "miss"],
                         help="positives without features: 'drop' them from P or count them as 'miss'es (default: "
                         f"the protocol's rule, reference {DEFAULT_MISSING['reference']}, strict: miss)")
@@ -244,12 +254,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     queries, database = benchmark_ids(args.benchmark, args.annotation, args.version)
     model = load_model(args.model, args.device)
+    needs_comparator = args.similarity == "comparator" or (args.similarity == "cascade" and args.cascade_rerank == "comparator")
+    if needs_comparator and not args.comparator:
+        raise SystemExit("vidtempo-eval: this similarity needs --comparator CHECKPOINT (a TCA_v comparator)")
+    comparator = load_model(args.comparator, args.device) if needs_comparator else None
     embeddings = embed_folder(model, args.features, set(queries) | set(database),
                               keep_frames=args.similarity != "cosine", device=args.device,
                               progress=not args.no_progress)
     result = evaluate_embeddings(embeddings, args.benchmark, args.similarity, args.annotation, args.version,
                                  args.cascade_depth, args.missing, progress=not args.no_progress,
-                                 protocol=args.protocol)
+                                 protocol=args.protocol, comparator=comparator, cascade_rerank=args.cascade_rerank)
     result.update({"model": str(args.model), "features": str(args.features)})
     result["counts"]["videos_skipped_bad_descriptors"] = len(embeddings.skipped)
     result["skipped_videos"] = embeddings.skipped

@@ -3,8 +3,9 @@
 `embed_descriptors` runs a TCA model (or the no-TCA baseline) over whole videos, batching videos of
 similar length together (padding is masked, so batching does not change the result beyond float
 rounding); `compute_similarities` scores queries against a database with ``cosine`` (TCA_c),
-``chamfer`` (TCA_f), ``symmetric_chamfer`` (TCA_sym) or ``cascade`` (cosine for everything, then the
-top `cascade_depth` candidates of each query re-scored with chamfer).
+``chamfer`` (TCA_f), ``symmetric_chamfer`` (TCA_sym), ``comparator`` (TCA_v: the ViSiL/DnS comparator on
+the frame-to-frame similarity matrices) or ``cascade`` (cosine for everything, then the top `cascade_depth`
+candidates of each query re-scored with chamfer or the comparator).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from vidtempo.modeling.modeling_tca import chamfer_similarity, cosine_similarity, symmetric_chamfer_similarity
 
-SIMILARITIES = ("cosine", "chamfer", "symmetric_chamfer", "cascade")
+SIMILARITIES = ("cosine", "chamfer", "symmetric_chamfer", "cascade", "comparator")
 # Cascade scores of candidates that were not re-ranked are their cosine minus this offset, so they rank
 # below every re-ranked candidate (chamfer of unit vectors lies in [-1, 1]) and keep their cosine order.
 CASCADE_OFFSET = 3.0
@@ -138,6 +139,11 @@ def embed_descriptors(
         else:
             output = model(frame_features=frames, attention_mask=mask.long())
             videos, per_frame = output.video_embeds, output.frame_embeds
+            if keep_frames and per_frame is None:
+                raise ValueError(
+                    f"the model (aggregator={getattr(model.config, 'aggregator', '?')!r}) gives no frame "
+                    "embeddings: use a video-level similarity (cosine) or embed with keep_frames=False"
+                )
         for row, i in enumerate(batch):
             video_embeds[i] = videos[row].float().cpu()
             if keep_frames:
@@ -184,11 +190,32 @@ def frame_level_similarities(
     return out
 
 
-def cascade_similarities(
-    queries: VideoEmbeddings, database: VideoEmbeddings, depth: int = 100, kind: str = "chamfer"
+@torch.no_grad()
+def comparator_similarities(
+    query_frames: Sequence[torch.Tensor], database_frames: Sequence[torch.Tensor], comparator: torch.nn.Module,
+    batch_size: int = 64, progress: bool = False,
 ) -> torch.Tensor:
-    """Cosine for every pair; each query's top `depth` database videos re-scored with chamfer.
-    Candidates outside the top `depth` get ``cosine - CASCADE_OFFSET`` (ranked after the re-scored ones)."""
+    """TCA_v: the comparator's video similarity of every query against every database video, [Q, D] float32.
+
+    Videos with fewer than 4 frames are repeated to 4, as DnS's pipeline does (`repeat_to_min_frames`)."""
+    if comparator is None:
+        raise ValueError("comparator similarity needs a TCAComparatorModel (--comparator)")
+    comparator.eval()
+    out = torch.empty(len(query_frames), len(database_frames))
+    for q, query in enumerate(tqdm(query_frames, desc="comparator", disable=not progress)):
+        if len(database_frames):
+            out[q] = comparator.score_database(query.float(), [d.float() for d in database_frames], batch_size,
+                                               repeat_short=True)
+    return out
+
+
+def cascade_similarities(
+    queries: VideoEmbeddings, database: VideoEmbeddings, depth: int = 100, kind: str = "chamfer",
+    comparator: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """Cosine for every pair; each query's top `depth` database videos re-scored with `kind` (chamfer,
+    symmetric_chamfer or comparator). Candidates outside the top `depth` get ``cosine - CASCADE_OFFSET``
+    (ranked after the re-scored ones; every re-score lies in [-1, 1])."""
     if queries.frame_embeds is None or database.frame_embeds is None:
         raise ValueError("cascade similarity needs frame embeddings (embed with keep_frames=True)")
     scores = cosine_similarity(queries.video_embeds, database.video_embeds).float() - CASCADE_OFFSET  # [Q, D]
@@ -196,7 +223,11 @@ def cascade_similarities(
     top = scores.topk(depth, dim=1).indices  # [Q, depth]
     for q in range(len(queries)):
         candidates = top[q].tolist()
-        rescored = frame_level_similarities([queries.frame_embeds[q]], [database.frame_embeds[c] for c in candidates], kind)
+        candidate_frames = [database.frame_embeds[c] for c in candidates]
+        if kind == "comparator":
+            rescored = comparator_similarities([queries.frame_embeds[q]], candidate_frames, comparator)
+        else:
+            rescored = frame_level_similarities([queries.frame_embeds[q]], candidate_frames, kind)
         scores[q, top[q]] = rescored[0]
     return scores
 
@@ -207,16 +238,27 @@ def compute_similarities(
     kind: str = "cosine",
     cascade_depth: int = 100,
     progress: bool = False,
+    comparator: torch.nn.Module | None = None,
+    cascade_rerank: str = "chamfer",
 ) -> torch.Tensor:
-    """[Q, D] similarities of `queries` against `database` for one of `SIMILARITIES`."""
+    """[Q, D] similarities of `queries` against `database` for one of `SIMILARITIES` (`comparator`: a
+    `TCAComparatorModel`, for ``comparator`` and for ``cascade`` with ``cascade_rerank="comparator"``)."""
     if kind == "cosine":
         return cosine_similarity(queries.video_embeds, database.video_embeds).float()
     if kind in ("chamfer", "symmetric_chamfer"):
         if queries.frame_embeds is None or database.frame_embeds is None:
             raise ValueError(f"{kind} similarity needs frame embeddings (embed with keep_frames=True)")
         return frame_level_similarities(queries.frame_embeds, database.frame_embeds, kind, progress=progress)
+    if kind == "comparator":
+        if queries.frame_embeds is None or database.frame_embeds is None:
+            raise ValueError("comparator similarity needs frame embeddings (embed with keep_frames=True)")
+        return comparator_similarities(queries.frame_embeds, database.frame_embeds, comparator, progress=progress)
     if kind == "cascade":
-        return cascade_similarities(queries, database, cascade_depth)
+        if cascade_rerank not in ("chamfer", "symmetric_chamfer", "comparator"):
+            raise ValueError(f"cascade_rerank must be chamfer, symmetric_chamfer or comparator, got {cascade_rerank!r}")
+        if cascade_rerank == "comparator" and comparator is None:
+            raise ValueError("a cascade re-ranked by the comparator needs a TCAComparatorModel (--comparator)")
+        return cascade_similarities(queries, database, cascade_depth, cascade_rerank, comparator)
     raise ValueError(f"unknown similarity {kind!r}; expected one of {SIMILARITIES}")
 
 
@@ -225,6 +267,7 @@ __all__ = [
     "SIMILARITIES",
     "VideoEmbeddings",
     "cascade_similarities",
+    "comparator_similarities",
     "check_descriptors",
     "compute_similarities",
     "embed_descriptors",

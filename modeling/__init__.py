@@ -21,6 +21,12 @@ from .modeling_tca import (
     cosine_similarity,
     symmetric_chamfer_similarity,
 )
+from .modeling_tca_comparator import (
+    TCAComparatorConfig,
+    TCAComparatorModel,
+    TCAComparatorOutput,
+    repeat_to_min_frames,
+)
 
 
 def _register(config_class, model_class) -> None:
@@ -46,6 +52,7 @@ try:
 except ValueError:
     pass
 EfficientNetLiteForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+_register(TCAComparatorConfig, TCAComparatorModel)
 
 __all__ = [
     "EfficientNetLiteBackbone",
@@ -60,11 +67,15 @@ __all__ = [
     "LocVTPModel",
     "LocVTPOutput",
     "LocVTPPreTrainedModel",
+    "TCAComparatorConfig",
+    "TCAComparatorModel",
+    "TCAComparatorOutput",
     "TCAConfig",
     "TCAModel",
     "TCAOutput",
     "TCAPreTrainedModel",
     "chamfer_similarity",
     "cosine_similarity",
+    "repeat_to_min_frames",
     "symmetric_chamfer_similarity",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
+AGGREGATORS = ("transformer", "netvlad", "lstm", "gru")
+
 
 class TCAConfig(PretrainedConfig):
     r"""
@@ -27,6 +29,12 @@ class TCAConfig(PretrainedConfig):
         attention_dropout (`float`, defaults to 0.0): dropout on attention probabilities.
         layer_norm_eps (`float`, defaults to 1e-5): LayerNorm epsilon.
         initializer_range (`float`, defaults to 0.02): std of the normal initialiser of linear layers.
+        aggregator (`str`, defaults to `"transformer"`): the temporal aggregator (the paper's ablation,
+            METHODS.md §1.2): `"transformer"` (TCA), `"netvlad"` (soft-assignment to `netvlad_clusters`
+            learned centres, intra-normalised, projected to `hidden_size`; video-level only), `"lstm"` or
+            `"gru"` (bidirectional, `num_hidden_layers` layers, `hidden_size // 2` per direction, padding
+            packed away).
+        netvlad_clusters (`int`, defaults to 64): NetVLAD's number of clusters K.
     """
 
     model_type = "tca"
@@ -43,8 +51,16 @@ class TCAConfig(PretrainedConfig):
         attention_dropout: float = 0.0,
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
+        aggregator: str = "transformer",
+        netvlad_clusters: int = 64,
         **kwargs,
     ):
+        if aggregator not in AGGREGATORS:
+            raise ValueError(f"TCAConfig.aggregator must be one of {list(AGGREGATORS)}, got {aggregator!r}")
+        if aggregator in ("lstm", "gru") and hidden_size % 2:
+            raise ValueError(f"TCAConfig.hidden_size must be even for a bidirectional {aggregator}, got {hidden_size}")
+        if not isinstance(netvlad_clusters, int) or isinstance(netvlad_clusters, bool) or netvlad_clusters <= 0:
+            raise ValueError(f"TCAConfig.netvlad_clusters must be a positive integer, got {netvlad_clusters!r}")
         for name, value in (
             ("input_size", input_size),
             ("hidden_size", hidden_size),
@@ -76,7 +92,9 @@ class TCAConfig(PretrainedConfig):
         self.attention_dropout = attention_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.aggregator = aggregator
+        self.netvlad_clusters = netvlad_clusters
         super().__init__(**kwargs)
 
 
-__all__ = ["TCAConfig"]
+__all__ = ["AGGREGATORS", "TCAConfig"]

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -163,6 +165,59 @@ class TCAEncoder(nn.Module):
         return hidden_states
 
 
+class TCARecurrentLayer(GradientCheckpointingLayer):
+    """One bidirectional LSTM / GRU layer over the valid frames (padding packed away): [B, F, H] -> [B, F, H]."""
+
+    def __init__(self, config: TCAConfig, dropout: bool):
+        super().__init__()
+        cell = nn.LSTM if config.aggregator == "lstm" else nn.GRU
+        self.rnn = cell(config.hidden_size, config.hidden_size // 2, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout else 0.0)
+
+    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        num_frames = hidden_states.shape[1]
+        packed = pack_padded_sequence(hidden_states, lengths, batch_first=True, enforce_sorted=False)
+        output, _ = self.rnn(packed)
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=num_frames)  # zeros at padding
+        return self.dropout(output)
+
+
+class TCARecurrentEncoder(nn.Module):
+    def __init__(self, config: TCAConfig):
+        super().__init__()
+        last = config.num_hidden_layers - 1
+        self.layers = nn.ModuleList([TCARecurrentLayer(config, i < last) for i in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> torch.Tensor:
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()  # a video without frames: masked out later
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, lengths)
+        return hidden_states
+
+
+class TCANetVLAD(GradientCheckpointingLayer):
+    """NetVLAD pooling: soft-assign each valid frame to K learned centres, sum the residuals per centre,
+    L2-normalise each centre's vector (intra-normalisation), then the whole [K·H] vector, and project it
+    linearly to `hidden_size`. [B, F, H], [B, F] -> [B, H]."""
+
+    def __init__(self, config: TCAConfig):
+        super().__init__()
+        dim, clusters = config.hidden_size, config.netvlad_clusters
+        self.assignment = nn.Linear(dim, clusters)
+        self.centroids = nn.Parameter(torch.empty(clusters, dim))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.projection = nn.Linear(clusters * dim, dim, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        valid = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, F, 1]
+        soft = F.softmax(self.assignment(hidden_states), dim=-1) * valid  # [B, F, K]
+        residuals = torch.einsum("bfk,bfh->bkh", soft, hidden_states) - soft.sum(dim=1).unsqueeze(-1) * self.centroids
+        vlad = F.normalize(residuals, dim=-1).flatten(1)  # intra-normalised, [B, K·H]
+        vlad = F.normalize(vlad, dim=-1)
+        return self.projection(self.dropout(vlad))  # [B, H]
+
+
 class TCAPreTrainedModel(PreTrainedModel):
     config_class = TCAConfig
     config: TCAConfig
@@ -175,11 +230,20 @@ class TCAPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False
     _supports_flex_attn = False
     _supports_attention_backend = True
-    _can_record_outputs = {"hidden_states": TCAEncoderLayer, "attentions": TCAAttention}
+    _can_record_outputs = {"hidden_states": [TCAEncoderLayer, TCARecurrentLayer], "attentions": TCAAttention}
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
+        if isinstance(module, nn.GRU):  # (nn.LSTM is handled by the base class the same way)
+            for name, param in module.named_parameters():
+                if "weight" in name:
+                    init.xavier_uniform_(param)
+                elif "bias" in name:
+                    init.zeros_(param)
+        elif isinstance(module, TCANetVLAD):
+            # centres on the scale of the inputs: far-away centres make every residual ≈ -c_k (constant output)
+            init.normal_(module.centroids, mean=0.0, std=self.config.initializer_range)
 
 
 def _additive_padding_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -199,7 +263,11 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> to
 
 
 class TCAModel(TCAPreTrainedModel):
-    """TCA encoder: frame descriptors [B, F, input_size] -> frame embeddings [B, F, H] and video embeddings [B, H]."""
+    """TCA encoder: frame descriptors [B, F, input_size] -> frame embeddings [B, F, H] and video embeddings [B, H].
+
+    `config.aggregator` picks the temporal model: the Transformer (TCA), or the paper's ablation baselines
+    NetVLAD (video embeddings only: `frame_embeds` and `last_hidden_state` are None), bidirectional LSTM or GRU.
+    """
 
     def __init__(self, config: TCAConfig):
         super().__init__(config)
@@ -208,7 +276,13 @@ class TCAModel(TCAPreTrainedModel):
             if config.input_size == config.hidden_size
             else nn.Linear(config.input_size, config.hidden_size)
         )
-        self.encoder = TCAEncoder(config)
+        self.aggregator = config.aggregator
+        if config.aggregator == "transformer":
+            self.encoder = TCAEncoder(config)
+        elif config.aggregator == "netvlad":
+            self.netvlad = TCANetVLAD(config)
+        else:
+            self.encoder = TCARecurrentEncoder(config)
         self.post_init()
 
     @merge_with_config_defaults
@@ -244,8 +318,14 @@ class TCAModel(TCAPreTrainedModel):
             )
 
         hidden_states = self.input_proj(frame_features)  # [B, F, H]
-        additive_mask = _additive_padding_mask(attention_mask, hidden_states.dtype)  # [B, 1, F, F]
-        hidden_states = self.encoder(hidden_states, additive_mask, **kwargs)  # [B, F, H]
+        if self.aggregator == "netvlad":  # video-level only: no refined frames
+            video_embeds = F.normalize(self.netvlad(hidden_states, attention_mask), dim=-1)  # [B, H]
+            return TCAOutput(video_embeds=video_embeds)
+        if self.aggregator == "transformer":
+            additive_mask = _additive_padding_mask(attention_mask, hidden_states.dtype)  # [B, 1, F, F]
+            hidden_states = self.encoder(hidden_states, additive_mask, **kwargs)  # [B, F, H]
+        else:
+            hidden_states = self.encoder(hidden_states, attention_mask)  # [B, F, H], zero at padding
 
         valid = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, F, 1]
         frame_embeds = F.normalize(hidden_states, dim=-1) * valid  # [B, F, H]
@@ -277,6 +357,8 @@ class TCAModel(TCAPreTrainedModel):
         self, frame_features: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Frame-level embeddings [B, F, H] (TCA_f), zero at padding. Call under `torch.no_grad()` for inference."""
+        if self.config.aggregator == "netvlad":
+            raise ValueError("a NetVLAD TCAModel has no frame-level embeddings (aggregator='netvlad')")
         return self(frame_features, attention_mask=attention_mask).frame_embeds
 
 

@@ -69,10 +69,17 @@ def circle_loss(
 
 
 def triplet_loss(
-    positive_sim: torch.Tensor, negative_sim: torch.Tensor, margin: float = 1.0, reduction: str = "mean"
+    positive_sim: torch.Tensor,
+    negative_sim: torch.Tensor,
+    margin: float = 1.0,
+    reduction: str = "mean",
+    hardest: bool = False,
 ) -> torch.Tensor:
-    """Triplet baseline on similarities: the mean over negatives of relu(s_n − s_p + margin), per anchor."""
+    """Triplet baseline on similarities: relu(s_n − s_p + margin) per anchor, averaged over its negatives, or
+    with `hardest=True` for its hardest negative only (max s_n: the peers' hard triplets, built per batch)."""
     _check(positive_sim, negative_sim, "triplet_loss")
+    if hardest:
+        negative_sim = negative_sim.amax(dim=1, keepdim=True)  # [B, 1]
     return _reduce(F.relu(negative_sim - positive_sim.unsqueeze(1) + margin).mean(dim=1), reduction)
 
 
@@ -83,6 +90,33 @@ def contrastive_similarities(
     positive_sim = (anchor_embeds * positive_embeds).sum(dim=-1)  # [B]
     negative_sim = anchor_embeds @ negative_embeds.to(anchor_embeds.dtype).T  # [B, N]
     return positive_sim, negative_sim
+
+
+def similarity_regularization(raw_map: torch.Tensor, map_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """ViSiL's similarity regularisation of comparator maps [B, n, m] (before the Hardtanh):
+    Σ_cells |min(0, S + 1)| + |max(0, S − 1)| per map (valid cells only), averaged over the maps. [B, n, m] -> []."""
+    if raw_map.dim() != 3:
+        raise ValueError(f"similarity_regularization: raw_map must be [B, n, m], got {tuple(raw_map.shape)}")
+    penalty = (raw_map + 1).clamp(max=0).abs() + (raw_map - 1).clamp(min=0)
+    if map_mask is not None:
+        penalty = penalty * map_mask.to(penalty.dtype)
+    return penalty.sum(dim=(1, 2)).mean()
+
+
+def comparator_loss(
+    positive_sim: torch.Tensor,
+    negative_sim: torch.Tensor,
+    raw_maps: torch.Tensor,
+    map_masks: torch.Tensor | None = None,
+    margin: float = 1.0,
+    regularization_weight: float = 0.5,
+    hardest: bool = True,
+) -> torch.Tensor:
+    """ViSiL's comparator loss (the TCA paper gives none for TCA_v): the triplet loss on video similarities
+    (`triplet_loss`, each anchor's hardest negative by default) + `regularization_weight` x
+    `similarity_regularization` of every raw map of the step (`raw_maps` [P, n, m], positive and negative)."""
+    triplet = triplet_loss(positive_sim.float(), negative_sim.float(), margin=margin, hardest=hardest)
+    return triplet + regularization_weight * similarity_regularization(raw_maps.float(), map_masks)
 
 
 LOSSES = {"circle": circle_loss, "infonce": info_nce_loss, "triplet": triplet_loss}
@@ -98,8 +132,10 @@ def compute_loss(name: str, positive_sim: torch.Tensor, negative_sim: torch.Tens
 __all__ = [
     "LOSSES",
     "circle_loss",
+    "comparator_loss",
     "compute_loss",
     "contrastive_similarities",
     "info_nce_loss",
+    "similarity_regularization",
     "triplet_loss",
 ]

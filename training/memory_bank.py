@@ -18,6 +18,7 @@ from torch import nn
 
 class MemoryBank:
     """A FIFO queue of `size` L2-normalised embeddings of dimension `dim` (float32, on `device`).
+    With ``size=0`` there is no memory: `negatives()` are the keys of the latest `enqueue` only (in-batch).
 
     `gather_fn` (e.g. `accelerator.gather`) concatenates the keys of all processes before they are
     enqueued; with it every process enqueues the same keys in the same order. Has `state_dict` /
@@ -31,8 +32,8 @@ class MemoryBank:
         device: torch.device | str = "cpu",
         gather_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
-        if size <= 0 or dim <= 0:
-            raise ValueError(f"MemoryBank: size and dim must be positive, got size={size}, dim={dim}")
+        if size < 0 or dim <= 0:
+            raise ValueError(f"MemoryBank: size must be >= 0 and dim positive, got size={size}, dim={dim}")
         self.size = int(size)
         self.dim = int(dim)
         self.gather_fn = gather_fn
@@ -49,6 +50,10 @@ class MemoryBank:
         keys = F.normalize(keys.detach().float(), dim=-1)
         if self.gather_fn is not None:
             keys = self.gather_fn(keys.contiguous())
+        if self.size == 0:  # in-batch only: the bank is exactly this step's keys
+            self.queue = keys.to(self.queue.device)
+            self.num_filled = keys.shape[0]
+            return keys
         keys = keys.to(self.queue.device)[-self.size :]  # [n', dim]
         n = keys.shape[0]
         first = min(n, self.size - self.pointer)
@@ -61,7 +66,7 @@ class MemoryBank:
 
     def negatives(self) -> torch.Tensor:
         """The filled entries [num_filled, dim] (order is irrelevant to the losses)."""
-        return self.queue[: self.num_filled] if self.num_filled < self.size else self.queue
+        return self.queue if self.size == 0 or self.num_filled >= self.size else self.queue[: self.num_filled]
 
     def fingerprint(self) -> str:
         """SHA-256 of the queue's bytes and pointers (to check that processes agree)."""
@@ -78,6 +83,10 @@ class MemoryBank:
 
     def load_state_dict(self, state: dict) -> None:
         queue = state["queue"]
+        if self.size == 0 and queue.dim() == 2 and queue.shape[1] == self.dim:
+            self.queue = queue.to(self.queue.device).clone()
+            self.pointer, self.num_filled = int(state["pointer"]), int(state["num_filled"])
+            return
         if tuple(queue.shape) != (self.size, self.dim):
             raise ValueError(
                 f"MemoryBank.load_state_dict: saved queue has shape {tuple(queue.shape)}, "

@@ -72,17 +72,20 @@ class TrainConfig:
     num_attention_heads: int = 8
     intermediate_size: int = 2048
     dropout: float = 0.5
+    aggregator: str = "transformer"  # transformer | netvlad | lstm | gru (the paper's ablation, METHODS.md §1.2)
+    netvlad_clusters: int = 64  # K of the NetVLAD aggregator
     loss: str = "circle"  # circle | infonce | triplet
     circle_margin: float = 0.25
     circle_gamma: float = 256.0
     temperature: float = 0.07
     triplet_margin: float = 1.0
+    triplet_mining: str = "hard"  # hard: each anchor's hardest negative (the peers' hard triplets); all: every one
     epochs: int = 40
     max_steps: int | None = None  # stop after this many optimizer steps (the schedule still spans `epochs`)
     batch_size: int = 64  # pairs per process and step
     negatives_per_anchor: int = 16
     num_frames: int = 64
-    bank_size: int = 4096
+    bank_size: int = 4096  # 0: no memory, only this step's negatives (in-batch)
     key_momentum: float = 0.0  # 0: negatives encoded by the current weights; > 0: MoCo key encoder
     in_batch_negatives: bool = False  # also use the other anchors' positives (with gradient) as negatives
     learning_rate: float = 1e-5
@@ -119,7 +122,6 @@ class TrainConfig:
             "epochs",
             "batch_size",
             "num_frames",
-            "bank_size",
             "gradient_accumulation_steps",
             "keep_last",
             "eval_batch_size",
@@ -127,6 +129,12 @@ class TrainConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.bank_size < 0:
+            raise ValueError(f"TrainConfig.bank_size must be >= 0 (0: in-batch negatives only), got {self.bank_size}")
+        if self.triplet_mining not in ("hard", "all"):
+            raise ValueError(f"TrainConfig.triplet_mining must be 'hard' or 'all', got {self.triplet_mining!r}")
+        if not 0.0 <= self.key_momentum < 1.0:
+            raise ValueError(f"TrainConfig.key_momentum must be in [0, 1), got {self.key_momentum}")
         if self.negatives_per_anchor < 1:
             raise ValueError("TrainConfig.negatives_per_anchor must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -268,6 +276,8 @@ def _build_model(config: TrainConfig, dim: int) -> TCAModel:
             num_attention_heads=config.num_attention_heads,
             intermediate_size=config.intermediate_size,
             hidden_dropout_prob=config.dropout,
+            aggregator=config.aggregator,
+            netvlad_clusters=config.netvlad_clusters,
         )
     )
 
@@ -277,7 +287,7 @@ def _loss_kwargs(config: TrainConfig) -> dict:
         return {"margin": config.circle_margin, "gamma": config.circle_gamma}
     if config.loss == "infonce":
         return {"temperature": config.temperature}
-    return {"margin": config.triplet_margin}
+    return {"margin": config.triplet_margin, "hardest": config.triplet_mining == "hard"}
 
 
 def _other_positives(anchor_embeds: torch.Tensor, positive_embeds: torch.Tensor) -> torch.Tensor:

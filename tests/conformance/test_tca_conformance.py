@@ -210,3 +210,80 @@ NOT_APPLICABLE = {
 
 
 skip_not_applicable(TCAModelTest, NOT_APPLICABLE)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The ablation's aggregators (TCAConfig.aggregator): the same suite, on a tiny model of each kind.
+
+
+class TCAAggregatorModelTester(TCAModelTester):
+    """`TCAModelTester` for a non-Transformer aggregator (`netvlad` gives video embeddings only)."""
+
+    def __init__(self, parent, aggregator: str, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.aggregator = aggregator
+
+    def get_config(self) -> TCAConfig:
+        config = super().get_config()
+        config.aggregator = self.aggregator
+        config.netvlad_clusters = 5
+        return config
+
+    def create_and_check_model(self, config, frame_features, attention_mask):
+        model = TCAModel(config).to(frame_features.device).eval()
+        with torch.no_grad():
+            output = model(frame_features, attention_mask=attention_mask)
+        batch, frames, hidden = self.batch_size, self.seq_length, self.hidden_size
+        self.parent.assertEqual(output.video_embeds.shape, (batch, hidden))
+        if self.aggregator == "netvlad":
+            self.parent.assertIsNone(output.frame_embeds)
+        else:
+            self.parent.assertEqual(output.frame_embeds.shape, (batch, frames, hidden))
+
+
+class _AggregatorTest(TCAModelTest):
+    aggregator = ""
+    has_attentions = False  # only the Transformer has attention maps
+
+    def setUp(self):
+        self.model_tester = TCAAggregatorModelTester(self, self.aggregator)
+        self.config_tester = suite.ConfigTester(
+            self, config_class=TCAConfig, has_text_modality=False, hidden_size=32, num_attention_heads=4,
+            aggregator=self.aggregator,
+        )  # fmt: skip
+
+    def test_get_video_features_shapes(self):
+        config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+        model = TCAModel(config).eval()
+        with torch.no_grad():
+            features = model.get_video_features(**inputs)
+            reference = model(**inputs)
+        self.assertEqual(features.pooler_output.shape, (self.model_tester.batch_size, self.model_tester.hidden_size))
+        torch.testing.assert_close(features.pooler_output, reference.video_embeds, rtol=0, atol=0)
+
+
+class TCALSTMModelTest(_AggregatorTest):
+    aggregator = "lstm"
+
+
+class TCAGRUModelTest(_AggregatorTest):
+    aggregator = "gru"
+
+
+class TCANetVLADModelTest(_AggregatorTest):
+    aggregator = "netvlad"
+
+    @unittest.skip(reason="NetVLAD pools the frames in one step: it has no per-layer frame hidden states")
+    def test_hidden_states_output(self):
+        pass
+
+    @unittest.skip(reason="NetVLAD pools the frames in one step: it has no per-layer frame hidden states")
+    def test_retain_grad_hidden_states_attentions(self):
+        pass
+
+    @unittest.skip(reason="NetVLAD pools the frames in one step: it has no per-layer frame hidden states")
+    def test_get_video_features_hidden_states(self):
+        pass
+
+
+del _AggregatorTest  # not a test case of its own (it would rerun the Transformer's)
