@@ -80,6 +80,10 @@ class TrainConfig:
     temperature: float = 0.07
     triplet_margin: float = 1.0
     triplet_mining: str = "hard"  # hard: each anchor's hardest negative (the peers' hard triplets); all: every one
+    # triplet loss in-batch (bank_size 0, no momentum): the negatives are encoded with gradient, as in the peers'
+    # triplet training (all three videos of a triplet go through the network). Without it the loss can only push
+    # the anchor, and the mean over all negatives is lowered by collapsing every video onto one direction.
+    triplet_negative_grad: bool = True
     epochs: int = 40
     max_steps: int | None = None  # stop after this many optimizer steps (the schedule still spans `epochs`)
     batch_size: int = 64  # pairs per process and step
@@ -374,6 +378,9 @@ def train(config: TrainConfig) -> dict:
     if key_encoder is not None:
         accelerator.register_for_checkpointing(key_encoder)
     loss_kwargs = _loss_kwargs(config)
+    negatives_with_grad = (
+        config.loss == "triplet" and config.triplet_negative_grad and config.bank_size == 0 and key_encoder is None
+    )
 
     def run_validation(step: int) -> float | None:
         """Validation mAP at `step`, recorded in `state`; the best model so far is kept in `best_model/`."""
@@ -426,17 +433,23 @@ def train(config: TrainConfig) -> dict:
         skip = 0
         for batch in epoch_loader:
             with accelerator.accumulate(model):
-                frames = torch.cat([batch["anchor"], batch["positive"]])  # [2B, L, D]
-                mask = torch.cat([batch["anchor_mask"], batch["positive_mask"]])  # [2B, L]
-                embeds = model(frame_features=frames, attention_mask=mask).video_embeds  # [2B, H]
-                anchor_embeds, positive_embeds = embeds.chunk(2)
-                with torch.no_grad(), accelerator.autocast():
-                    encoder = key_encoder if key_encoder is not None else unwrapped
-                    keys = encoder(frame_features=batch["negatives"], attention_mask=batch["negatives_mask"])
-                bank.enqueue(keys.video_embeds)  # [B·n, H] from every process
-                positive_sim, negative_sim = contrastive_similarities(
-                    anchor_embeds, positive_embeds, bank.negatives()
-                )
+                frames = [batch["anchor"], batch["positive"]]
+                masks = [batch["anchor_mask"], batch["positive_mask"]]
+                if negatives_with_grad:  # one forward pass with this process's negatives, with gradient
+                    frames, masks = frames + [batch["negatives"]], masks + [batch["negatives_mask"]]
+                embeds = model(frame_features=torch.cat(frames), attention_mask=torch.cat(masks)).video_embeds
+                batch_size = batch["anchor"].shape[0]
+                anchor_embeds, positive_embeds = embeds[:batch_size], embeds[batch_size : 2 * batch_size]  # [B, H]
+                if negatives_with_grad:
+                    negative_embeds = embeds[2 * batch_size :]  # [B·n, H]
+                    bank.enqueue(negative_embeds)  # a detached copy, for the statistics
+                else:
+                    with torch.no_grad(), accelerator.autocast():
+                        encoder = key_encoder if key_encoder is not None else unwrapped
+                        keys = encoder(frame_features=batch["negatives"], attention_mask=batch["negatives_mask"])
+                    bank.enqueue(keys.video_embeds)  # [B·n, H] from every process
+                    negative_embeds = bank.negatives()
+                positive_sim, negative_sim = contrastive_similarities(anchor_embeds, positive_embeds, negative_embeds)
                 if config.in_batch_negatives:  # [B, N + B - 1]
                     negative_sim = torch.cat(
                         [negative_sim, _other_positives(anchor_embeds, positive_embeds)], 1
