@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     model = LocVTPModel.from_pretrained(args.model).eval()
     processor = LocVTPProcessor.from_pretrained(args.processor or args.model)
-    if args.frames_per_clip:
+    if args.frames_per_clip is not None:
         processor.frames_per_clip = args.frames_per_clip
     progress = not args.no_progress
     results: dict = {"model": str(args.model), "frames_per_clip": processor.frames_per_clip}
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m vidtempo.evaluation.locvtp_eval",
+        prog="vidtempo-eval-locvtp",
         description="Evaluate LocVTP: text<->video retrieval (R@1/5/10, MdR, MnR) and zero-shot temporal grounding "
         "(R@{1,5} at IoU > thresholds, strictly, after NMS; mIoU), written to one JSON for the model card.",
     )
@@ -204,7 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.frames_per_clip is not None and args.frames_per_clip <= 0:
+        parser.error(f"argument --frames-per-clip: expected a positive integer, got {args.frames_per_clip}")
+    bad = [t for t in args.thresholds if not 0 <= t < 1]
+    if bad:
+        parser.error(f"argument --thresholds: IoU thresholds must be in [0, 1), got {bad}")
     try:
         results = run(args)
     except (ValueError, FileNotFoundError) as error:

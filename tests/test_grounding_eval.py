@@ -4,6 +4,7 @@ videos skipped and reported."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -90,3 +91,15 @@ def test_eval_command_reports_missing_inputs(saved, tmp_path, capsys):
     root, _ = saved
     assert main(["--model", str(root / "model"), "--output", str(tmp_path / "r.json")]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, values, message", [
+    ("--frames-per-clip", ["0"], "expected a positive integer, got 0"),
+    ("--thresholds", ["0.5", "1.5"], r"must be in \[0, 1\), got \[1.5\]"),
+])
+def test_bad_flag_values_are_refused_before_any_work(tmp_path, capsys, flag, values, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "r.json"), flag, *values])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "r.json").exists()

@@ -458,7 +458,7 @@ def train(config: LocVTPTrainConfig) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m vidtempo.training.train_locvtp",
+        prog="vidtempo-train-locvtp",
         description="Pre-train LocVTP (coarse + fine-grained + temporal-aware losses) on a captions file of "
         "(video_path, start, end, caption) rows. Launch with `accelerate launch -m vidtempo.training.train_locvtp` "
         "or `torchrun` for several processes; the losses then use the whole global batch. Options override "
