@@ -44,10 +44,10 @@ test: lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(INSTALL_STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m vidtempo.training.demo $(DEMO_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m vidtempo.cli.demo $(DEMO_ARGS)
 
 bench: $(INSTALL_STAMP)
-	HF_HUB_OFFLINE=1 $(PY) tests/benchmarks/run_all.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_all.py
 
 # Re-resolve the lock from pyproject.toml (its `dev` extra, which includes `offline` and `milvus`) with uv.
 lock:

@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 
 from ..modeling.modeling_locvtp import LocVTPModel
 from ..processing.atomic_files import write_json_atomic
+from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor
-from ..processing.video_reader import VideoDecodeError
-from ..training.locvtp_data import decode_segment, load_caption_dataset
+from ..processing.video_reader import VideoDecodeError, decode_segment
 from .grounding import (
     DEFAULT_THRESHOLDS,
     export_clip_features,
@@ -38,7 +38,7 @@ from .grounding import (
     grounding_metrics,
     read_charades_sta,
 )
-from .retrieval import TIE_MODES, read_msrvtt_csv, retrieval_metrics
+from .text_video_retrieval import TIE_MODES, read_msrvtt_csv, retrieval_metrics
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
@@ -81,7 +81,7 @@ def evaluate_retrieval(
     model, processor, pairs: list[dict], progress: bool = True, ties: str = "mean"
 ) -> dict:
     """pairs: [{"video_id", "video_path", "start", "end", "caption"}] -> metrics of both directions (`ties`:
-    the tie rule of `vidtempo.evaluation.retrieval`, recorded in the result)."""
+    the tie rule of `vidtempo.evaluation.text_video_retrieval`, recorded in the result)."""
     videos, captions, failed = [], [], []
     for pair in tqdm(pairs, desc="retrieval videos", disable=not progress):
         try:

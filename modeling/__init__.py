@@ -11,7 +11,7 @@ from .modeling_efficientnet_lite import (
     EfficientNetLiteForImageClassification,
     EfficientNetLiteModel,
 )
-from .modeling_frame_descriptor import FrameDescriptorModel, FrameDescriptorOutput, StreamingPCA
+from .modeling_frame_descriptor import FrameDescriptorModel, FrameDescriptorOutput
 from .modeling_locvtp import LocVTPModel, LocVTPOutput, LocVTPPreTrainedModel
 from .modeling_tca import (
     TCAModel,
@@ -62,7 +62,6 @@ __all__ = [
     "FrameDescriptorConfig",
     "FrameDescriptorModel",
     "FrameDescriptorOutput",
-    "StreamingPCA",
     "LocVTPConfig",
     "LocVTPModel",
     "LocVTPOutput",

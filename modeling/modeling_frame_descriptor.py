@@ -57,78 +57,6 @@ POOLING_FUNCTIONS = {"imac": imac, "l3_irmac": l3_irmac}
 
 
 # ----------------------------------------------------------------------------------------------------------
-# PCA whitening fitted by streaming covariance accumulation
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PCAWhitening:
-    """A fitted PCA: `mean` [D], `components` [K, D] (rows = eigenvectors, largest eigenvalue first),
-    `eigenvalues` [K] (of the sample covariance, divisor n - 1)."""
-
-    mean: np.ndarray
-    components: np.ndarray
-    eigenvalues: np.ndarray
-
-    def transform(self, x: np.ndarray, eps: float = 1e-9, normalize: bool = True) -> np.ndarray:
-        """Whiten [N, D] -> [N, K] (float32): centre, project, divide by sqrt(max(eigenvalue, eps)), L2-norm."""
-        x = np.asarray(x, dtype=np.float64)
-        y = (x - self.mean) @ self.components.T / np.sqrt(np.maximum(self.eigenvalues, eps))
-        if normalize:
-            y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
-        return y.astype(np.float32)
-
-
-class StreamingPCA:
-    """Accumulates the mean and covariance of descriptors batch by batch in float64 (memory O(D^2), not
-    O(N D)), so ~1M x 3840 descriptors fit in ~120 MB. Batches are shifted by the first batch's mean before
-    accumulating, which keeps the `sum(x x^T) - n mu mu^T` formula numerically stable."""
-
-    def __init__(self, dim: int):
-        self.dim = int(dim)
-        self.count = 0
-        self._shift: np.ndarray | None = None
-        self._sum = np.zeros(self.dim, dtype=np.float64)
-        self._outer = np.zeros((self.dim, self.dim), dtype=np.float64)
-
-    def update(self, batch) -> None:
-        """Add descriptors [N, D] (numpy or torch, any float dtype)."""
-        if isinstance(batch, torch.Tensor):
-            batch = batch.detach().cpu().double().numpy()
-        x = np.asarray(batch, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"StreamingPCA.update: expected descriptors [N, {self.dim}], got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError("StreamingPCA.update: descriptors contain NaN or infinity")
-        if x.shape[0] == 0:
-            return
-        if self._shift is None:
-            self._shift = x.mean(axis=0)
-        x = x - self._shift
-        self.count += x.shape[0]
-        self._sum += x.sum(axis=0)
-        self._outer += x.T @ x
-
-    def covariance(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mean [D], sample covariance [D, D]) of everything seen so far."""
-        if self.count < 2:
-            raise ValueError(f"StreamingPCA: need at least 2 descriptors, got {self.count}")
-        centred_mean = self._sum / self.count
-        cov = (self._outer - self.count * np.outer(centred_mean, centred_mean)) / (self.count - 1)
-        return centred_mean + self._shift, (cov + cov.T) / 2
-
-    def fit(self, dim: int | None = None) -> PCAWhitening:
-        """Eigendecomposition of the covariance; keep the `dim` largest components (all if None)."""
-        dim = self.dim if dim is None else int(dim)
-        if not 0 < dim <= self.dim:
-            raise ValueError(f"StreamingPCA.fit: dim must be in [1, {self.dim}], got {dim}")
-        mean, cov = self.covariance()
-        eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
-        order = np.argsort(eigenvalues)[::-1][:dim]
-        return PCAWhitening(mean=mean, components=eigenvectors[:, order].T.copy(), eigenvalues=eigenvalues[order])
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Model
 # ----------------------------------------------------------------------------------------------------------
 
@@ -235,8 +163,9 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
         model.backbone.load_state_dict(classifier.efficientnet_lite.state_dict(), strict=True)
         return model.eval()
 
-    def set_pca(self, pca: PCAWhitening) -> None:
-        """Attach a fitted PCA (components [K, D]); sets `config.pca_dim = K`."""
+    def set_pca(self, pca) -> None:
+        """Attach a fitted PCA (`mean` [D], `components` [K, D], `eigenvalues` [K], e.g. a
+        `vidtempo.processing.descriptor_pca.PCAWhitening`); sets `config.pca_dim = K`."""
         components = torch.as_tensor(np.asarray(pca.components), dtype=torch.float32)
         if components.ndim != 2 or components.shape[1] != self.config.feature_dim:
             raise ValueError(
@@ -272,8 +201,6 @@ __all__ = [
     "FrameDescriptorModel",
     "FrameDescriptorOutput",
     "FrameDescriptorPreTrainedModel",
-    "PCAWhitening",
-    "StreamingPCA",
     "imac",
     "l3_irmac",
     "rmac_region_params",

@@ -34,9 +34,17 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, logging
 
 from .configuration_locvtp import CORRESPONDENCE_MODES, LocVTPConfig
-from .modeling_tca import masked_mean
 
 logger = logging.get_logger(__name__)
+
+
+# A copy of modeling_tca.masked_mean, so that a LocVTP checkpoint's code carries nothing of TCA's
+# (tests/modeling/test_locvtp_model.py checks that the two agree).
+def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid positions: [B, N, H], [B, N] -> [B, H] (zeros where no position is valid)."""
+    weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, N, 1]
+    count = weights.sum(dim=1).clamp(min=1.0)  # [B, 1]
+    return (hidden_states * weights).sum(dim=1) / count
 
 
 @dataclass

@@ -331,3 +331,18 @@ __all__ = [
     "read_video",
     "uniform_indices",
 ]
+
+
+EVERY_FRAME = 1e9  # a target rate above any native rate: the reader keeps every frame
+
+
+def decode_segment(video_path: str, start: float = 0.0, end: float = math.inf) -> tuple[np.ndarray, float]:
+    """All frames of `video_path` whose timestamp lies in [start, end), uint8 [N, H, W, 3], and the frame
+    rate. Raises `VideoDecodeError` (unreadable/missing file) or `ValueError` (no frame in the span)."""
+    if not Path(video_path).is_file():
+        raise VideoDecodeError(video_path, "file not found")
+    clip = read_video(video_path, fps=EVERY_FRAME, min_duration=0.0)
+    keep = (clip.timestamps >= start - 1e-6) & (clip.timestamps < end - 1e-6)
+    if not keep.any():
+        raise ValueError(f"{video_path}: no frame in the segment [{start}, {end}) s")
+    return np.asarray(clip.frames)[keep], float(clip.fps)

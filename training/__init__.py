@@ -1,5 +1,6 @@
-"""vidtempo.training: TCA training with Accelerate (`losses`, `memory_bank`, `data`, `train_tca`).
+"""vidtempo.training: Accelerate training loops.
 
-Submodules are imported on demand (`from vidtempo.training.train_tca import TrainConfig, train`), so that
-importing the package stays cheap.
+TCA: `tca_data`, `tca_losses`, `tca_memory_bank`, `train_tca`; the learned comparator: `train_comparator`;
+LocVTP: `locvtp_data`, `train_locvtp`. Submodules are imported on demand
+(`from vidtempo.training.train_tca import TrainConfig, train`), so importing the package stays cheap.
 """

@@ -1,9 +1,7 @@
-"""Video–text data for LocVTP pre-training: a captions table, seeded torch augmentation, a decoding collator.
+"""Video–text data for LocVTP pre-training: seeded torch augmentation and a decoding collator.
 
-* `load_caption_dataset(path)`: a `datasets.Dataset` of (video_id, video_path, start, end, caption) rows
-  from a CSV or JSON(L) file — the shape WebVid- and HowTo100M-style corpora provide (and the embedded
-  captioned set writes). Videos stay paths; nothing is decoded here (no `datasets.Video`/torchcodec).
-  `unit="video"` joins each video's captions in time order into one sentence over the whole video.
+Rows come from the captions table (`processing.captions.load_caption_dataset`).
+
 * `VideoAugment`: random resized crop, horizontal flip and colour jitter, the same draw for every frame
   of a video, from a per-item seeded generator (reproducible across DataLoader workers).
 * `VideoTextCollator`: runs in DataLoader workers; decodes each item with the project's video reader
@@ -14,97 +12,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from collections import defaultdict
-from pathlib import Path
 
 import datasets
-import numpy as np
 import torch
 
-from ..processing.video_reader import VideoDecodeError, read_video
-
-PATH_COLUMNS = ("video_path", "path", "video", "file_name")
-EVERY_FRAME = 1e9  # a target rate above any native rate: the reader keeps every frame
-
-
-def _read_rows(path: Path) -> list[dict]:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        import csv
-
-        with open(path, newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-    if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            data = data.get("rows") or data.get("data") or data.get("annotations")
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of rows (or {{'rows': [...]}})")
-        return data
-    raise ValueError(f"{path}: unsupported captions file (expected .csv, .json or .jsonl)")
-
-
-def _float(value, default: float, where: str, field: str) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: field {field!r} must be a number of seconds, got {value!r}") from None
-
-
-def load_caption_dataset(
-    path: str | os.PathLike, split: str | None = None, unit: str = "segment", joiner: str = " then "
-) -> datasets.Dataset:
-    """Rows (video_id, video_path, start, end, caption) of a captions CSV/JSON/JSONL.
-
-    Columns: a path column (`video_path`, `path`, `video` or `file_name`; relative paths are resolved
-    against the file's folder), `caption` (or `sentence`/`text`), optional `start`/`end` seconds (missing:
-    the whole video, end = inf), optional `video_id` (default: the file stem) and `split` (kept when
-    `split` is given). `unit="video"` merges each video's rows into one whole-video row whose caption joins
-    the captions in start-time order with `joiner`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: captions file not found")
-    if unit not in ("segment", "video"):
-        raise ValueError(f"unit must be 'segment' or 'video', got {unit!r}")
-    rows = []
-    for number, raw in enumerate(_read_rows(path), start=1):
-        where = f"{path} row {number}"
-        video = next((raw[c] for c in PATH_COLUMNS if raw.get(c)), None)
-        caption = next((raw[c] for c in ("caption", "sentence", "text") if raw.get(c) is not None), None)
-        if video is None:
-            raise ValueError(f"{where}: no video path (expected one of the columns {list(PATH_COLUMNS)})")
-        if caption is None or not str(caption).strip():
-            raise ValueError(f"{where}: empty or missing 'caption'")
-        if split is not None and raw.get("split", split) != split:
-            continue
-        video_path = Path(video) if Path(video).is_absolute() else path.parent / video
-        start = _float(raw.get("start"), 0.0, where, "start")
-        end = _float(raw.get("end"), math.inf, where, "end")
-        if not end > start:
-            raise ValueError(f"{where}: need start < end, got start={start} end={end}")
-        rows.append({"video_id": str(raw.get("video_id") or video_path.stem), "video_path": str(video_path),
-                     "start": start, "end": end, "caption": str(caption).strip()})
-    if unit == "video":
-        grouped: dict[str, list[dict]] = defaultdict(list)
-        for row in rows:
-            grouped[row["video_path"]].append(row)
-        rows = [
-            {"video_id": group[0]["video_id"], "video_path": video_path, "start": 0.0, "end": math.inf,
-             "caption": joiner.join(r["caption"] for r in sorted(group, key=lambda r: r["start"]))}
-            for video_path, group in grouped.items()
-        ]
-    if not rows:
-        raise ValueError(f"{path}: no rows" + (f" with split == {split!r}" if split else ""))
-    return datasets.Dataset.from_list(rows)
+from ..processing.video_reader import VideoDecodeError, decode_segment
 
 
 class VideoAugment:
@@ -173,18 +86,6 @@ class VideoAugment:
         return self.apply(frames, self.sample(frames.shape[1], frames.shape[2], generator))
 
 
-def decode_segment(video_path: str, start: float = 0.0, end: float = math.inf) -> tuple[np.ndarray, float]:
-    """All frames of `video_path` whose timestamp lies in [start, end), uint8 [N, H, W, 3], and the frame
-    rate. Raises `VideoDecodeError` (unreadable/missing file) or `ValueError` (no frame in the span)."""
-    if not Path(video_path).is_file():
-        raise VideoDecodeError(video_path, "file not found")
-    clip = read_video(video_path, fps=EVERY_FRAME, min_duration=0.0)
-    keep = (clip.timestamps >= start - 1e-6) & (clip.timestamps < end - 1e-6)
-    if not keep.any():
-        raise ValueError(f"{video_path}: no frame in the segment [{start}, {end}) s")
-    return np.asarray(clip.frames)[keep], float(clip.fps)
-
-
 class VideoTextCollator:
     """Collate rows of `load_caption_dataset` into LocVTP inputs (decoding happens here, in the workers).
 
@@ -246,6 +147,4 @@ __all__ = [
     "IndexedDataset",
     "VideoAugment",
     "VideoTextCollator",
-    "decode_segment",
-    "load_caption_dataset",
 ]

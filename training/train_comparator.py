@@ -9,7 +9,7 @@ Each step takes anchor-positive pairs and `negatives_per_anchor` random distract
 `--tca-model none`), builds the frame-to-frame similarity matrices anchor x positive and anchor x negative,
 and scores them with the comparator. The TCA paper specifies no loss for TCA_v, so this is ViSiL's:
 the triplet loss on the comparator's video similarities (each anchor's hardest negative, margin 1 as in the
-peers' code) + 0.5 x the similarity regularisation of the raw maps (`training.losses.comparator_loss`).
+peers' code) + 0.5 x the similarity regularisation of the raw maps (`training.tca_losses.comparator_loss`).
 Clips shorter than 4 frames are repeated to 4 (DnS's rule). Outputs in `output_dir`: `model/`
 (`save_pretrained`, loadable with `AutoModel.from_pretrained(..., trust_remote_code=True)`) and `metrics.json`.
 """
@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader
 from ..modeling import TCAComparatorConfig, TCAComparatorModel, TCAModel
 from ..processing.atomic_files import write_json_atomic
 from ..processing.descriptor_store import existing_ids
-from .data import TCAPairDataset, collate_pairs, load_training_descriptors, read_pairs, resolve_pairs
-from .losses import comparator_loss
+from .tca_data import TCAPairDataset, collate_pairs, load_training_descriptors, read_pairs, resolve_pairs
+from .tca_losses import comparator_loss
 
 MIN_FRAMES = 4
 

@@ -35,9 +35,10 @@ from tqdm.auto import tqdm
 from ..modeling.configuration_locvtp import LocVTPConfig
 from ..modeling.modeling_locvtp import LocVTPModel, load_text_tower, sample_temporal_offsets
 from ..processing.atomic_files import write_json_atomic
+from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor, default_image_processor
 from .config_files import config_from_yaml
-from .locvtp_data import IndexedDataset, VideoAugment, VideoTextCollator, load_caption_dataset
+from .locvtp_data import IndexedDataset, VideoAugment, VideoTextCollator
 from .train_tca import STATE_FILE, find_checkpoint, record_step, save_checkpoint
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

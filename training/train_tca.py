@@ -39,7 +39,7 @@ from ..modeling import TCAConfig, TCAModel
 from ..processing.atomic_files import write_json_atomic
 from ..processing.descriptor_store import existing_ids, read_info
 from .config_files import config_from_yaml
-from .data import (
+from .tca_data import (
     EpochPermutationSampler,
     TCAPairDataset,
     collate_pairs,
@@ -49,8 +49,8 @@ from .data import (
     resolve_pairs,
     split_pairs,
 )
-from .losses import LOSSES, compute_loss, contrastive_similarities
-from .memory_bank import MemoryBank, MomentumKeyEncoder
+from .tca_losses import LOSSES, compute_loss, contrastive_similarities
+from .tca_memory_bank import MemoryBank, MomentumKeyEncoder
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_MODEL_DIR = "best_model"

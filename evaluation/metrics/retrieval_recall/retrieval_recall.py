@@ -3,14 +3,14 @@
 Load with ``evaluate.load("<path>/evaluation/metrics/retrieval_recall")``. One example per text query:
 ``predictions`` = its similarity to every video (row i of the [N, N] text-video matrix), ``references`` =
 the index of its ground-truth video. Rows must form a square matrix whose ground truth is the diagonal
-(the MSR-VTT 1k-A layout: text i describes video i). The math is `vidtempo.evaluation.retrieval`.
+(the MSR-VTT 1k-A layout: text i describes video i). The math is `vidtempo.evaluation.text_video_retrieval`.
 """
 
 import datasets
 import evaluate
 import numpy as np
 
-from vidtempo.evaluation.retrieval import retrieval_metrics
+from vidtempo.evaluation.text_video_retrieval import retrieval_metrics
 
 _DESCRIPTION = """Text-video retrieval: R@K = 100*mean(rank < K) with 0-based rank, MdR = median(rank)+1,
 MnR = mean(rank)+1, for text->video (rows) and video->text (columns). Ties: the expectation over a random

@@ -1,0 +1,97 @@
+"""Shared builders of small, structured test data (imported by tests in several folders)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vidtempo.processing.descriptor_store import write_descriptors
+from vidtempo.training.train_tca import TrainConfig
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TRAIN_DIM = 32  # descriptor width of `make_synthetic`
+EVAL_DIM = 16  # descriptor width of `tiny_collection`
+
+
+def make_synthetic(root: Path, num_groups=40, per_group=3, num_distractors=80, seed=0, nuisance=3.0):
+    """Groups of related videos share a content signal in dims 16..31 (each a noisy crop of the group's
+    sequence); every video also carries a large random per-video offset in dims 0..15 (nuisance) that a
+    trained model must learn to ignore. Distractors are independent."""
+    rng = np.random.default_rng(seed)
+    half = TRAIN_DIM // 2
+
+    def video(content):
+        x = np.zeros((content.shape[0], TRAIN_DIM))
+        x[:, :half] = nuisance * rng.standard_normal(half) + 0.5 * rng.standard_normal(
+            (content.shape[0], half)
+        )
+        x[:, half:] = content + 0.5 * rng.standard_normal(content.shape)
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float16)
+
+    def content(length):
+        return rng.standard_normal(half) + 0.5 * rng.standard_normal((length, half))
+
+    descriptors, pairs = {}, []
+    for g in range(num_groups):
+        base = content(int(rng.integers(30, 60)))
+        ids = []
+        for k in range(per_group):
+            start, stop = int(rng.integers(0, 10)), base.shape[0] - int(rng.integers(0, 10))
+            ids.append(f"g{g:03d}_{k}")
+            descriptors[ids[-1]] = video(base[start:stop])
+        pairs += [[ids[i], ids[j]] for i in range(per_group) for j in range(i + 1, per_group)]
+    for d in range(num_distractors):
+        descriptors[f"d{d:04d}"] = video(content(int(rng.integers(20, 60))))
+    write_descriptors(root / "desc", descriptors)
+    (root / "pairs.json").write_text(json.dumps(pairs))
+    return root / "desc", root / "pairs.json", descriptors, pairs
+
+
+def tiny_config(root: Path, desc, pairs, **overrides) -> TrainConfig:
+    values = dict(
+        descriptors=str(desc),
+        pairs=str(pairs),
+        output_dir=str(root / "out"),
+        hidden_size=16,
+        num_attention_heads=4,
+        intermediate_size=64,
+        dropout=0.1,
+        epochs=4,
+        batch_size=16,
+        negatives_per_anchor=4,
+        bank_size=128,
+        num_frames=32,
+        learning_rate=3e-3,
+        save_every=0,
+        val_fraction=0.2,
+        val_distractors=40,
+        progress=False,
+        report_to="none",
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def tiny_collection(seed=0, num_queries=3, per_query=3, distractors=6):
+    """Queries, near-duplicates (noisy copies), and random distractors of 3..9 frames, plus a FIVR-schema
+    annotation: the first copy of each query is ND, the second DS, the third IS."""
+    rng = np.random.default_rng(seed)
+    descriptors, annotation, database = {}, {}, []
+    for q in range(num_queries):
+        base = rng.normal(size=(int(rng.integers(4, 9)), EVAL_DIM))
+        descriptors[f"q{q}"] = base
+        labels = {}
+        for c, label in zip(range(per_query), ["ND", "DS", "IS"]):
+            video = f"q{q}_c{c}"
+            start = int(rng.integers(0, 2))
+            descriptors[video] = base[start:] + rng.normal(scale=0.3 * (c + 1), size=base[start:].shape)
+            labels.setdefault(label, []).append(video)
+            database.append(video)
+        annotation[f"q{q}"] = labels
+    for d in range(distractors):
+        descriptors[f"d{d}"] = rng.normal(size=(int(rng.integers(3, 10)), EVAL_DIM))
+        database.append(f"d{d}")
+    descriptors = {k: (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32) for k, v in descriptors.items()}
+    queries = [f"q{q}" for q in range(num_queries)]
+    fivr = {"versions": {"tiny": {"queries": queries, "database": queries + database}}, "annotation": annotation}
+    return descriptors, fivr

@@ -1,0 +1,196 @@
+"""VideoIndex: FAISS search equals brute force, the cascade equals full chamfer at full depth,
+save/load/resume, and the vidtempo-index / vidtempo-search commands."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidtempo.cli.index import index_main, search_main
+from vidtempo.evaluation.embedding import frame_level_similarities
+from vidtempo.processing.descriptor_store import write_descriptors
+from vidtempo.search.index import VideoIndex
+
+DIM = 16
+
+
+def random_collection(n, seed=0, dim=DIM):
+    rng = np.random.default_rng(seed)
+    ids = [f"v{i:04d}" for i in range(n)]
+    frames = [rng.normal(size=(int(rng.integers(2, 8)), dim)).astype(np.float32) for _ in ids]
+    frames = [f / np.linalg.norm(f, axis=1, keepdims=True) for f in frames]
+    videos = np.stack([f.mean(0) / np.linalg.norm(f.mean(0)) for f in frames])
+    return ids, videos, frames
+
+
+def brute_force(database, queries, k):
+    scores = queries.astype(np.float64) @ database.astype(np.float64).T
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+@pytest.mark.parametrize("index_type,backend", [("flat", "blas"), ("flat", "faiss"), ("ivf", "faiss")])
+def test_faiss_search_equals_brute_force(tmp_path, index_type, backend):
+    ids, videos, _ = random_collection(600)
+    index = VideoIndex(tmp_path, DIM, index_type=index_type, nlist=8, nprobe=8, store_frames=False,
+                       exact_backend=backend)
+    index.add(ids, videos * 3.0)  # normalised on the way in
+    queries = np.random.default_rng(1).normal(size=(20, DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    order, scores = brute_force(videos, queries, 10)
+    results = index.search(queries, k=10)
+    for result, expected_rows, expected_scores in zip(results, order, scores):
+        assert result.ids == [ids[r] for r in expected_rows]
+        np.testing.assert_allclose(result.scores, expected_scores, atol=1e-5)
+    index.add(["late"], queries[:1])  # vectors added after a search are seen by the next one
+    index.save()
+    reloaded = VideoIndex.load(tmp_path)
+    assert reloaded.config["exact_backend"] == backend
+    assert reloaded.search(queries[:1], k=1)[0].ids == ["late"]
+
+
+def test_ivfpq_finds_database_vectors(tmp_path):
+    ids, videos, _ = random_collection(1200, seed=2, dim=32)
+    index = VideoIndex(tmp_path, 32, index_type="ivfpq", nlist=8, nprobe=8, pq_m=8, store_frames=False)
+    index.add(ids, videos)
+    results = index.search(videos[:100], k=5)
+    recall = np.mean([ids[i] in r.ids for i, r in enumerate(results)])
+    assert recall >= 0.9  # compressed codes: approximate, but each vector's nearest cell holds itself
+
+
+def test_cascade_equals_full_chamfer_when_depth_covers_the_database(tmp_path):
+    ids, videos, frames = random_collection(120, seed=3)
+    index = VideoIndex(tmp_path, DIM)
+    index.add(ids, videos, frames)
+    stored = [torch.from_numpy(f.astype(np.float16).astype(np.float32)) for f in frames]
+    query_ids, query_videos, query_frames = random_collection(5, seed=4)
+    full = frame_level_similarities([torch.from_numpy(f) for f in query_frames], stored, "chamfer").numpy()
+    results = index.search(query_videos, k=15, rerank=len(ids), query_frames=query_frames)
+    for result, row in zip(results, full):
+        expected = np.argsort(-row, kind="stable")[:15]
+        assert result.reranked and result.ids == [ids[i] for i in expected]
+        np.testing.assert_allclose(result.scores, row[expected], atol=1e-6)
+    # a shallow cascade only re-orders the cosine top-depth
+    shallow = index.search(query_videos, k=5, rerank=5, query_frames=query_frames)
+    cosine = index.search(query_videos, k=5)
+    for s, c in zip(shallow, cosine):
+        assert set(s.ids) == set(c.ids)
+
+
+def test_save_load_and_resume_after_an_interrupted_add(tmp_path):
+    ids, videos, frames = random_collection(50, seed=5)
+    index = VideoIndex(tmp_path / "idx", DIM, metadata={"model": "none"})
+    index.add(ids[:30], videos[:30], frames[:30])
+    index.save()
+    index.add(ids[30:40], videos[30:40], frames[30:40])  # never saved: a crash here loses only this
+    resumed = VideoIndex.load(tmp_path / "idx")
+    assert len(resumed) == 30 and resumed.config["metadata"] == {"model": "none"}
+    np.testing.assert_array_equal(resumed.frame_embeddings(ids[29]), frames[29].astype(np.float16))
+    resumed.add(ids[30:], videos[30:], frames[30:])
+    resumed.save()
+    reloaded = VideoIndex.load(tmp_path / "idx")
+    oneshot = VideoIndex(tmp_path / "oneshot", DIM)
+    oneshot.add(ids, videos, frames)
+    query_frames = frames[:3]
+    for a, b in zip(reloaded.search(videos[:3], 5, rerank=20, query_frames=query_frames),
+                    oneshot.search(videos[:3], 5, rerank=20, query_frames=query_frames)):
+        assert a.ids == b.ids
+        np.testing.assert_allclose(a.scores, b.scores)
+    for i in (0, 33, 49):
+        np.testing.assert_array_equal(reloaded.frame_embeddings(ids[i]), frames[i].astype(np.float16))
+    with pytest.raises(ValueError, match="already in the index"):
+        reloaded.add(ids[:1], videos[:1], frames[:1])
+    with pytest.raises(ValueError, match="shape"):
+        reloaded.add(["new"], videos[:1], [np.zeros((3, DIM + 1))])
+    with pytest.raises(FileNotFoundError, match="not a vidtempo index"):
+        VideoIndex.load(tmp_path / "nothing")
+
+
+def test_index_and_search_commands(tmp_path, capsys):
+    ids, _, frames = random_collection(40, seed=6)
+    features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)), shard_size=7)
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--chunk-videos", "16",
+                       "--no-progress"]) == 0
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
+    index = VideoIndex.load(tmp_path / "idx")
+    assert sorted(index.ids) == ids  # the second run resumed and added nothing twice
+    queries = write_descriptors(tmp_path / "queries", {"probe": frames[7], "other": frames[8]})
+    out = tmp_path / "results.json"
+    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(queries), "--k", "3",
+                        "--rerank", "40", "--output", str(out), "--no-progress"]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["results"]["probe"][0]["id"] == ids[7]
+    assert payload["results"]["probe"][0]["score"] == pytest.approx(1.0, abs=1e-3)  # chamfer with itself
+    assert payload["results"]["other"][0]["id"] == ids[8]
+    assert "probe:" in capsys.readouterr().out
+
+
+def test_index_command_skips_malformed_videos(tmp_path):
+    ids, _, frames = random_collection(12, seed=8)
+    frames[3] = np.full_like(frames[3], np.inf)
+    features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)), shard_size=5)
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
+    index = VideoIndex.load(tmp_path / "idx")
+    assert sorted(index.ids) == sorted(set(ids) - {ids[3]})
+    np.testing.assert_array_equal(index.frame_embeddings(ids[4]), frames[4].astype(np.float16))
+
+
+def _tiny_tca(path, seed):
+    from vidtempo.modeling import TCAConfig, TCAModel
+
+    torch.manual_seed(seed)
+    config = TCAConfig(input_size=DIM, hidden_size=DIM, num_attention_heads=2, intermediate_size=32)
+    TCAModel(config).eval().save_pretrained(path)
+    return path
+
+
+def test_index_refuses_another_model_and_search_works_from_any_directory(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    ids, _, frames = random_collection(12, seed=9)
+    write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
+    _tiny_tca(tmp_path / "tca_a", seed=0)
+    _tiny_tca(tmp_path / "tca_b", seed=1)
+    monkeypatch.chdir(tmp_path)  # the model is given as a relative path, as a user types it
+    common = ["--features", "features", "--index", "idx", "--no-progress"]
+    assert index_main([*common, "--model", "tca_a"]) == 0
+    meta = json.loads((tmp_path / "idx" / "config.json").read_text())["metadata"]
+    assert meta["model"] == str((tmp_path / "tca_a").resolve()) and len(meta["model_sha256"]) == 64
+    # another model into the same index: refused, both named (it scored an exact copy 0.639 before)
+    assert index_main([*common, "--model", "tca_b"]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("error: ") and "tca_a" in err and "tca_b" in err and "cannot be mixed" in err
+    assert index_main([*common, "--model", "none"]) == 1  # the baseline is another space too
+    shutil.copytree(tmp_path / "tca_a", tmp_path / "copy_of_a")  # the same weights elsewhere are fine
+    assert index_main([*common, "--model", "copy_of_a"]) == 0
+    # search from another directory finds the model the index recorded
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = tmp_path / "results.json"
+    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"),
+                        "--queries", ids[2], "--k", "3", "--output", str(out), "--no-progress"]) == 0
+    first = json.loads(out.read_text())["results"][ids[2]]
+    assert first[0]["id"] == ids[2] and len(first) == 3  # the query itself, first
+    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"),
+                        "--queries", ids[2], "--k", "3", "--exclude-self", "--output", str(out),
+                        "--no-progress"]) == 0
+    without = json.loads(out.read_text())["results"][ids[2]]
+    assert [r["id"] for r in without] == [r["id"] for r in first[1:]] + [without[-1]["id"]]
+    assert ids[2] not in {r["id"] for r in without} and len(without) == 3
+
+
+def test_a_hub_name_offline_fails_at_once_with_the_fix(tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    ids, _, frames = random_collection(4, seed=10)
+    features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--model",
+                       "someone/tca-fivr", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "'someone/tca-fivr' is not a local folder" in err and "pass a local folder" in err
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--model",
+                       str(tmp_path / "missing" / "tca"), "--no-progress"]) == 1
+    assert "no such folder" in capsys.readouterr().err
