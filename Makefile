@@ -36,6 +36,7 @@ install: $(INSTALL_STAMP)
 
 lint: $(INSTALL_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format: $(INSTALL_STAMP)
 	$(VENV)/bin/ruff format .

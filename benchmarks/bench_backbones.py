@@ -41,8 +41,9 @@ def make_videos(folder: Path, count: int, seconds: int, fps: int = 30) -> list[P
     photos = [image for _, image in bundled_photos(["chelsea", "coffee", "astronaut", "rocket"])]
     paths = []
     for i in range(count):
-        frames = camera_motion_video(photos[i % len(photos)], num_frames=seconds * fps, size=(640, 360),
-                                     window=0.5, seed=i)
+        frames = camera_motion_video(
+            photos[i % len(photos)], num_frames=seconds * fps, size=(640, 360), window=0.5, seed=i
+        )
         paths.append(write_video(folder / f"v{i}.mp4", frames, fps, crf=23))
     return paths
 
@@ -61,7 +62,9 @@ def main() -> None:
     torch.manual_seed(0)
     num_videos, seconds, rounds, batch = (2, 6, 2, 8) if args.quick else (4, 10, 4, 16)
     load_before = os.getloadavg()
-    resnet = FrameDescriptorModel(FrameDescriptorConfig(pooling="l3_irmac")).eval()  # ResNet-50, random weights
+    resnet = FrameDescriptorModel(
+        FrameDescriptorConfig(pooling="l3_irmac")
+    ).eval()  # ResNet-50, random weights
     lite = om.efficientnet_lite0_descriptor(pooling="l3_irmac")
     processors = {"resnet50": TCAImageProcessor(), "lite0": om.efficientnet_lite_image_processor()}
     models = {"resnet50": resnet, "lite0": lite}
@@ -78,8 +81,12 @@ def main() -> None:
                 clip = read_video(path, transform=processors["lite0"].resize_and_crop)
                 processors["lite0"].normalize_frames(clip.frames)
 
-        tasks = {"matmul": lambda: torch.matmul(a, b), "resnet50": lambda: resnet(pixels),
-                 "lite0": lambda: lite(pixels), "decode": decode}
+        tasks = {
+            "matmul": lambda: torch.matmul(a, b),
+            "resnet50": lambda: resnet(pixels),
+            "lite0": lambda: lite(pixels),
+            "decode": decode,
+        }
         best = dict.fromkeys(tasks, float("inf"))
         with torch.no_grad():
             for fn in tasks.values():  # warm-up
@@ -94,8 +101,16 @@ def main() -> None:
                 for name, model in models.items():
                     out = Path(tmp) / f"out_{name}_{time.monotonic_ns()}"
                     start = time.perf_counter()
-                    counts = extract([folder], out, model=model, processor=processors[name], batch_size=batch,
-                                     num_workers=0, progress=False, cpu=True)
+                    counts = extract(
+                        [folder],
+                        out,
+                        model=model,
+                        processor=processors[name],
+                        batch_size=batch,
+                        num_workers=0,
+                        progress=False,
+                        cpu=True,
+                    )
                     seconds_taken = time.perf_counter() - start
                     assert counts["frames"] == sampled, counts
                     end_to_end[name] = min(end_to_end.get(name, float("inf")), seconds_taken)
@@ -104,19 +119,31 @@ def main() -> None:
     decode_per_frame = best["decode"] / sampled
     rows = []
     per_frame = {}
-    for name, label in (("resnet50", "ResNet-50 + L3-iRMAC (3840-d)"), ("lite0", "EfficientNet-Lite0 + L3-iRMAC (1456-d)")):
+    for name, label in (
+        ("resnet50", "ResNet-50 + L3-iRMAC (3840-d)"),
+        ("lite0", "EfficientNet-Lite0 + L3-iRMAC (1456-d)"),
+    ):
         per_frame[name] = best[name] / batch
         achieved = flops[name] / per_frame[name] / 1e9
         share = decode_per_frame / (decode_per_frame + per_frame[name])
-        rows.append((label, f"{1 / per_frame[name]:.1f}", f"{flops[name] / 1e9:.2f}", f"{achieved:.1f}",
-                     f"{achieved / matmul_gflops:.0%}", f"{sampled / end_to_end[name]:.1f}",
-                     f"{share:.0%} / {1 - share:.0%}"))
+        rows.append(
+            (
+                label,
+                f"{1 / per_frame[name]:.1f}",
+                f"{flops[name] / 1e9:.2f}",
+                f"{achieved:.1f}",
+                f"{achieved / matmul_gflops:.0%}",
+                f"{sampled / end_to_end[name]:.1f}",
+                f"{share:.0%} / {1 - share:.0%}",
+            )
+        )
     ratio = per_frame["resnet50"] / per_frame["lite0"]
     e2e_ratio = end_to_end["resnet50"] / end_to_end["lite0"]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "## Frame-descriptor backbones: ResNet-50 vs EfficientNet-Lite0 (`bench_backbones.py`"
-        + (" --quick" if args.quick else "") + ")",
+        + (" --quick" if args.quick else "")
+        + ")",
         "",
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
         f"(shared; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after), torch "

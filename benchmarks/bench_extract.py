@@ -90,11 +90,15 @@ def main() -> None:
                 for path in paths:
                     clip = read_video(path, backend=backend, transform=processor.resize_and_crop)
                     processor.normalize_frames(clip.frames)
+
             return run
 
         decode_times = interleaved_best(
-            {"decord": decode("decord"), "pyav": decode("pyav"),
-             "naive": lambda: [naive_pyav(p, 30, processor) for p in paths]},
+            {
+                "decord": decode("decord"),
+                "pyav": decode("pyav"),
+                "naive": lambda: [naive_pyav(p, 30, processor) for p in paths],
+            },
             rounds=repeats + 1,
         )
         naive = decode_times["naive"]
@@ -103,8 +107,10 @@ def main() -> None:
         pixels = torch.randn(batch, 3, 224, 224)
         with torch.no_grad():
             model(pixels[:2])
-            cnn_times = interleaved_best({"full": lambda: model(pixels), "backbone": lambda: model.backbone(pixels)},
-                                         rounds=repeats + 1)
+            cnn_times = interleaved_best(
+                {"full": lambda: model(pixels), "backbone": lambda: model.backbone(pixels)},
+                rounds=repeats + 1,
+            )
             cnn, backbone_only = cnn_times["full"] / batch, cnn_times["backbone"] / batch
         a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
         torch.matmul(a, b)
@@ -122,31 +128,69 @@ def main() -> None:
         for workers in (0, 2):
             out = Path(tmp) / f"out{workers}"
             start = time.perf_counter()
-            counts = extract([folder], out, model_name=str(model_dir), batch_size=batch, num_workers=workers,
-                             progress=False, model=model, processor=processor)
+            counts = extract(
+                [folder],
+                out,
+                model_name=str(model_dir),
+                batch_size=batch,
+                num_workers=workers,
+                progress=False,
+                model=model,
+                processor=processor,
+            )
             end_to_end[workers] = (time.perf_counter() - start, counts["frames"])
             assert counts["frames"] == sampled, counts
 
     source_frames = num_videos * seconds * 30
     decode_per_frame = decode_times["decord"] / sampled
     share = decode_per_frame / (decode_per_frame + cnn)
-    rows.append(("decode + preprocess, decord (1 fps of 30-fps 640x360 H.264)", f"{sampled / decode_times['decord']:.1f}",
-                 f"{source_frames / decode_times['decord']:.0f} source frames/s"))
-    rows.append(("decode + preprocess, PyAV", f"{sampled / decode_times['pyav']:.1f}",
-                 f"{source_frames / decode_times['pyav']:.0f} source frames/s; "
-                 f"decord/PyAV = {decode_times['pyav'] / decode_times['decord']:.2f}x"))
-    rows.append(("naive PyAV (RGB-convert every frame, subsample, preprocess)", f"{sampled / naive:.1f}",
-                 f"naive / ours (PyAV) time = {naive / decode_times['pyav']:.2f}"))
-    rows.append((f"descriptor network ResNet-50 + L3-iRMAC, batch {batch}", f"{1 / cnn:.2f}",
-                 f"{cnn_gflops:.1f} GFLOP/s = {cnn_gflops / matmul_gflops:.0%} of matmul peak; "
-                 f"pooling = {1 - backbone_only / cnn:.1%} of it (noisy)"))
+    rows.append(
+        (
+            "decode + preprocess, decord (1 fps of 30-fps 640x360 H.264)",
+            f"{sampled / decode_times['decord']:.1f}",
+            f"{source_frames / decode_times['decord']:.0f} source frames/s",
+        )
+    )
+    rows.append(
+        (
+            "decode + preprocess, PyAV",
+            f"{sampled / decode_times['pyav']:.1f}",
+            f"{source_frames / decode_times['pyav']:.0f} source frames/s; "
+            f"decord/PyAV = {decode_times['pyav'] / decode_times['decord']:.2f}x",
+        )
+    )
+    rows.append(
+        (
+            "naive PyAV (RGB-convert every frame, subsample, preprocess)",
+            f"{sampled / naive:.1f}",
+            f"naive / ours (PyAV) time = {naive / decode_times['pyav']:.2f}",
+        )
+    )
+    rows.append(
+        (
+            f"descriptor network ResNet-50 + L3-iRMAC, batch {batch}",
+            f"{1 / cnn:.2f}",
+            f"{cnn_gflops:.1f} GFLOP/s = {cnn_gflops / matmul_gflops:.0%} of matmul peak; "
+            f"pooling = {1 - backbone_only / cnn:.1%} of it (noisy)",
+        )
+    )
     rows.append(("torch.matmul 2048^3 float32 (peak reference)", "", f"{matmul_gflops:.1f} GFLOP/s"))
-    rows.append(("StreamingPCA.update, 3840-d, float64, batches of 1024", f"{1 / pca_update:.0f}",
-                 f"1M descriptors: {1e6 * pca_update / 60:.1f} min, memory 3840^2 x 8 B = 118 MB; "
-                 f"eigh + top-1024: {pca_fit:.1f} s"))
+    rows.append(
+        (
+            "StreamingPCA.update, 3840-d, float64, batches of 1024",
+            f"{1 / pca_update:.0f}",
+            f"1M descriptors: {1e6 * pca_update / 60:.1f} min, memory 3840^2 x 8 B = 118 MB; "
+            f"eigh + top-1024: {pca_fit:.1f} s",
+        )
+    )
     for workers, (seconds_taken, frames) in end_to_end.items():
-        rows.append((f"end-to-end `extract`, {workers} decode workers", f"{frames / seconds_taken:.2f}",
-                     f"{num_videos / seconds_taken:.3f} videos/s"))
+        rows.append(
+            (
+                f"end-to-end `extract`, {workers} decode workers",
+                f"{frames / seconds_taken:.2f}",
+                f"{num_videos / seconds_taken:.3f} videos/s",
+            )
+        )
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "## Frame-descriptor extraction (`bench_extract.py`" + (" --quick" if args.quick else "") + ")",

@@ -66,13 +66,23 @@ def evaluate(model_dir: Path, data: dict) -> dict:
     # the same clip features scored with the other window score ("contrast": inside minus outside mean)
     clips = {v: encode_clips(model, processor, *decode_segment(p)) for v, p in paths.items()}
     sentences = encode_sentences(model, processor, [q["sentence"] for q in queries])
-    predictions = [ground_sentence(*clips[q["video_id"]], s, mode="contrast")[0] for q, s in zip(queries, sentences)]
+    predictions = [
+        ground_sentence(*clips[q["video_id"]], s, mode="contrast")[0] for q, s in zip(queries, sentences)
+    ]
     truth = [(q["start"], q["end"]) for q in queries]
     contrast = grounding_metrics(predictions, truth)
-    return {"whole video": whole_video_baseline(clips, queries, truth),"t2v R@1": retrieval["t2v"]["R@1"], "v2t R@1": retrieval["v2t"]["R@1"],
-            "R@1 IoU>0.5": grounding["R@1,IoU=0.5"], "R@5 IoU>0.5": grounding["R@5,IoU=0.5"],
-            "mIoU": grounding["mIoU"], "contrast R@1 IoU>0.5": contrast["R@1,IoU=0.5"],
-            "contrast mIoU": contrast["mIoU"], "pairs": retrieval["num_pairs"], "queries": grounding["num_queries"]}
+    return {
+        "whole video": whole_video_baseline(clips, queries, truth),
+        "t2v R@1": retrieval["t2v"]["R@1"],
+        "v2t R@1": retrieval["v2t"]["R@1"],
+        "R@1 IoU>0.5": grounding["R@1,IoU=0.5"],
+        "R@5 IoU>0.5": grounding["R@5,IoU=0.5"],
+        "mIoU": grounding["mIoU"],
+        "contrast R@1 IoU>0.5": contrast["R@1,IoU=0.5"],
+        "contrast mIoU": contrast["mIoU"],
+        "pairs": retrieval["num_pairs"],
+        "queries": grounding["num_queries"],
+    }
 
 
 def whole_video_baseline(clips: dict, queries: list[dict], truth: list) -> dict:
@@ -93,7 +103,11 @@ def quoted_vitb16_step() -> str:
         parts.append(f"{one.group(1)} s for forward+backward of 1 video x 1 clip of 16 frames at 224 px")
     if full:
         parts.append(f"~{full.group(1)} s extrapolated for a 2-video x 8-clip step")
-    return "; ".join(parts) + " (from docs/bench/locvtp.md, same machine)" if parts else "see docs/bench/locvtp.md"
+    return (
+        "; ".join(parts) + " (from docs/bench/locvtp.md, same machine)"
+        if parts
+        else "see docs/bench/locvtp.md"
+    )
 
 
 def main() -> None:
@@ -107,23 +121,43 @@ def main() -> None:
     steps = args.steps or steps
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        data = generate_captioned_videos(Path(tmp) / "data", num_videos=num_videos, seed=args.seed, size=(48, 48),
-                                         fps=8.0, duration=6.0, progress=False)
+        data = generate_captioned_videos(
+            Path(tmp) / "data",
+            num_videos=num_videos,
+            seed=args.seed,
+            size=(48, 48),
+            fps=8.0,
+            duration=6.0,
+            progress=False,
+        )
         train_videos = len(load_caption_dataset(data["captions.csv"], split="train", unit="video"))
         all_captions = list(load_caption_dataset(data["captions.csv"])["caption"])
-        unknown_share = unknown_token_share(build_caption_tokenizer(all_captions, Path(tmp) / "tok"), all_captions)
+        unknown_share = unknown_token_share(
+            build_caption_tokenizer(all_captions, Path(tmp) / "tok"), all_captions
+        )
         epochs = math.ceil(steps / max(1, train_videos // 8))  # lr x0.1 at 50% and 80% of these epochs
         untrained = None
         for name, weights in VARIANTS.items():
             base = LocVTPTrainConfig.from_yaml(CONFIG)
             config = LocVTPTrainConfig.from_yaml(
-                CONFIG, captions=str(data["captions.csv"]), output_dir=str(Path(tmp) / re.sub(r"\W+", "_", name)),
-                max_steps=steps, epochs=epochs, seed=args.seed, progress=False,
-                model_config={**base.model_config, **weights})
+                CONFIG,
+                captions=str(data["captions.csv"]),
+                output_dir=str(Path(tmp) / re.sub(r"\W+", "_", name)),
+                max_steps=steps,
+                epochs=epochs,
+                seed=args.seed,
+                progress=False,
+                model_config={**base.model_config, **weights},
+            )
             if untrained is None:  # the same initial weights, before any step
                 init_config = LocVTPTrainConfig.from_yaml(
-                    CONFIG, captions=str(data["captions.csv"]), output_dir=str(Path(tmp) / "untrained"),
-                    max_steps=0, seed=args.seed, progress=False)
+                    CONFIG,
+                    captions=str(data["captions.csv"]),
+                    output_dir=str(Path(tmp) / "untrained"),
+                    max_steps=0,
+                    seed=args.seed,
+                    progress=False,
+                )
                 train(init_config)
                 untrained = evaluate(Path(tmp) / "untrained" / "model", data)
                 rows.append(("untrained (same init)", untrained, None, None))
@@ -134,8 +168,10 @@ def main() -> None:
             rows.append((name, result, metrics, elapsed))
             print(name, result, f"{elapsed:.0f}s", flush=True)
 
-    machine = (f"{platform.machine()}  {os.cpu_count()} CPUs, torch {torch.__version__}, "
-               f"{torch.get_num_threads()} threads, CPython {platform.python_version()}")
+    machine = (
+        f"{platform.machine()}  {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, CPython {platform.python_version()}"
+    )
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     first = rows[1][1]
     lines = [
@@ -157,12 +193,16 @@ def main() -> None:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     whole = rows[0][1]["whole video"]
-    lines.append(f"| reference: always the whole video | - | - | - | {whole['R@1,IoU=0.5']:.1f} | "
-                 f"{whole['R@5,IoU=0.5']:.1f} | {whole['mIoU']:.1f} | {whole['R@1,IoU=0.5']:.1f} | "
-                 f"{whole['mIoU']:.1f} | - | - |")
+    lines.append(
+        f"| reference: always the whole video | - | - | - | {whole['R@1,IoU=0.5']:.1f} | "
+        f"{whole['R@5,IoU=0.5']:.1f} | {whole['mIoU']:.1f} | {whole['R@1,IoU=0.5']:.1f} | "
+        f"{whole['mIoU']:.1f} | - | - |"
+    )
     chance = 100.0 / first["pairs"]
-    lines.append(f"| reference: chance retrieval (1 / {first['pairs']}) | - | - | - | - | - | - | - | - | "
-                 f"{chance:.1f} | {chance:.1f} |")
+    lines.append(
+        f"| reference: chance retrieval (1 / {first['pairs']}) | - | - | - | - | - | - | - | - | "
+        f"{chance:.1f} | {chance:.1f} |"
+    )
     for name, r, m, t in rows:
         loss = f"{sum(m['losses'][-5:]) / len(m['losses'][-5:]):.3f}" if m and m["losses"] else "-"
         lines.append(

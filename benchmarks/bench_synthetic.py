@@ -45,9 +45,13 @@ def naive_render_frame(scene: dict, size, fps: float, k: int) -> np.ndarray:
             y = cam["pos"][1] + cam["vel"][1] * rel + (i + 0.5 - height / 2) / height / zoom
             pixel = colors[0].copy()
             for c in (1, 2):
-                w = 0.5 + 0.5 * np.sin(2 * np.pi * (bg["freqs"][c][0] * x + bg["freqs"][c][1] * y) + bg["phases"][c])
+                w = 0.5 + 0.5 * np.sin(
+                    2 * np.pi * (bg["freqs"][c][0] * x + bg["freqs"][c][1] * y) + bg["phases"][c]
+                )
                 pixel += w * (colors[c] - colors[0]) * 0.5 * c
-            pixel *= 0.85 + 0.15 * np.sin(2 * np.pi * (bg["freqs"][0][0] * x + bg["freqs"][0][1] * y) + bg["phases"][0])
+            pixel *= 0.85 + 0.15 * np.sin(
+                2 * np.pi * (bg["freqs"][0][0] * x + bg["freqs"][0][1] * y) + bg["phases"][0]
+            )
             for shape, (cx, cy, angle, visible, scale) in zip(scene["shapes"], states):
                 if not visible[0]:
                     continue
@@ -56,7 +60,9 @@ def naive_render_frame(scene: dict, size, fps: float, k: int) -> np.ndarray:
                 v = -np.sin(angle[0]) * dx + np.cos(angle[0]) * dy
                 if shape_mask(shape["kind"], u, v, shape["size"] * scale[0]):
                     stripe = np.sin(2 * np.pi * shape.get("stripes", 0.0) * (u + 0.5 * v)) > 0
-                    pixel = np.asarray(shape["color"] if stripe else shape.get("color2", shape["color"]), float)
+                    pixel = np.asarray(
+                        shape["color"] if stripe else shape.get("color2", shape["color"]), float
+                    )
             frame[i, j] = pixel
     return np.clip(frame, 0, 255).astype(np.uint8)
 
@@ -82,15 +88,25 @@ def main(argv=None) -> int:
     families, distractors = (10, 15) if args.quick else (40, 60)
     workers = min(2, os.cpu_count() or 1)
     start = time.perf_counter()
-    paths = generate_benchmark(tmp / "neardup", num_sources=families, num_distractors=distractors, seed=0, size=size,
-                               fps=fps, duration=duration, workers=workers, progress=False)
+    paths = generate_benchmark(
+        tmp / "neardup",
+        num_sources=families,
+        num_distractors=distractors,
+        seed=0,
+        size=size,
+        fps=fps,
+        duration=duration,
+        workers=workers,
+        progress=False,
+    )
     gen_s = time.perf_counter() - start
     info = json.loads(paths.info.read_text())
     disk_mb = sum(p.stat().st_size for p in paths.videos.glob("*.mp4")) / 2**20
     num_cap = 10 if args.quick else 40
     start = time.perf_counter()
-    generate_captioned_videos(tmp / "captions", num_videos=num_cap, seed=0, size=(112, 112), fps=8.0, duration=6.0,
-                              progress=False)
+    generate_captioned_videos(
+        tmp / "captions", num_videos=num_cap, seed=0, size=(112, 112), fps=8.0, duration=6.0, progress=False
+    )
     cap_s = time.perf_counter() - start
     shutil.rmtree(tmp)
 

@@ -40,8 +40,12 @@ def collect() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark (smaller sizes)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="pass --quick to every benchmark (smaller sizes)"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="benchmark names, e.g. search train")
     parser.add_argument("--collect-only", action="store_true", help="only rebuild docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -55,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {script.name}", flush=True)
             start = time.perf_counter()
             result = subprocess.run(command, cwd=ROOT)
-            print(f"== {script.name}: exit {result.returncode} in {time.perf_counter() - start:.0f} s", flush=True)
+            print(
+                f"== {script.name}: exit {result.returncode} in {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
             if result.returncode != 0:
                 failed.append(script.name)
     collect()

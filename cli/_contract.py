@@ -18,8 +18,14 @@ from collections.abc import Callable, Sequence
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
 # Library errors that are the user's input or environment, not a bug: shown as one line without --debug.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, OSError, RuntimeError,
-                                                     KeyError, ImportError)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    OSError,
+    RuntimeError,
+    KeyError,
+    ImportError,
+)
 
 
 class UsageError(ValueError):
@@ -45,8 +51,12 @@ def positive(kind: type = int, allow_zero: bool = False) -> Callable[[str], floa
 def add_common_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """`--debug` (tracebacks) and `--log-level`, shared by every command."""
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="library log level (default %(default)s)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="library log level (default %(default)s)",
+    )
     return parser
 
 
@@ -61,7 +71,8 @@ def configure_logging(level: str = "warning") -> None:
 
 
 def run_command(
-    parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int | None],
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse `argv` with `parser` (usage errors exit 2), run `body(args)`, and turn an expected library error

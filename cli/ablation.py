@@ -63,7 +63,9 @@ def parse_assignments(items: list[str], multi: bool) -> dict:
     return out
 
 
-def bootstrap_ci(per_seed_ap: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    per_seed_ap: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, float]:
     """95% percentile CI of the mAP (mean over seeds of the mean over queries) with queries resampled.
     `per_seed_ap`: [seeds, queries] APs."""
     rng = np.random.default_rng(seed)
@@ -79,8 +81,14 @@ def variant_name(combo: dict) -> str:
 
 
 def run_ablation(
-    base: TrainConfig, grid: dict[str, list], seeds: list[int], annotation: str, version: str, output: Path,
-    similarity: str = "cosine", device: str = "cpu",
+    base: TrainConfig,
+    grid: dict[str, list],
+    seeds: list[int],
+    annotation: str,
+    version: str,
+    output: Path,
+    similarity: str = "cosine",
+    device: str = "cpu",
 ) -> dict:
     """Train + evaluate every grid combination for every seed; returns {"rows": [...], "tasks": [...]}."""
     from transformers import AutoModel
@@ -96,11 +104,17 @@ def run_ablation(
         combo = dict(zip(names, values, strict=True))
         per_seed, runs = [], []
         for seed in seeds:
-            run_dir = output / "runs" / variant_name(combo).replace("=", "-").replace(",", "_") / f"seed{seed}"
+            run_dir = (
+                output / "runs" / variant_name(combo).replace("=", "-").replace(",", "_") / f"seed{seed}"
+            )
             config = dataclasses.replace(base, **combo, seed=seed, output_dir=str(run_dir))
             config.validate()
-            done = (run_dir / "model" / "model.safetensors").is_file() and (run_dir / "metrics.json").is_file()
-            if done and json.loads((run_dir / "metrics.json").read_text()).get("config") != dataclasses.asdict(config):
+            done = (run_dir / "model" / "model.safetensors").is_file() and (
+                run_dir / "metrics.json"
+            ).is_file()
+            if done and json.loads((run_dir / "metrics.json").read_text()).get(
+                "config"
+            ) != dataclasses.asdict(config):
                 logger.info("%s: finished with another configuration, training again", run_dir)
                 done = False
             if not done:
@@ -110,7 +124,9 @@ def run_ablation(
             model = AutoModel.from_pretrained(run_dir / "model", trust_remote_code=True).eval()
             embeddings = embed_folder(model, base.descriptors, ids=ids, keep_frames=similarity != "cosine",
                                       device=device, progress=False)  # fmt: skip
-            result = evaluate_embeddings(embeddings, "fivr", similarity, annotation=annotation, version=version)
+            result = evaluate_embeddings(
+                embeddings, "fivr", similarity, annotation=annotation, version=version
+            )
             per_seed.append(result["per_query"])
             losses = metrics["losses"]
             runs.append({"seed": seed, "metrics": result["metrics"], "first_loss": losses[0] if losses else None,
@@ -155,11 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--descriptors", required=True, help="descriptor folder (whitened)")
     parser.add_argument("--pairs", required=True, help="training pairs (VCDB-format JSON, JSON list or CSV)")
-    parser.add_argument("--annotations", required=True, help="FIVR-schema annotation with the held-out queries")
+    parser.add_argument(
+        "--annotations", required=True, help="FIVR-schema annotation with the held-out queries"
+    )
     parser.add_argument("--version", default="synthetic", help="version inside --annotations")
-    parser.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
-                        help="a TrainConfig field and its values (repeat for a grid)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="fix a TrainConfig field")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="a TrainConfig field and its values (repeat for a grid)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="fix a TrainConfig field"
+    )
     parser.add_argument("--config", help="YAML of TrainConfig fields (under --set)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--similarity", default="cosine", choices=["cosine", "chamfer", "symmetric_chamfer"])

@@ -38,12 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidtempo-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--output", default="outputs/demo", help="everything goes under this folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the benchmark, the backbone and training")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the benchmark, the backbone and training"
+    )
     size = parser.add_argument_group("benchmark size")
     size.add_argument("--num-sources", type=int, default=200, help="video families (6 videos each)")
     size.add_argument("--num-distractors", type=int, default=300, help="unrelated videos")
-    size.add_argument("--num-channels", type=int, default=8,
-                      help="uploader channels, each with an intro and a watermark (0 = none)")
+    size.add_argument(
+        "--num-channels",
+        type=int,
+        default=8,
+        help="uploader channels, each with an intro and a watermark (0 = none)",
+    )
     size.add_argument("--duration", type=float, default=8.0, help="seconds per source video")
     size.add_argument("--fps", type=float, default=8.0, help="frame rate of the rendered videos")
     model = parser.add_argument_group("models")
@@ -117,7 +123,9 @@ np.save(sys.argv[3], np.stack(out))
 """
 
 
-def _reload_without_vidtempo(folder: Path, descriptors_dir: Path, ids: list[str], expected: torch.Tensor) -> float:
+def _reload_without_vidtempo(
+    folder: Path, descriptors_dir: Path, ids: list[str], expected: torch.Tensor
+) -> float:
     """Load `folder` with AutoModel(trust_remote_code=True) in a subprocess where vidtempo cannot be imported;
     return the largest difference of its video embeddings from `expected` ([len(ids), H])."""
     import subprocess
@@ -132,8 +140,12 @@ def _reload_without_vidtempo(folder: Path, descriptors_dir: Path, ids: list[str]
         inputs, outputs = Path(tmp, "inputs.npz"), Path(tmp, "outputs.npy")
         np.savez(inputs, **{f"v{i}": descriptors[video_id] for i, video_id in enumerate(ids)})
         env = {**os.environ, "PYTHONPATH": ""}
-        subprocess.run([sys.executable, "-c", _RELOAD_SCRIPT, str(folder), str(inputs), str(outputs)],
-                       check=True, cwd=tmp, env=env)
+        subprocess.run(
+            [sys.executable, "-c", _RELOAD_SCRIPT, str(folder), str(inputs), str(outputs)],
+            check=True,
+            cwd=tmp,
+            env=env,
+        )
         return float(np.abs(np.load(outputs) - expected.numpy()).max())
 
 
@@ -148,7 +160,9 @@ def summary_figure(metrics: dict, rows: list[tuple[str, dict]]):
 
     fig, (curve, bars) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
     steps = [record["step"] for record in metrics["history"]]
-    curve.plot(steps, [record["loss"] for record in metrics["history"]], color="tab:gray", lw=0.8, label="loss")
+    curve.plot(
+        steps, [record["loss"] for record in metrics["history"]], color="tab:gray", lw=0.8, label="loss"
+    )
     curve.set_xlabel("optimizer step")
     curve.set_ylabel("training loss")
     validation = curve.twinx()
@@ -156,7 +170,9 @@ def summary_figure(metrics: dict, rows: list[tuple[str, dict]]):
     validation.plot(val_steps, [v["val_map"] for v in metrics["validation"]], "o-", color="tab:blue",
                     label="validation mAP (held-out training families)")  # fmt: skip
     if metrics.get("best_step") is not None:
-        validation.axvline(metrics["best_step"], color="tab:green", ls="--", label=f"kept: step {metrics['best_step']}")
+        validation.axvline(
+            metrics["best_step"], color="tab:green", ls="--", label=f"kept: step {metrics['best_step']}"
+        )
     validation.set_ylabel("validation mAP")
     handles = curve.get_legend_handles_labels()[0] + validation.get_legend_handles_labels()[0]
     validation.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=8)
@@ -166,7 +182,9 @@ def summary_figure(metrics: dict, rows: list[tuple[str, dict]]):
     width = 0.8 / len(rows)
     for i, (name, values) in enumerate(rows):
         offsets = np.arange(len(tasks)) + (i - (len(rows) - 1) / 2) * width
-        bars.bar(offsets, [values[t] for t in tasks], width, label=name, hatch="//" if "baseline" in name else None)
+        bars.bar(
+            offsets, [values[t] for t in tasks], width, label=name, hatch="//" if "baseline" in name else None
+        )
     bars.set_xticks(np.arange(len(tasks)), tasks)
     bars.set_ylim(0, 1)
     bars.set_ylabel("held-out mAP")
@@ -207,13 +225,22 @@ def run(args: argparse.Namespace) -> dict:
 
     _stage("1/7 generate the synthetic near-duplicate benchmark", started)
     paths = generate_benchmark(
-        out / "benchmark", num_sources=args.num_sources, num_distractors=args.num_distractors, seed=args.seed,
-        duration=args.duration, fps=args.fps, num_channels=args.num_channels, workers=args.workers, progress=progress,
+        out / "benchmark",
+        num_sources=args.num_sources,
+        num_distractors=args.num_distractors,
+        seed=args.seed,
+        duration=args.duration,
+        fps=args.fps,
+        num_channels=args.num_channels,
+        workers=args.workers,
+        progress=progress,
     )
     annotation = json.loads(paths.annotation.read_text())
     heldout = annotation["versions"]["synthetic"]
     videos = sorted(paths.videos.glob("*.mp4"))
-    print(f"{len(videos)} videos; held-out: {len(heldout['queries'])} queries, {len(heldout['database'])} database")
+    print(
+        f"{len(videos)} videos; held-out: {len(heldout['queries'])} queries, {len(heldout['database'])} database"
+    )
 
     _stage("2/7 extract L3-iRMAC frame descriptors at 1 fps", started)
     raw_dir = out / "descriptors_raw"
@@ -225,12 +252,20 @@ def run(args: argparse.Namespace) -> dict:
     processor = TCAImageProcessor(shortest_edge=args.image_size, crop_size=args.image_size, **statistics)
     descriptor_model = _descriptor_model(args.backbone, args.seed)
     counts = extract(
-        [paths.videos], raw_dir, model_name=args.backbone, model=descriptor_model, processor=processor,
-        num_workers=0, batch_size=64, progress=progress,
+        [paths.videos],
+        raw_dir,
+        model_name=args.backbone,
+        model=descriptor_model,
+        processor=processor,
+        num_workers=0,
+        batch_size=64,
+        progress=progress,
     )
     failures = read_failures(raw_dir)
-    print(f"extracted {counts['done']} new videos ({counts['frames']} frames), {counts['skipped']} already done, "
-          f"{len(failures)} failed; descriptor dim {read_info(raw_dir)['dim']}")
+    print(
+        f"extracted {counts['done']} new videos ({counts['frames']} frames), {counts['skipped']} already done, "
+        f"{len(failures)} failed; descriptor dim {read_info(raw_dir)['dim']}"
+    )
 
     _stage(f"3/7 fit PCA whitening ({args.pca_dim} dims) on training videos, whiten all", started)
     white_dir = out / "descriptors"
@@ -253,18 +288,38 @@ def run(args: argparse.Namespace) -> dict:
         descriptor_model.save_pretrained(out / "descriptor_model")
         processor.save_pretrained(out / "descriptor_model")
         _mark(pca_marker, {"dim": args.pca_dim})
-    print(f"whitened descriptors in {white_dir}; descriptor network (CNN + PCA) in {out / 'descriptor_model'}")
+    print(
+        f"whitened descriptors in {white_dir}; descriptor network (CNN + PCA) in {out / 'descriptor_model'}"
+    )
 
     _stage("4/7 train TCA (Accelerate loop, memory bank of distractors)", started)
     train_dir = out / "train"
     config = TrainConfig(
-        descriptors=str(white_dir), pairs=str(paths.train_pairs), output_dir=str(train_dir),
-        hidden_size=args.pca_dim, intermediate_size=2 * args.pca_dim, num_attention_heads=8, dropout=args.dropout,
-        loss=args.loss, temperature=0.07, epochs=args.epochs, batch_size=args.batch_size,
-        negatives_per_anchor=16, num_frames=64, bank_size=args.bank_size, learning_rate=args.learning_rate,
-        val_fraction=0.15, val_distractors=48, load_best_model_at_end=True, val_every=0, save_every=0, keep_last=1,
-        seed=args.seed, report_to="tensorboard",
-        progress=progress, cpu=True,
+        descriptors=str(white_dir),
+        pairs=str(paths.train_pairs),
+        output_dir=str(train_dir),
+        hidden_size=args.pca_dim,
+        intermediate_size=2 * args.pca_dim,
+        num_attention_heads=8,
+        dropout=args.dropout,
+        loss=args.loss,
+        temperature=0.07,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        negatives_per_anchor=16,
+        num_frames=64,
+        bank_size=args.bank_size,
+        learning_rate=args.learning_rate,
+        val_fraction=0.15,
+        val_distractors=48,
+        load_best_model_at_end=True,
+        val_every=0,
+        save_every=0,
+        keep_last=1,
+        seed=args.seed,
+        report_to="tensorboard",
+        progress=progress,
+        cpu=True,
     )
     if (train_dir / "model" / "model.safetensors").is_file() and (train_dir / "metrics.json").is_file():
         print(f"reusing the trained model in {train_dir / 'model'}")
@@ -272,9 +327,11 @@ def run(args: argparse.Namespace) -> dict:
         train(config)
     metrics = json.loads((train_dir / "metrics.json").read_text())
     if metrics.get("best_step") is not None:
-        print(f"kept the weights of step {metrics['best_step']} of {metrics['global_step']}: validation mAP "
-              f"{metrics['best_val_map']:.3f} (untrained {metrics['initial_val_map']:.3f}, last "
-              f"{metrics['final_val_map']:.3f}; {metrics['num_val_pairs']} pairs of training families held out)")
+        print(
+            f"kept the weights of step {metrics['best_step']} of {metrics['global_step']}: validation mAP "
+            f"{metrics['best_val_map']:.3f} (untrained {metrics['initial_val_map']:.3f}, last "
+            f"{metrics['final_val_map']:.3f}; {metrics['num_val_pairs']} pairs of training families held out)"
+        )
     model = AutoModel.from_pretrained(train_dir / "model", trust_remote_code=True).eval()
 
     _stage("5/7 evaluate on held-out queries (FIVR protocol)", started)
@@ -303,17 +360,27 @@ def run(args: argparse.Namespace) -> dict:
     _stage("6/7 publish a Hub-ready folder and reload it with AutoModel(trust_remote_code=True)", started)
     published = out / "published"
     publish_model(
-        model, published, results=results, model_name="tca-synthetic-demo", datasets=[],
+        model,
+        published,
+        results=results,
+        model_name="tca-synthetic-demo",
+        datasets=[],
         tags=["video-retrieval", "near-duplicate-video-retrieval", "tca"],
-        training=(f"Trained by `make demo` (seed {args.seed}) on the embedded synthetic benchmark: "
-                  f"{len(videos)} videos, {args.epochs} epochs, loss {args.loss}, lr {args.learning_rate}."),
+        training=(
+            f"Trained by `make demo` (seed {args.seed}) on the embedded synthetic benchmark: "
+            f"{len(videos)} videos, {args.epochs} epochs, loss {args.loss}, lr {args.learning_rate}."
+        ),
     )
     reloaded = AutoModel.from_pretrained(published, trust_remote_code=True).eval()
     check = embed_folder(reloaded, white_dir, ids=ids, progress=False)
     max_diff = float((check.video_embeds - trained.video_embeds).abs().max())
-    remote_diff = _reload_without_vidtempo(published, white_dir, ids[:8], trained.subset(ids[:8]).video_embeds)
-    print(f"published to {published}; max |embedding difference| vs the trained model: {max_diff:.2e} "
-          f"(reloaded here), {remote_diff:.2e} (reloaded in a Python process that cannot import vidtempo)")
+    remote_diff = _reload_without_vidtempo(
+        published, white_dir, ids[:8], trained.subset(ids[:8]).video_embeds
+    )
+    print(
+        f"published to {published}; max |embedding difference| vs the trained model: {max_diff:.2e} "
+        f"(reloaded here), {remote_diff:.2e} (reloaded in a Python process that cannot import vidtempo)"
+    )
     if max(max_diff, remote_diff) > 1e-5:
         raise RuntimeError(f"the reloaded model's embeddings differ from the trained model's by {max_diff}")
 
@@ -331,19 +398,31 @@ def run(args: argparse.Namespace) -> dict:
     query = check.subset([query_id])
     # re-rank with chamfer only where the evaluation above found the cascade at least as good as cosine
     measured = dict(rows)
-    rerank = 20 if measured["cascade (cosine top-20 -> chamfer)"]["DSVR"] >= measured["TCA_c (cosine)"]["DSVR"] else None
+    rerank = (
+        20
+        if measured["cascade (cosine top-20 -> chamfer)"]["DSVR"] >= measured["TCA_c (cosine)"]["DSVR"]
+        else None
+    )
     how = "cosine top-20 re-ranked by chamfer" if rerank else "cosine; chamfer re-ranking scored lower above"
-    hits = index.search(query.video_embeds.numpy(), k=8, rerank=rerank,
-                        query_frames=[query.frame_embeds[0].numpy()] if rerank else None)[0]
-    labels = {vid: label for label in LABEL_ORDER for vid in annotation["annotation"][query_id].get(label, [])}
+    hits = index.search(
+        query.video_embeds.numpy(),
+        k=8,
+        rerank=rerank,
+        query_frames=[query.frame_embeds[0].numpy()] if rerank else None,
+    )[0]
+    labels = {
+        vid: label for label in LABEL_ORDER for vid in annotation["annotation"][query_id].get(label, [])
+    }
     print(f"query {query_id}: top {len(hits.ids)} of {len(database.ids)} ({how})")
     for rank, (vid, score) in enumerate(zip(hits.ids, hits.scores), start=1):
         print(f"  {rank:2d}. {vid:<28s} {score:.3f}  {labels.get(vid, '-')}")
 
     plot = plot_summary(metrics, rows, out / "demo.png")
     elapsed = time.perf_counter() - started
-    print(f"\n=== summary: held-out FIVR-style mAP ({len(heldout['queries'])} queries, "
-          f"{len(heldout['database'])} database videos, seed {args.seed})")
+    print(
+        f"\n=== summary: held-out FIVR-style mAP ({len(heldout['queries'])} queries, "
+        f"{len(heldout['database'])} database videos, seed {args.seed})"
+    )
     header = f"| {'method':<44s} | DSVR  | CSVR  | ISVR  |"
     print(header)
     print("|" + "-" * 46 + "|-------|-------|-------|")
@@ -352,9 +431,16 @@ def run(args: argparse.Namespace) -> dict:
     print(f"\nDone in {elapsed:.0f} s. Outputs: {out}")
     print(f"  model (Hub-ready): {published}\n  results: {out / 'results.json'}\n  index: {index_dir}")
     print(f"  plot (training curve, mAP per method): {plot}")
-    summary = {"rows": [{"name": n, **m} for n, m in rows], "seconds": elapsed, "output": str(out), "plot": str(plot),
-               "max_reload_diff": max_diff, "max_reload_diff_without_vidtempo": remote_diff,
-               "published": str(published), "results": str(out / "results.json")}
+    summary = {
+        "rows": [{"name": n, **m} for n, m in rows],
+        "seconds": elapsed,
+        "output": str(out),
+        "plot": str(plot),
+        "max_reload_diff": max_diff,
+        "max_reload_diff_without_vidtempo": remote_diff,
+        "published": str(published),
+        "results": str(out / "results.json"),
+    }
     _mark(out / "summary.json", summary)
     return summary
 

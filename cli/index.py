@@ -63,20 +63,35 @@ def build_index(
     pending: list = []  # (ids, video embeds, frame embeds) buffered until an IVF index can be trained
     bar = tqdm(desc="indexing", unit="video", disable=not progress)
     for chunk in _chunks(iter_descriptors(features_dir), chunk_videos):
-        chunk = [(v, f) for v, f, _ in chunk if (index is None or v not in index) and v not in seen and not seen.add(v)]
+        chunk = [
+            (v, f)
+            for v, f, _ in chunk
+            if (index is None or v not in index) and v not in seen and not seen.add(v)
+        ]
         if not chunk:
             continue
         try:
-            emb = embed_descriptors(model, chunk, keep_frames=index_kwargs.get("store_frames", True)
-                                    if index is None else index.frames is not None, device=device, progress=False,
-                                    skip_bad=True)
+            emb = embed_descriptors(
+                model,
+                chunk,
+                keep_frames=index_kwargs.get("store_frames", True)
+                if index is None
+                else index.frames is not None,
+                device=device,
+                progress=False,
+                skip_bad=True,
+            )
         except ValueError as error:  # every video of the chunk was malformed
             skipped += [{"video_id": v, "error": str(error)} for v, _ in chunk]
             continue
         skipped += emb.skipped
         if index is None:
-            metadata = {**record, "features": str(Path(features_dir).resolve()), "descriptor_dim": info["dim"],
-                        "descriptor_model": descriptor_model}
+            metadata = {
+                **record,
+                "features": str(Path(features_dir).resolve()),
+                "descriptor_dim": info["dim"],
+                "descriptor_model": descriptor_model,
+            }
             index = VideoIndex(index_dir, emb.video_embeds.shape[1], metadata=metadata, **index_kwargs)
         pending.append(emb)
         if not index.is_trained and sum(len(p) for p in pending) < train_size:
@@ -114,11 +129,15 @@ def _check_same_space(index: VideoIndex, record: dict, descriptor_model: dict, i
             "the two embedding spaces cannot be mixed: use another --index, or --force if they are the same model"
         )
     if meta.get("descriptor_dim") not in (None, info["dim"]):
-        raise ValueError(f"{where}: the index was built from {meta['descriptor_dim']}-d descriptors, the features "
-                         f"are {info['dim']}-d")
+        raise ValueError(
+            f"{where}: the index was built from {meta['descriptor_dim']}-d descriptors, the features "
+            f"are {info['dim']}-d"
+        )
     recorded = meta.get("descriptor_model")
-    if recorded and (recorded.get("model_sha256") or descriptor_model.get("model_sha256")) and not same_model(
-        recorded, descriptor_model
+    if (
+        recorded
+        and (recorded.get("model_sha256") or descriptor_model.get("model_sha256"))
+        and not same_model(recorded, descriptor_model)
     ):
         raise ValueError(
             f"{where}: the index was built from descriptors of {recorded.get('model')}, these features come from "
@@ -134,19 +153,32 @@ def index_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--features", required=True, help="descriptor folder of the collection")
     parser.add_argument("--index", required=True, help="index folder (created, or resumed if it exists)")
-    parser.add_argument("--model", default="none", help="TCA checkpoint folder or hub id, or 'none' (baseline)")
-    parser.add_argument("--index-type", choices=INDEX_TYPES, default="flat",
-                        help="flat = exact inner product; ivf / ivfpq = approximate, for large collections")
+    parser.add_argument(
+        "--model", default="none", help="TCA checkpoint folder or hub id, or 'none' (baseline)"
+    )
+    parser.add_argument(
+        "--index-type",
+        choices=INDEX_TYPES,
+        default="flat",
+        help="flat = exact inner product; ivf / ivfpq = approximate, for large collections",
+    )
     parser.add_argument("--nlist", type=int, default=1024, help="IVF lists")
     parser.add_argument("--nprobe", type=int, default=32, help="IVF lists probed per query")
     parser.add_argument("--pq-m", type=int, default=64, help="PQ sub-quantisers (ivfpq)")
-    parser.add_argument("--no-frames", action="store_true", help="do not store frame embeddings (no re-ranking)")
-    parser.add_argument("--chunk-videos", type=int, default=256, help="videos embedded and committed at a time")
+    parser.add_argument(
+        "--no-frames", action="store_true", help="do not store frame embeddings (no re-ranking)"
+    )
+    parser.add_argument(
+        "--chunk-videos", type=int, default=256, help="videos embedded and committed at a time"
+    )
     parser.add_argument("--train-size", type=int, default=50_000, help="embeddings used to train IVF")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed (FAISS k-means training)")
-    parser.add_argument("--force", action="store_true",
-                        help="add to an index built with a different model file (mixes spaces unless identical)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="add to an index built with a different model file (mixes spaces unless identical)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
@@ -172,12 +204,25 @@ def _index(args) -> int:
     np.random.seed(args.seed)
     model = load_model(args.model, args.device)
     index = build_index(
-        args.features, args.index, model, args.model, args.chunk_videos, args.train_size, args.device,
-        not args.no_progress, force=args.force, index_type=args.index_type, nlist=args.nlist, nprobe=args.nprobe,
-        pq_m=args.pq_m, store_frames=not args.no_frames,
+        args.features,
+        args.index,
+        model,
+        args.model,
+        args.chunk_videos,
+        args.train_size,
+        args.device,
+        not args.no_progress,
+        force=args.force,
+        index_type=args.index_type,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+        pq_m=args.pq_m,
+        store_frames=not args.no_frames,
     )
-    print(f"{args.index}: {len(index)} videos ({index.config['index_type']}, dim {index.dim}, "
-          f"frames {'stored' if index.frames is not None else 'not stored'}); {len(index.skipped)} skipped")
+    print(
+        f"{args.index}: {len(index)} videos ({index.config['index_type']}, dim {index.dim}, "
+        f"frames {'stored' if index.frames is not None else 'not stored'}); {len(index.skipped)} skipped"
+    )
     return 0
 
 
@@ -192,11 +237,20 @@ def search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--queries", nargs="*", help="query video ids (default: every video in --features)")
     parser.add_argument("--model", help="TCA checkpoint (default: the one the index was built with)")
     parser.add_argument("--k", type=int, default=10, help="results per query")
-    parser.add_argument("--rerank", type=int, default=0, help="re-rank the top DEPTH candidates with chamfer (0: off)")
-    parser.add_argument("--similarity", choices=["chamfer", "symmetric_chamfer"], default="chamfer",
-                        help="frame-level similarity used for re-ranking")
-    parser.add_argument("--exclude-self", action="store_true",
-                        help="drop a query's own id from its results (when the queries are in the index)")
+    parser.add_argument(
+        "--rerank", type=int, default=0, help="re-rank the top DEPTH candidates with chamfer (0: off)"
+    )
+    parser.add_argument(
+        "--similarity",
+        choices=["chamfer", "symmetric_chamfer"],
+        default="chamfer",
+        help="frame-level similarity used for re-ranking",
+    )
+    parser.add_argument(
+        "--exclude-self",
+        action="store_true",
+        help="drop a query's own id from its results (when the queries are in the index)",
+    )
     parser.add_argument("--output", help="write the results as JSON here")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -223,11 +277,13 @@ def _search(args) -> int:
     if not descriptors:
         raise SystemExit(f"vidtempo-search: no query videos in {args.features}")
     rerank = args.rerank or None
-    queries = embed_descriptors(model, descriptors, keep_frames=rerank is not None, device=args.device,
-                                progress=not args.no_progress)
+    queries = embed_descriptors(
+        model, descriptors, keep_frames=rerank is not None, device=args.device, progress=not args.no_progress
+    )
     extra = 1 if args.exclude_self else 0  # one more, in case the query itself is among the results
-    results = index.search(queries.video_embeds, args.k + extra, rerank and rerank + extra, queries.frame_embeds,
-                           args.similarity)
+    results = index.search(
+        queries.video_embeds, args.k + extra, rerank and rerank + extra, queries.frame_embeds, args.similarity
+    )
     payload = {}
     for query, result in zip(queries.ids, results):
         hits = [(i, s) for i, s in zip(result.ids, result.scores) if not (args.exclude_self and i == query)]
@@ -237,9 +293,17 @@ def _search(args) -> int:
         for rank, (video, score) in enumerate(hits, start=1):
             print(f"  {rank:3d}. {video}  {score:.4f}")
     if args.output:
-        write_json_atomic(args.output, {"index": str(args.index), "k": args.k, "rerank": rerank,
-                                        "similarity": args.similarity if rerank else "cosine", "results": payload},
-                          indent=2)
+        write_json_atomic(
+            args.output,
+            {
+                "index": str(args.index),
+                "k": args.k,
+                "rerank": rerank,
+                "similarity": args.similarity if rerank else "cosine",
+                "results": payload,
+            },
+            indent=2,
+        )
     return 0
 
 

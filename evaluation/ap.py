@@ -77,8 +77,11 @@ def mean_average_precision(per_query: Sequence[tuple[np.ndarray, np.ndarray]]) -
     """mAP over `(scores, relevant)` pairs, one per query (warns when most of a query's scores are tied)."""
     if not per_query:
         raise ValueError("mean_average_precision: no queries")
-    warn_tied_queries([str(i) for i, (s, r) in enumerate(per_query) if mostly_tied(s, r)], len(per_query),
-                    "mean_average_precision")
+    warn_tied_queries(
+        [str(i) for i, (s, r) in enumerate(per_query) if mostly_tied(s, r)],
+        len(per_query),
+        "mean_average_precision",
+    )
     return float(np.mean([average_precision(s, r) for s, r in per_query]))
 
 
@@ -103,8 +106,11 @@ def fivr_task_map(
     if len(per_query_scores) != len(per_query_labels):
         raise ValueError(f"{len(per_query_scores)} score lists for {len(per_query_labels)} label lists")
     per_task: dict[str, list[float]] = {"DSVR": [], "CSVR": [], "ISVR": []}
-    tied = [str(i) for i, (s, labels) in enumerate(zip(per_query_scores, per_query_labels))
-            if mostly_tied(s, np.isin([str(x).upper() for x in labels], ("ND", "DS", "CS", "IS")))]
+    tied = [
+        str(i)
+        for i, (s, labels) in enumerate(zip(per_query_scores, per_query_labels))
+        if mostly_tied(s, np.isin([str(x).upper() for x in labels], ("ND", "DS", "CS", "IS")))
+    ]
     warn_tied_queries(tied, len(per_query_scores), "fivr_task_map")
     for scores, labels in zip(per_query_scores, per_query_labels):
         for task, value in fivr_task_average_precision(scores, labels).items():

@@ -62,7 +62,7 @@ FIVR_TASKS = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "
 FIVR_ANNOTATIONS = {
     "published": "the annotation file of the TCA/ViSiL evaluation code, used by the published tables (default)",
     "official": "the FIVR-200K dataset's own annotation.json (labels 1 / 4 / 22 queries differently for "
-                "DSVR / CSVR / ISVR; counting only videos in the FIVR-200K database, 1 / 1 / 0)",
+    "DSVR / CSVR / ISVR; counting only videos in the FIVR-200K database, 1 / 1 / 0)",
 }
 CC_WEB_POSITIVE = frozenset("ESLMV")
 CC_WEB_LABELS = frozenset("ESLMVX")
@@ -80,22 +80,30 @@ DEFAULT_MISSING = {
 }
 PROTOCOL_RULES = {
     "reference": {
-        "fivr": ["query left out of its own ranking", "a query labelled positive for itself stays a positive "
-                 "that is never retrieved"],
-        "cc_web": ["query ranked against itself, its own E label a positive", "positives counted per index "
-                   "entry (4_160_Y, listed twice, counts twice)"],
+        "fivr": [
+            "query left out of its own ranking",
+            "a query labelled positive for itself stays a positive that is never retrieved",
+        ],
+        "cc_web": [
+            "query ranked against itself, its own E label a positive",
+            "positives counted per index entry (4_160_Y, listed twice, counts twice)",
+        ],
         "evve": ["ranks of videos outside the database skipped"],
     },
     "strict": {
         "fivr": ["query left out of its own ranking and of its positives"],
         "cc_web": ["query left out of its own ranking and of its positives", "every video counted once"],
-        "evve": ["query left out of its own ranking and of its positives", "ranks of videos outside the "
-                 "database skipped"],
+        "evve": [
+            "query left out of its own ranking and of its positives",
+            "ranks of videos outside the database skipped",
+        ],
     },
 }
 TIE_RULE = "ties keep the order in which each query's database scores are given (stable sort)"
-MISSING_RULES = {"drop": "positives without features dropped from P",
-                 "miss": "positives without features count as never retrieved"}
+MISSING_RULES = {
+    "drop": "positives without features dropped from P",
+    "miss": "positives without features count as never retrieved",
+}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -160,7 +168,10 @@ def load_fivr_annotation(source: str | os.PathLike | Mapping | None = None) -> d
         data = load_benchmark("fivr")
     elif source == "official":
         where = "official FIVR-200K annotation"
-        data = {"versions": load_benchmark("fivr")["versions"], "annotation": load_benchmark("fivr200k_official")}
+        data = {
+            "versions": load_benchmark("fivr")["versions"],
+            "annotation": load_benchmark("fivr200k_official"),
+        }
     elif isinstance(source, Mapping):
         data = source
     else:
@@ -175,7 +186,9 @@ def load_fivr_annotation(source: str | os.PathLike | Mapping | None = None) -> d
             raise ValueError(f"{where}: annotation[{query!r}] must map labels to id lists")
         for label, ids in labels.items():
             if label not in FIVR_LABELS:
-                raise ValueError(f"{where}: annotation[{query!r}] has label {label!r}; expected {FIVR_LABELS}")
+                raise ValueError(
+                    f"{where}: annotation[{query!r}] has label {label!r}; expected {FIVR_LABELS}"
+                )
             if not isinstance(ids, list):
                 raise ValueError(f"{where}: annotation[{query!r}][{label!r}] must be a list of ids")
     return data
@@ -204,13 +217,16 @@ class SimilarityMatrix:
         self.scores = np.asarray(self.scores, dtype=np.float64)
         expected = (len(self.query_ids), len(self.database_ids))
         if self.scores.shape != expected:
-            raise ValueError(f"similarity scores must have shape {expected} (queries, database), got "
-                             f"{self.scores.shape}")
+            raise ValueError(
+                f"similarity scores must have shape {expected} (queries, database), got {self.scores.shape}"
+            )
         for name, ids in (("query", self.query_ids), ("database", self.database_ids)):
             if len(set(ids)) != len(ids):
                 raise ValueError(f"similarities: duplicate {name} ids")
         if self.row_orders is not None and len(self.row_orders) != len(self.query_ids):
-            raise ValueError(f"similarities: {len(self.row_orders)} row orders for {len(self.query_ids)} queries")
+            raise ValueError(
+                f"similarities: {len(self.row_orders)} row orders for {len(self.query_ids)} queries"
+            )
 
     @classmethod
     def from_dict(cls, similarities: Mapping[str, Mapping[str, float]]) -> SimilarityMatrix:
@@ -292,14 +308,22 @@ class _Protocol:
     """Shared bookkeeping: which user columns belong to the benchmark, which videos have features, the
     ranking of one query."""
 
-    def __init__(self, sims: SimilarityMatrix, universe: Sequence[str], queries: Sequence[str], protocol: str,
-                 missing: str):
+    def __init__(
+        self,
+        sims: SimilarityMatrix,
+        universe: Sequence[str],
+        queries: Sequence[str],
+        protocol: str,
+        missing: str,
+    ):
         self.sims = sims
         self.strict = protocol == "strict"
         self.missing = missing
         self.universe = set(universe)
         self.column = {d: j for j, d in enumerate(sims.database_ids)}
-        self.in_universe = np.fromiter((d in self.universe for d in sims.database_ids), bool, len(sims.database_ids))
+        self.in_universe = np.fromiter(
+            (d in self.universe for d in sims.database_ids), bool, len(sims.database_ids)
+        )
         scored = ~np.isnan(sims.scores)
         scored_any = scored.any(axis=0) if len(sims.query_ids) else np.zeros(len(sims.database_ids), bool)
         self.present = {d for d, ok in zip(sims.database_ids, scored_any & self.in_universe) if ok}
@@ -340,10 +364,13 @@ class _Protocol:
         if self.strict:
             labelled = labelled - {query}
         labelled = labelled & self.pool
-        return (labelled & self.with_features if self.missing == "drop" else labelled), labelled - self.with_features
+        return (
+            labelled & self.with_features if self.missing == "drop" else labelled
+        ), labelled - self.with_features
 
-    def counts(self, queries: Sequence[str], missing_queries: list[str], missing_positives: set[str],
-               where: str) -> dict:
+    def counts(
+        self, queries: Sequence[str], missing_queries: list[str], missing_positives: set[str], where: str
+    ) -> dict:
         warn_tied_queries(self.tied, len(queries) - len(missing_queries), where)
         return {
             "queries": len(queries),
@@ -453,7 +480,9 @@ def _cc_web_sets(data: Mapping) -> tuple[list[_CCWebQuery], list[str], dict[str,
     def position(value, what: str) -> int:
         value = int(value)
         if not 0 <= value < len(index):
-            raise ValueError(f"{where}: {what} refers to index {value}, outside the index of {len(index)} entries")
+            raise ValueError(
+                f"{where}: {what} refers to index {value}, outside the index of {len(index)} entries"
+            )
         return value
 
     out = []
@@ -462,8 +491,10 @@ def _cc_web_sets(data: Mapping) -> tuple[list[_CCWebQuery], list[str], dict[str,
         for key, label in truth.items():
             label = str(label).upper()  # the file has one stray lower-case "x"
             if label not in CC_WEB_LABELS:
-                raise ValueError(f"{where}: ground_truth[{number}][{key!r}] has label {label!r}; expected one of "
-                                 f"{''.join(sorted(CC_WEB_LABELS))}")
+                raise ValueError(
+                    f"{where}: ground_truth[{number}][{key!r}] has label {label!r}; expected one of "
+                    f"{''.join(sorted(CC_WEB_LABELS))}"
+                )
             labels[position(key, f"ground_truth[{number}]")] = label
         out.append(_CCWebQuery(query, labels, {position(p, f"excluded[{number}]") for p in excl}))
     for video, p in vid2index.items():
@@ -500,7 +531,9 @@ def evaluate_cc_web(similarities, missing: str | None = None, protocol: str = "r
         row, columns = ranked
         positions = column_position[columns]
         annotated = np.fromiter((p in entry.labels for p in positions), bool, len(positions))
-        positive = np.fromiter((entry.labels.get(p) in CC_WEB_POSITIVE for p in positions), bool, len(positions))
+        positive = np.fromiter(
+            (entry.labels.get(p) in CC_WEB_POSITIVE for p in positions), bool, len(positions)
+        )
         excluded = np.fromiter((p in entry.excluded for p in positions), bool, len(positions))
         state.check_ties(query, row[columns], positive)
         positive_positions = [p for p, label in entry.labels.items() if label in CC_WEB_POSITIVE]
@@ -594,8 +627,12 @@ def benchmark_ids(benchmark: str, annotation=None, version: str | None = None) -
         data = load_fivr_annotation(annotation)
         version = version or benchmark.split("-", 1)[-1]
         if version not in data["versions"]:
-            raise ValueError(f"FIVR annotation has no version {version!r}; available: {sorted(data['versions'])}")
-        return list(map(str, data["versions"][version]["queries"])), list(map(str, data["versions"][version]["database"]))
+            raise ValueError(
+                f"FIVR annotation has no version {version!r}; available: {sorted(data['versions'])}"
+            )
+        return list(map(str, data["versions"][version]["queries"])), list(
+            map(str, data["versions"][version]["database"])
+        )
     if benchmark == "cc_web":
         sets, videos, _ = _cc_web_sets(load_benchmark("cc_web_video"))
         return [s.query for s in sets], videos
@@ -606,7 +643,11 @@ def benchmark_ids(benchmark: str, annotation=None, version: str | None = None) -
 
 
 def evaluate_benchmark(
-    benchmark: str, similarities, annotation=None, version: str | None = None, missing: str | None = None,
+    benchmark: str,
+    similarities,
+    annotation=None,
+    version: str | None = None,
+    missing: str | None = None,
     protocol: str = "reference",
 ) -> dict:
     """Run the protocol of `benchmark` (``fivr-5k``, ``fivr-200k``, ``cc_web``, ``evve``, or ``fivr`` with a

@@ -44,7 +44,8 @@ def tied_share(scores: Sequence[float] | np.ndarray) -> float:
 
 
 def mostly_tied(
-    scores: Sequence[float] | np.ndarray, relevant: Sequence[bool] | np.ndarray | None = None,
+    scores: Sequence[float] | np.ndarray,
+    relevant: Sequence[bool] | np.ndarray | None = None,
     share: float = MOSTLY_TIED,
 ) -> bool:
     """True when more than `share` of a query's (two or more) scores are one tied value and, when `relevant`

@@ -76,7 +76,9 @@ def length_batches(lengths: Sequence[int], max_frames: int, max_videos: int | No
     batches, current, longest = [], [], 0
     for i in order:
         grown = max(longest, lengths[i])
-        if current and (grown * (len(current) + 1) > max_frames or (max_videos and len(current) >= max_videos)):
+        if current and (
+            grown * (len(current) + 1) > max_frames or (max_videos and len(current) >= max_videos)
+        ):
             batches.append(current)
             current, grown = [], lengths[i]
         current.append(i)
@@ -192,8 +194,11 @@ def frame_level_similarities(
 
 @torch.no_grad()
 def comparator_similarities(
-    query_frames: Sequence[torch.Tensor], database_frames: Sequence[torch.Tensor], comparator: torch.nn.Module,
-    batch_size: int = 64, progress: bool = False,
+    query_frames: Sequence[torch.Tensor],
+    database_frames: Sequence[torch.Tensor],
+    comparator: torch.nn.Module,
+    batch_size: int = 64,
+    progress: bool = False,
 ) -> torch.Tensor:
     """TCA_v: the comparator's video similarity of every query against every database video, [Q, D] float32.
 
@@ -204,13 +209,17 @@ def comparator_similarities(
     out = torch.empty(len(query_frames), len(database_frames))
     for q, query in enumerate(tqdm(query_frames, desc="comparator", disable=not progress)):
         if len(database_frames):
-            out[q] = comparator.score_database(query.float(), [d.float() for d in database_frames], batch_size,
-                                               repeat_short=True)
+            out[q] = comparator.score_database(
+                query.float(), [d.float() for d in database_frames], batch_size, repeat_short=True
+            )
     return out
 
 
 def cascade_similarities(
-    queries: VideoEmbeddings, database: VideoEmbeddings, depth: int = 100, kind: str = "chamfer",
+    queries: VideoEmbeddings,
+    database: VideoEmbeddings,
+    depth: int = 100,
+    kind: str = "chamfer",
     comparator: torch.nn.Module | None = None,
 ) -> torch.Tensor:
     """Cosine for every pair; each query's top `depth` database videos re-scored with `kind` (chamfer,
@@ -252,12 +261,18 @@ def compute_similarities(
     if kind == "comparator":
         if queries.frame_embeds is None or database.frame_embeds is None:
             raise ValueError("comparator similarity needs frame embeddings (embed with keep_frames=True)")
-        return comparator_similarities(queries.frame_embeds, database.frame_embeds, comparator, progress=progress)
+        return comparator_similarities(
+            queries.frame_embeds, database.frame_embeds, comparator, progress=progress
+        )
     if kind == "cascade":
         if cascade_rerank not in ("chamfer", "symmetric_chamfer", "comparator"):
-            raise ValueError(f"cascade_rerank must be chamfer, symmetric_chamfer or comparator, got {cascade_rerank!r}")
+            raise ValueError(
+                f"cascade_rerank must be chamfer, symmetric_chamfer or comparator, got {cascade_rerank!r}"
+            )
         if cascade_rerank == "comparator" and comparator is None:
-            raise ValueError("a cascade re-ranked by the comparator needs a TCAComparatorModel (--comparator)")
+            raise ValueError(
+                "a cascade re-ranked by the comparator needs a TCAComparatorModel (--comparator)"
+            )
         return cascade_similarities(queries, database, cascade_depth, cascade_rerank, comparator)
     raise ValueError(f"unknown similarity {kind!r}; expected one of {SIMILARITIES}")
 

@@ -60,12 +60,16 @@ def temporal_iou(spans_a: np.ndarray, spans_b: np.ndarray) -> np.ndarray:
     """IoU [N, M] between spans [N, 2] and [M, 2] (start, end)."""
     a = np.asarray(spans_a, dtype=np.float64).reshape(-1, 2)
     b = np.asarray(spans_b, dtype=np.float64).reshape(-1, 2)
-    inter = np.clip(np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    inter = np.clip(
+        np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
+    )
     union = (a[:, 1] - a[:, 0])[:, None] + (b[:, 1] - b[:, 0])[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def nms(spans: np.ndarray, scores: np.ndarray, threshold: float = 0.5, max_keep: int | None = None) -> np.ndarray:
+def nms(
+    spans: np.ndarray, scores: np.ndarray, threshold: float = 0.5, max_keep: int | None = None
+) -> np.ndarray:
     """Indices of the spans kept by greedy NMS, best score first: a span is dropped when its IoU with an
     already kept span is greater than `threshold`. Equal scores keep the earlier span first."""
     spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
@@ -118,7 +122,9 @@ def score_windows(clip_scores: np.ndarray, windows: np.ndarray, mode: str = "mea
     if mode == "mean":
         return inside
     outside_len = len(clip_scores) - inside_len
-    outside = np.divide(cumulative[-1] - inside_sum, outside_len, out=np.zeros_like(inside), where=outside_len > 0)
+    outside = np.divide(
+        cumulative[-1] - inside_sum, outside_len, out=np.zeros_like(inside), where=outside_len > 0
+    )
     return inside - np.where(outside_len > 0, outside, 0.0)
 
 

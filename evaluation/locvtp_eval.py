@@ -51,7 +51,10 @@ def encode_clips(
     inputs = processor(videos=[frames], mode="inference", fps=[fps])
     pixels = inputs["pixel_values"][0].to(model.device, model.dtype)  # [T, F, 3, H, W]
     embeds = torch.cat(
-        [model.get_clip_features(pixels[i : i + clip_batch][None])[0] for i in range(0, len(pixels), clip_batch)]
+        [
+            model.get_clip_features(pixels[i : i + clip_batch][None])[0]
+            for i in range(0, len(pixels), clip_batch)
+        ]
     )
     times = inputs["clip_times"][0] if "clip_times" in inputs else inputs["clip_frames"][0].double() / fps
     return F.normalize(embeds.float(), dim=-1).cpu().numpy(), times.numpy()
@@ -66,7 +69,8 @@ def encode_sentences(
     for i in range(0, len(sentences), batch_size):
         tokens = processor(text=sentences[i : i + batch_size])
         text = model.get_text_features(
-            input_ids=tokens["input_ids"].to(model.device), attention_mask=tokens["attention_mask"].to(model.device)
+            input_ids=tokens["input_ids"].to(model.device),
+            attention_mask=tokens["attention_mask"].to(model.device),
         )
         out.append(text.pooler_output.float().cpu())
     return torch.cat(out).numpy()
@@ -92,9 +96,16 @@ def evaluate_retrieval(
         videos.append(_video_embed(encode_clips(model, processor, frames, fps)[0]))
         captions.append(pair["caption"])
     if len(videos) < 2:
-        raise ValueError(f"retrieval needs at least 2 readable videos, got {len(videos)} ({len(failed)} failed)")
+        raise ValueError(
+            f"retrieval needs at least 2 readable videos, got {len(videos)} ({len(failed)} failed)"
+        )
     similarity = encode_sentences(model, processor, captions) @ np.stack(videos).T  # [texts, videos]
-    return {**retrieval_metrics(similarity, ties=ties), "ties": ties, "num_pairs": len(videos), "failed": failed}
+    return {
+        **retrieval_metrics(similarity, ties=ties),
+        "ties": ties,
+        "num_pairs": len(videos),
+        "failed": failed,
+    }
 
 
 def evaluate_grounding(
@@ -109,7 +120,9 @@ def evaluate_grounding(
 ) -> dict:
     """Zero-shot sliding-window grounding of Charades-STA queries -> R@{1,5},IoU>m and mIoU."""
     clips, failed = {}, []
-    for video_id in tqdm(sorted({q["video_id"] for q in queries}), desc="grounding videos", disable=not progress):
+    for video_id in tqdm(
+        sorted({q["video_id"] for q in queries}), desc="grounding videos", disable=not progress
+    ):
         try:
             path = video_paths.get(video_id)
             if path is None:
@@ -126,10 +139,16 @@ def evaluate_grounding(
         raise ValueError(f"grounding: no query has a readable video ({len(failed)} videos failed)")
     sentences = encode_sentences(model, processor, [q["sentence"] for q in kept])
     predictions = [
-        ground_sentence(*clips[q["video_id"]], sentence, top_n=5, mode=mode)[0] for q, sentence in zip(kept, sentences)
+        ground_sentence(*clips[q["video_id"]], sentence, top_n=5, mode=mode)[0]
+        for q, sentence in zip(kept, sentences)
     ]
     metrics = grounding_metrics(predictions, [(q["start"], q["end"]) for q in kept], thresholds=thresholds)
-    return {**metrics, "num_queries": len(kept), "num_skipped_queries": len(queries) - len(kept), "failed": failed}
+    return {
+        **metrics,
+        "num_queries": len(kept),
+        "num_skipped_queries": len(queries) - len(kept),
+        "failed": failed,
+    }
 
 
 def _find_video(video_dir: Path, video_id: str) -> str | None:
@@ -154,9 +173,17 @@ def run(args: argparse.Namespace) -> dict:
     if args.msrvtt_csv:
         if not args.video_dir:
             raise ValueError("--msrvtt-csv needs --video-dir")
-        pairs = [{"video_id": r["video_id"], "video_path": _find_video(Path(args.video_dir), r["video_id"]) or
-                  str(Path(args.video_dir) / f"{r['video_id']}.mp4"), "start": 0.0, "end": math.inf,
-                  "caption": r["sentence"]} for r in read_msrvtt_csv(args.msrvtt_csv)]
+        pairs = [
+            {
+                "video_id": r["video_id"],
+                "video_path": _find_video(Path(args.video_dir), r["video_id"])
+                or str(Path(args.video_dir) / f"{r['video_id']}.mp4"),
+                "start": 0.0,
+                "end": math.inf,
+                "caption": r["sentence"],
+            }
+            for r in read_msrvtt_csv(args.msrvtt_csv)
+        ]
         results["retrieval"] = evaluate_retrieval(model, processor, pairs, progress, args.ties)
     elif captions is not None:
         results["retrieval"] = evaluate_retrieval(model, processor, list(captions), progress, args.ties)
@@ -168,7 +195,14 @@ def run(args: argparse.Namespace) -> dict:
                 if found:
                     video_paths[video_id] = found
         results["grounding"] = evaluate_grounding(
-            model, processor, queries, video_paths, args.export_features, tuple(args.thresholds), args.score, progress
+            model,
+            processor,
+            queries,
+            video_paths,
+            args.export_features,
+            tuple(args.thresholds),
+            args.score,
+            progress,
         )
     if "retrieval" not in results and "grounding" not in results:
         raise ValueError("nothing to evaluate: give --captions, --msrvtt-csv or --grounding")
@@ -187,14 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default=None, help="keep captions rows of this split (e.g. test)")
     parser.add_argument("--msrvtt-csv", help="MSR-VTT 1k-A test CSV (video_id, sentence) for retrieval")
     parser.add_argument("--video-dir", help="folder of <video_id>.<ext> videos (MSR-VTT, Charades-STA)")
-    parser.add_argument("--ties", choices=list(TIE_MODES), default="mean",
-                        help="retrieval tie rule: mean (expected rank over random tie orders; constant scores "
-                        "give chance), optimistic (ground truth first among equals, as CLIP4Clip), pessimistic")
+    parser.add_argument(
+        "--ties",
+        choices=list(TIE_MODES),
+        default="mean",
+        help="retrieval tie rule: mean (expected rank over random tie orders; constant scores "
+        "give chance), optimistic (ground truth first among equals, as CLIP4Clip), pessimistic",
+    )
     parser.add_argument("--grounding", help="Charades-STA annotation file (video_id start end##sentence)")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS),
-                        help="IoU thresholds (strictly greater); default 0.3 0.5 0.7")
-    parser.add_argument("--score", choices=["mean", "contrast"], default="mean",
-                        help="window score: mean clip-sentence similarity, or mean inside minus mean outside")
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_THRESHOLDS),
+        help="IoU thresholds (strictly greater); default 0.3 0.5 0.7",
+    )
+    parser.add_argument(
+        "--score",
+        choices=["mean", "contrast"],
+        default="mean",
+        help="window score: mean clip-sentence similarity, or mean inside minus mean outside",
+    )
     parser.add_argument("--frames-per-clip", type=int, help="override the processor's clip length")
     parser.add_argument("--export-features", help="also write <video_id>.npz clip features here")
     parser.add_argument("--output", required=True, help="results JSON (written atomically)")
@@ -217,8 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = write_json_atomic(args.output, results)
-    summary = {k: {m: v for m, v in results[k].items() if m in ("R@1,IoU=0.5", "mIoU")} for k in ("grounding",)
-               if k in results}
+    summary = {
+        k: {m: v for m, v in results[k].items() if m in ("R@1,IoU=0.5", "mIoU")}
+        for k in ("grounding",)
+        if k in results
+    }
     if "retrieval" in results:
         summary["t2v R@1"] = results["retrieval"]["t2v"]["R@1"]
     print(f"results: {out} {json.dumps(summary)}")

@@ -30,14 +30,35 @@ from pathlib import Path
 
 TEMPLATES = {"tca": "tca_card.md", "locvtp": "locvtp_card.md"}
 METRIC_TYPES = {
-    "dsvr": "map", "csvr": "map", "isvr": "map", "map": "map", "map@all": "map", "ndvr": "map",
-    "mdr": "median_rank", "mnr": "mean_rank", "miou": "miou", "t2v mdr": "median_rank", "t2v mnr": "mean_rank",
-    "v2t mdr": "median_rank", "v2t mnr": "mean_rank",
+    "dsvr": "map",
+    "csvr": "map",
+    "isvr": "map",
+    "map": "map",
+    "map@all": "map",
+    "ndvr": "map",
+    "mdr": "median_rank",
+    "mnr": "mean_rank",
+    "miou": "miou",
+    "t2v mdr": "median_rank",
+    "t2v mnr": "mean_rank",
+    "v2t mdr": "median_rank",
+    "v2t mnr": "mean_rank",
 }
-TASK_TAGS = {"tca": ["video-retrieval", "near-duplicate-video-retrieval"],
-             "locvtp": ["text-to-video-retrieval", "temporal-grounding", "video-text"]}
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
-                   "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "video_preprocessor_config.json")
+TASK_TAGS = {
+    "tca": ["video-retrieval", "near-duplicate-video-retrieval"],
+    "locvtp": ["text-to-video-retrieval", "temporal-grounding", "video-text"],
+}
+PROCESSOR_FILES = (
+    "processor_config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "video_preprocessor_config.json",
+)
 
 
 class PublishError(RuntimeError):
@@ -68,20 +89,32 @@ def load_results(sources) -> list[dict]:
             except json.JSONDecodeError as error:
                 raise PublishError(f"{source}: not valid JSON ({error})") from None
         for item in data if isinstance(data, list) else [data]:
-            if isinstance(item, Mapping) and "benchmark" not in item and ("retrieval" in item or "grounding" in item):
+            if (
+                isinstance(item, Mapping)
+                and "benchmark" not in item
+                and ("retrieval" in item or "grounding" in item)
+            ):
                 results += _from_locvtp_eval(item)
                 continue
-            if not isinstance(item, Mapping) or not isinstance(item.get("benchmark"), str) \
-                    or not isinstance(item.get("metrics"), Mapping):
-                raise PublishError(f"{where}: each result needs 'benchmark' (str) and 'metrics' ({{name: value}}); "
-                                   f"got keys {sorted(item) if isinstance(item, Mapping) else type(item).__name__}")
+            if (
+                not isinstance(item, Mapping)
+                or not isinstance(item.get("benchmark"), str)
+                or not isinstance(item.get("metrics"), Mapping)
+            ):
+                raise PublishError(
+                    f"{where}: each result needs 'benchmark' (str) and 'metrics' ({{name: value}}); "
+                    f"got keys {sorted(item) if isinstance(item, Mapping) else type(item).__name__}"
+                )
             results.append(dict(item))
     return results
 
 
 def _numeric(metrics: Mapping, prefix: str = "") -> dict:
-    return {f"{prefix}{k}": v for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("num_")}
+    return {
+        f"{prefix}{k}": v
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("num_")
+    }
 
 
 def _from_locvtp_eval(item: Mapping) -> list[dict]:
@@ -95,8 +128,13 @@ def _from_locvtp_eval(item: Mapping) -> list[dict]:
                 metrics.update(_numeric(values, f"{direction} "))
         out.append({"benchmark": dataset, "task": "text-to-video-retrieval", "metrics": metrics})
     if isinstance(item.get("grounding"), Mapping):
-        out.append({"benchmark": str(item.get("grounding_dataset", dataset)), "task": "temporal-grounding",
-                    "metrics": _numeric(item["grounding"])})
+        out.append(
+            {
+                "benchmark": str(item.get("grounding_dataset", dataset)),
+                "task": "temporal-grounding",
+                "metrics": _numeric(item["grounding"]),
+            }
+        )
     return out
 
 
@@ -137,7 +175,9 @@ def coverage(result: Mapping) -> dict | None:
         return None
     out = {"queries_evaluated": counts["queries_evaluated"], "queries": counts.get("queries")}
     if "database" in counts:
-        database_evaluated = counts.get("database_evaluated", counts["database"] - counts.get("database_missing", 0))
+        database_evaluated = counts.get(
+            "database_evaluated", counts["database"] - counts.get("database_missing", 0)
+        )
         out.update(database_evaluated=database_evaluated, database=counts["database"])
     for key in ("positives_missing", "missing_mode"):
         if key in counts:
@@ -156,17 +196,19 @@ def eval_results_from(results: Sequence[Mapping]) -> list:
         for name, value in result["metrics"].items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue  # None (not computable) or nested values
-            entries.append(EvalResult(
-                task_type=_task_type(result),
-                dataset_type=str(result.get("dataset_type", result["benchmark"])),
-                dataset_name=str(result.get("dataset_name", result["benchmark"])),
-                dataset_split=result.get("split"),
-                metric_type=metric_type(name),
-                metric_name=f"{name} ({similarity})" if similarity else str(name),
-                metric_value=round(float(value), 4),
-                metric_config=protocol,
-                dataset_args=counts,
-            ))
+            entries.append(
+                EvalResult(
+                    task_type=_task_type(result),
+                    dataset_type=str(result.get("dataset_type", result["benchmark"])),
+                    dataset_name=str(result.get("dataset_name", result["benchmark"])),
+                    dataset_split=result.get("split"),
+                    metric_type=metric_type(name),
+                    metric_name=f"{name} ({similarity})" if similarity else str(name),
+                    metric_value=round(float(value), 4),
+                    metric_config=protocol,
+                    dataset_args=counts,
+                )
+            )
     return entries
 
 
@@ -177,25 +219,38 @@ def _evaluation_section(results: Sequence[Mapping]) -> str:
     for result in results:
         for name, value in result["metrics"].items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                lines.append(f"| {result['benchmark']} | {result.get('similarity', '')} | {name} | {value:.4f} |")
+                lines.append(
+                    f"| {result['benchmark']} | {result.get('similarity', '')} | {name} | {value:.4f} |"
+                )
     notes = []
     for result in results:
         counts, protocol = coverage(result), _protocol_name(result)
         if counts is None and protocol is None:
             continue
-        text = f"- {result['benchmark']} ({result.get('similarity', '')}): protocol {protocol or 'not stated'}"
+        text = (
+            f"- {result['benchmark']} ({result.get('similarity', '')}): protocol {protocol or 'not stated'}"
+        )
         if counts:
             text += f"; {counts['queries_evaluated']:,}/{counts['queries']:,} queries"
             if "database" in counts:
-                text += f" and {counts['database_evaluated']:,}/{counts['database']:,} database videos evaluated"
+                text += (
+                    f" and {counts['database_evaluated']:,}/{counts['database']:,} database videos evaluated"
+                )
             if "positives_missing" in counts:
                 rule = {"drop": "dropped from the positives", "miss": "counted as misses"}.get(
-                    counts.get("missing_mode"), "")
-                text += f"; {counts['positives_missing']:,} positives without features" + (f" ({rule})" if rule else "")
+                    counts.get("missing_mode"), ""
+                )
+                text += f"; {counts['positives_missing']:,} positives without features" + (
+                    f" ({rule})" if rule else ""
+                )
         notes.append(text)
     if notes:
-        lines += ["", "Protocol (`reference` = the published TCA/ViSiL/DnS/S2VS evaluators) and what was evaluated:",
-                  "", *notes]
+        lines += [
+            "",
+            "Protocol (`reference` = the published TCA/ViSiL/DnS/S2VS evaluators) and what was evaluated:",
+            "",
+            *notes,
+        ]
     return "\n".join(lines)
 
 
@@ -233,7 +288,9 @@ def _copy_processor(processor, output_dir: Path) -> list[str]:
         processor.save_pretrained(output_dir)
     else:
         source = Path(processor)
-        files = [source / name for name in PROCESSOR_FILES if (source / name).exists()] if source.is_dir() else []
+        files = (
+            [source / name for name in PROCESSOR_FILES if (source / name).exists()] if source.is_dir() else []
+        )
         if not files:
             raise PublishError(f"processor {source}: expected a folder with one of {PROCESSOR_FILES}")
         for file in files:
@@ -244,9 +301,17 @@ def _copy_processor(processor, output_dir: Path) -> list[str]:
     return sorted(set(os.listdir(output_dir)) - before)
 
 
-def build_model_card(config, results: Sequence[Mapping] = (), model_name: str | None = None, repo_id: str | None = None,
-                     license: str = "apache-2.0", datasets: Sequence[str] = (), tags: Sequence[str] = (),
-                     training: Mapping | str | None = None, processor_files: Sequence[str] = ()):
+def build_model_card(
+    config,
+    results: Sequence[Mapping] = (),
+    model_name: str | None = None,
+    repo_id: str | None = None,
+    license: str = "apache-2.0",
+    datasets: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    training: Mapping | str | None = None,
+    processor_files: Sequence[str] = (),
+):
     """A `huggingface_hub.ModelCard` for a vidtempo model config from the package's template."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -257,18 +322,34 @@ def build_model_card(config, results: Sequence[Mapping] = (), model_name: str | 
     card_data = ModelCardData(
         library_name="transformers",
         license=license,
-        tags=list(dict.fromkeys(["vidtempo", model_type, *TASK_TAGS.get(model_type, ["video-retrieval"]), *tags])),
+        tags=list(
+            dict.fromkeys(["vidtempo", model_type, *TASK_TAGS.get(model_type, ["video-retrieval"]), *tags])
+        ),
         datasets=list(datasets) or None,
         pipeline_tag="feature-extraction",
         model_name=model_name,
         eval_results=eval_results or None,
     )
-    fields = {k: getattr(config, k, "?") for k in ("input_size", "hidden_size", "num_hidden_layers",
-                                                     "num_attention_heads", "intermediate_size")}
+    fields = {
+        k: getattr(config, k, "?")
+        for k in (
+            "input_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        )
+    }
     return ModelCard.from_template(
-        card_data, template_path=str(template), model_name=model_name, repo_id=repo_id or f"<user>/{model_name}",
-        license=license, training_section=_training_section(training), evaluation_section=_evaluation_section(results),
-        processor_files=", ".join(f"`{f}`" for f in processor_files), **fields,
+        card_data,
+        template_path=str(template),
+        model_name=model_name,
+        repo_id=repo_id or f"<user>/{model_name}",
+        license=license,
+        training_section=_training_section(training),
+        evaluation_section=_evaluation_section(results),
+        processor_files=", ".join(f"`{f}`" for f in processor_files),
+        **fields,
     )
 
 
@@ -280,34 +361,53 @@ def check_card(card, results: Sequence[Mapping] = ()) -> None:
     parsed = ModelCard(str(card))
     data = parsed.data.to_dict()
     if data.get("library_name") != "transformers":
-        raise PublishError(f"model card: library_name is {data.get('library_name')!r}, expected 'transformers'")
+        raise PublishError(
+            f"model card: library_name is {data.get('library_name')!r}, expected 'transformers'"
+        )
     expected = sorted((e.metric_name, e.metric_value) for e in eval_results_from(results))
     found = sorted((e.metric_name, e.metric_value) for e in (parsed.data.eval_results or []))
     if expected != found:
-        raise PublishError(f"model card: model-index metrics {found} differ from the evaluation results {expected}")
+        raise PublishError(
+            f"model card: model-index metrics {found} differ from the evaluation results {expected}"
+        )
 
 
 def _hub_offline() -> bool:
     from huggingface_hub import constants
 
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {
+        "1",
+        "ON",
+        "YES",
+        "TRUE",
+    }
 
 
-def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
+def push_folder(
+    folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None
+) -> str:
     """Upload `folder` to the model repo `repo_id` (created if missing); returns the commit URL."""
     if _hub_offline():
-        raise PublishError(f"cannot push to {repo_id}: the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1). "
-                           f"The folder {folder} is ready; upload it later with `huggingface-cli upload {repo_id} {folder}`.")
+        raise PublishError(
+            f"cannot push to {repo_id}: the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1). "
+            f"The folder {folder} is ready; upload it later with `huggingface-cli upload {repo_id} {folder}`."
+        )
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                                 commit_message="Upload vidtempo model")
+        info = api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type="model",
+            commit_message="Upload vidtempo model",
+        )
     except Exception as error:  # network, authentication, permission
-        raise PublishError(f"cannot push to {repo_id}: {type(error).__name__}: {error}. Check the network and "
-                           f"`huggingface-cli login`; the folder {folder} is ready to upload.") from error
+        raise PublishError(
+            f"cannot push to {repo_id}: {type(error).__name__}: {error}. Check the network and "
+            f"`huggingface-cli login`; the folder {folder} is ready to upload."
+        ) from error
     return str(getattr(info, "commit_url", info))
 
 
@@ -340,18 +440,26 @@ def publish_model(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
-    if not (tmp / "model.safetensors").exists() or "auto_map" not in json.loads((tmp / "config.json").read_text()):
-        raise PublishError(f"{type(model).__name__}.save_pretrained did not write model.safetensors and an auto_map; "
-                           "import vidtempo.modeling before saving so its classes export their code")
+    if not (tmp / "model.safetensors").exists() or "auto_map" not in json.loads(
+        (tmp / "config.json").read_text()
+    ):
+        raise PublishError(
+            f"{type(model).__name__}.save_pretrained did not write model.safetensors and an auto_map; "
+            "import vidtempo.modeling before saving so its classes export their code"
+        )
     processor_files = _copy_processor(processor, tmp)
-    card = build_model_card(model.config, results, model_name, push_to_hub, license, datasets, tags, training,
-                            processor_files)
+    card = build_model_card(
+        model.config, results, model_name, push_to_hub, license, datasets, tags, training, processor_files
+    )
     check_card(card, results)
     if not _hub_offline():  # the Hub's own metadata validation needs the network; offline checks ran above
         try:
             card.validate()
         except Exception as error:  # noqa: BLE001 - a warning: the folder is still usable
-            print(f"warning: the Hub could not validate the card ({type(error).__name__}: {error})", file=sys.stderr)
+            print(
+                f"warning: the Hub could not validate the card ({type(error).__name__}: {error})",
+                file=sys.stderr,
+            )
     card.save(tmp / "README.md")
     (tmp / "eval_results.json").write_text(json.dumps(results, indent=1))
     if output_dir.exists():
@@ -367,23 +475,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidtempo-publish",
         description="Write a Hub-ready folder from a saved vidtempo model: model.safetensors, config.json with "
-                    "auto_map, the model code (loads with AutoModel.from_pretrained(..., trust_remote_code=True) "
-                    "without vidtempo), processor files and a model card whose model-index holds the metrics of "
-                    "the evaluation JSON(s) written by vidtempo-eval. --push-to-hub uploads it.",
+        "auto_map, the model code (loads with AutoModel.from_pretrained(..., trust_remote_code=True) "
+        "without vidtempo), processor files and a model card whose model-index holds the metrics of "
+        "the evaluation JSON(s) written by vidtempo-eval. --push-to-hub uploads it.",
     )
     parser.add_argument("model", help="saved model folder (save_pretrained output, e.g. the training output)")
     parser.add_argument("output_dir", help="folder to write (replaced if it exists)")
-    parser.add_argument("--results", nargs="*", default=[],
-                        help="evaluation JSON files: {'benchmark', 'similarity', 'metrics': {name: value}} or lists")
+    parser.add_argument(
+        "--results",
+        nargs="*",
+        default=[],
+        help="evaluation JSON files: {'benchmark', 'similarity', 'metrics': {name: value}} or lists",
+    )
     parser.add_argument("--processor", help="folder with the saved processor / image processor files")
     parser.add_argument("--model-name", help="title of the card (default vidtempo-<model_type>)")
-    parser.add_argument("--license", default="apache-2.0", help="license id for the card (default apache-2.0)")
+    parser.add_argument(
+        "--license", default="apache-2.0", help="license id for the card (default apache-2.0)"
+    )
     parser.add_argument("--dataset", action="append", default=[], help="training dataset id (repeatable)")
     parser.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
-    parser.add_argument("--training", help="JSON file (dict of hyper-parameters) or markdown file for the training section")
-    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the folder to this model repo (needs network)")
+    parser.add_argument(
+        "--training", help="JSON file (dict of hyper-parameters) or markdown file for the training section"
+    )
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO", help="upload the folder to this model repo (needs network)"
+    )
     parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument("--seed", type=int, default=0, help="unused: publishing is deterministic (kept for uniformity)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="unused: publishing is deterministic (kept for uniformity)"
+    )
     return parser
 
 
@@ -394,8 +514,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = Path(args.training).read_text()
         training = json.loads(text) if args.training.endswith(".json") else text
     try:
-        folder = publish_model(args.model, args.output_dir, args.results, args.processor, args.model_name,
-                               args.license, args.dataset, args.tag, training, args.push_to_hub, args.private)
+        folder = publish_model(
+            args.model,
+            args.output_dir,
+            args.results,
+            args.processor,
+            args.model_name,
+            args.license,
+            args.dataset,
+            args.tag,
+            training,
+            args.push_to_hub,
+            args.private,
+        )
     except PublishError as error:
         print(f"vidtempo-publish: error: {error}", file=sys.stderr)
         return 2

@@ -50,8 +50,16 @@ class EfficientNetLiteConfig(PretrainedConfig):
     """
 
     model_type = "vidtempo_efficientnet_lite"
-    ARCHITECTURE_KEYS = ("width_coefficient", "depth_coefficient", "stem_channels", "head_channels", "stages",
-                         "dropout_rate", "batch_norm_eps", "batch_norm_momentum")
+    ARCHITECTURE_KEYS = (
+        "width_coefficient",
+        "depth_coefficient",
+        "stem_channels",
+        "head_channels",
+        "stages",
+        "dropout_rate",
+        "batch_norm_eps",
+        "batch_norm_momentum",
+    )
 
     def __init__(
         self,
@@ -77,8 +85,10 @@ class EfficientNetLiteConfig(PretrainedConfig):
         out_features = list(out_features if out_features is not None else DEFAULT_OUT_FEATURES)
         unknown = [n for n in out_features if n not in names]
         if unknown or not out_features or len(set(out_features)) != len(out_features):
-            raise ValueError(f"EfficientNetLiteConfig.out_features must be distinct names among {list(names)}, "
-                             f"got {out_features!r}")
+            raise ValueError(
+                f"EfficientNetLiteConfig.out_features must be distinct names among {list(names)}, "
+                f"got {out_features!r}"
+            )
         self.width_coefficient = float(width_coefficient)
         self.depth_coefficient = float(depth_coefficient)
         self.stem_channels = int(stem_channels)

@@ -49,8 +49,10 @@ class FrameDescriptorConfig(PretrainedConfig):
         elif isinstance(backbone_config, dict):
             model_type = backbone_config.get("model_type", "resnet")
             if model_type not in BACKBONE_CONFIGS:
-                raise ValueError(f"FrameDescriptorConfig.backbone_config: model_type must be one of "
-                                 f"{sorted(BACKBONE_CONFIGS)}, got {model_type!r}")
+                raise ValueError(
+                    f"FrameDescriptorConfig.backbone_config: model_type must be one of "
+                    f"{sorted(BACKBONE_CONFIGS)}, got {model_type!r}"
+                )
             backbone_config = BACKBONE_CONFIGS[model_type](
                 **{k: v for k, v in backbone_config.items() if k != "model_type"}
             )
@@ -63,8 +65,12 @@ class FrameDescriptorConfig(PretrainedConfig):
             backbone_config.out_features = list(STAGES)
         if pooling not in POOLINGS:
             raise ValueError(f"FrameDescriptorConfig.pooling must be one of {POOLINGS}, got {pooling!r}")
-        if pca_dim is not None and (not isinstance(pca_dim, int) or isinstance(pca_dim, bool) or pca_dim <= 0):
-            raise ValueError(f"FrameDescriptorConfig.pca_dim must be a positive integer or None, got {pca_dim!r}")
+        if pca_dim is not None and (
+            not isinstance(pca_dim, int) or isinstance(pca_dim, bool) or pca_dim <= 0
+        ):
+            raise ValueError(
+                f"FrameDescriptorConfig.pca_dim must be a positive integer or None, got {pca_dim!r}"
+            )
         self.backbone_config = backbone_config
         self.pooling = pooling
         self.pca_dim = pca_dim

@@ -58,9 +58,17 @@ class TCAConfig(PretrainedConfig):
         if aggregator not in AGGREGATORS:
             raise ValueError(f"TCAConfig.aggregator must be one of {list(AGGREGATORS)}, got {aggregator!r}")
         if aggregator in ("lstm", "gru") and hidden_size % 2:
-            raise ValueError(f"TCAConfig.hidden_size must be even for a bidirectional {aggregator}, got {hidden_size}")
-        if not isinstance(netvlad_clusters, int) or isinstance(netvlad_clusters, bool) or netvlad_clusters <= 0:
-            raise ValueError(f"TCAConfig.netvlad_clusters must be a positive integer, got {netvlad_clusters!r}")
+            raise ValueError(
+                f"TCAConfig.hidden_size must be even for a bidirectional {aggregator}, got {hidden_size}"
+            )
+        if (
+            not isinstance(netvlad_clusters, int)
+            or isinstance(netvlad_clusters, bool)
+            or netvlad_clusters <= 0
+        ):
+            raise ValueError(
+                f"TCAConfig.netvlad_clusters must be a positive integer, got {netvlad_clusters!r}"
+            )
         for name, value in (
             ("input_size", input_size),
             ("hidden_size", hidden_size),
@@ -75,7 +83,10 @@ class TCAConfig(PretrainedConfig):
                 f"TCAConfig.hidden_size ({hidden_size}) must be divisible by "
                 f"num_attention_heads ({num_attention_heads})"
             )
-        for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attention_dropout", attention_dropout)):
+        for name, value in (
+            ("hidden_dropout_prob", hidden_dropout_prob),
+            ("attention_dropout", attention_dropout),
+        ):
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"TCAConfig.{name} must be in [0, 1), got {value!r}")
         if hidden_act not in ACT2FN:

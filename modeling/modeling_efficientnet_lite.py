@@ -33,8 +33,12 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class SameConv2d(nn.Conv2d):
     """A bias-free convolution with TensorFlow "SAME" padding computed from the input size."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, groups=groups, bias=False)
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1
+    ):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=0, groups=groups, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
@@ -50,11 +54,21 @@ class SameConv2d(nn.Conv2d):
 class ConvBNReLU6(nn.Module):
     """Convolution, batch norm, optionally ReLU6."""
 
-    def __init__(self, config: EfficientNetLiteConfig, c_in: int, c_out: int, kernel: int = 1, stride: int = 1,
-                 groups: int = 1, activation: bool = True):
+    def __init__(
+        self,
+        config: EfficientNetLiteConfig,
+        c_in: int,
+        c_out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        activation: bool = True,
+    ):
         super().__init__()
         self.convolution = SameConv2d(c_in, c_out, kernel, stride, groups)
-        self.normalization = nn.BatchNorm2d(c_out, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
+        self.normalization = nn.BatchNorm2d(
+            c_out, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum
+        )
         self.activation = nn.ReLU6() if activation else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +79,9 @@ class MBConvBlock(nn.Module):
     """Inverted residual: [1x1 expand, ReLU6] -> depthwise k x k (stride), ReLU6 -> 1x1 linear projection
     (+ input when stride 1 and channels kept)."""
 
-    def __init__(self, config: EfficientNetLiteConfig, c_in: int, c_out: int, kernel: int, stride: int, expand: int):
+    def __init__(
+        self, config: EfficientNetLiteConfig, c_in: int, c_out: int, kernel: int, stride: int, expand: int
+    ):
         super().__init__()
         hidden = c_in * expand
         self.expansion = ConvBNReLU6(config, c_in, hidden) if expand != 1 else nn.Identity()
@@ -98,7 +114,9 @@ class EfficientNetLitePreTrainedModel(PreTrainedModel):
                 module.running_var.fill_(1.0)
                 module.num_batches_tracked.zero_()
         elif isinstance(module, nn.Linear):
-            nn.init.uniform_(module.weight, -1.0 / math.sqrt(module.in_features), 1.0 / math.sqrt(module.in_features))
+            nn.init.uniform_(
+                module.weight, -1.0 / math.sqrt(module.in_features), 1.0 / math.sqrt(module.in_features)
+            )
             nn.init.zeros_(module.bias)
 
 
@@ -120,7 +138,9 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
         self.head = ConvBNReLU6(config, config.scaled_stages()[-1][5], config.head_channels)
         self.post_init()
 
-    def feature_maps(self, pixel_values: torch.Tensor, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    def feature_maps(
+        self, pixel_values: torch.Tensor, names: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Named feature maps (`stem`, `stage1`...`stage7`, `head`); stops after the last one asked for."""
         if pixel_values.dim() != 4 or pixel_values.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape [N, 3, H, W], got {tuple(pixel_values.shape)}")
@@ -142,8 +162,13 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
             maps["head"] = self.head(x)
         return maps
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
-                return_dict: bool | None = None, **kwargs) -> BaseModelOutputWithPoolingAndNoAttention:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPoolingAndNoAttention:
         maps = self.feature_maps(pixel_values)
         last = maps["head"]
         hidden = tuple(maps[n] for n in self.config.stage_names) if output_hidden_states else None
@@ -173,13 +198,19 @@ class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
         self.classifier = nn.Linear(config.head_channels, config.num_labels)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, **kwargs) -> ImageClassifierOutputWithNoAttention:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutputWithNoAttention:
         outputs = self.efficientnet_lite(pixel_values, output_hidden_states=output_hidden_states)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-
+        return ImageClassifierOutputWithNoAttention(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states
+        )
 
 
 def convert_efficientnet_pytorch_state_dict(
@@ -192,18 +223,29 @@ def convert_efficientnet_pytorch_state_dict(
     block_names = []
     for s, (repeats, *_rest) in enumerate(config.scaled_stages()):
         block_names += [f"stages.{s}.{b}" for b in range(repeats)]
-    layer = {"_expand_conv": "expansion.convolution", "_bn0": "expansion.normalization",
-             "_depthwise_conv": "depthwise.convolution", "_bn1": "depthwise.normalization",
-             "_project_conv": "projection.convolution", "_bn2": "projection.normalization"}
-    top = {"_conv_stem": "stem.convolution", "_bn0": "stem.normalization", "_conv_head": "head.convolution",
-           "_bn1": "head.normalization"}
+    layer = {
+        "_expand_conv": "expansion.convolution",
+        "_bn0": "expansion.normalization",
+        "_depthwise_conv": "depthwise.convolution",
+        "_bn1": "depthwise.normalization",
+        "_project_conv": "projection.convolution",
+        "_bn2": "projection.normalization",
+    }
+    top = {
+        "_conv_stem": "stem.convolution",
+        "_bn0": "stem.normalization",
+        "_conv_head": "head.convolution",
+        "_bn1": "head.normalization",
+    }
     converted = {}
     for key, tensor in state_dict.items():
         parts = key.split(".")
         if parts[0] == "_blocks" and len(parts) == 4 and parts[1].isdigit() and parts[2] in layer:
             index = int(parts[1])
             if index >= len(block_names):
-                raise ValueError(f"state dict key {key!r}: block {index} does not exist ({len(block_names)} blocks)")
+                raise ValueError(
+                    f"state dict key {key!r}: block {index} does not exist ({len(block_names)} blocks)"
+                )
             name = f"{prefix}{block_names[index]}.{layer[parts[2]]}.{parts[3]}"
         elif len(parts) == 2 and parts[0] in top:
             name = f"{prefix}{top[parts[0]]}.{parts[1]}"

@@ -148,7 +148,9 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
 
     @classmethod
     def from_efficientnet_lite(
-        cls, classifier: EfficientNetLiteForImageClassification, pooling: str = "l3_irmac",
+        cls,
+        classifier: EfficientNetLiteForImageClassification,
+        pooling: str = "l3_irmac",
         out_features: list[str] | None = None,
     ) -> FrameDescriptorModel:
         """A descriptor model on the convolutional part of an EfficientNet-Lite classifier (e.g. the ImageNet
@@ -157,7 +159,8 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
         source = classifier.config
         backbone_config = EfficientNetLiteConfig(
             **{key: getattr(source, key) for key in EfficientNetLiteConfig.ARCHITECTURE_KEYS},
-            out_features=out_features, num_labels=0,  # the classifier is not part of a descriptor model
+            out_features=out_features,
+            num_labels=0,  # the classifier is not part of a descriptor model
         )
         model = cls(FrameDescriptorConfig(backbone_config=backbone_config, pooling=pooling))
         model.backbone.load_state_dict(classifier.efficientnet_lite.state_dict(), strict=True)
@@ -177,7 +180,9 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
         device = next(self.parameters()).device
         self.pca_mean.copy_(torch.as_tensor(np.asarray(pca.mean), dtype=torch.float32).to(device))
         self.pca_components.copy_(components.to(device))
-        self.pca_eigenvalues.copy_(torch.as_tensor(np.asarray(pca.eigenvalues), dtype=torch.float32).to(device))
+        self.pca_eigenvalues.copy_(
+            torch.as_tensor(np.asarray(pca.eigenvalues), dtype=torch.float32).to(device)
+        )
 
     def whiten(self, pooled_features: torch.Tensor) -> torch.Tensor:
         """[N, D] -> [N, K]: centre, project on the components, divide by sqrt(max(eigenvalue, pca_eps)), L2-norm."""
@@ -188,13 +193,17 @@ class FrameDescriptorModel(FrameDescriptorPreTrainedModel):
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> FrameDescriptorOutput:
         if pixel_values.dim() != 4 or pixel_values.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape [N, 3, H, W], got {tuple(pixel_values.shape)}")
-        feature_maps = self.backbone(pixel_values).feature_maps  # 4 x [N, C_s, H_s, W_s] (ResNet / Lite default)
+        feature_maps = self.backbone(
+            pixel_values
+        ).feature_maps  # 4 x [N, C_s, H_s, W_s] (ResNet / Lite default)
         stage_features = tuple(self.pooling(fmap, eps=self.config.norm_eps) for fmap in feature_maps)
         # the paper L2-normalises per stage and concatenates; normalising the concatenation too is only a
         # constant factor 1/2 (four unit vectors) and makes the raw descriptor a unit vector.
         pooled = F.normalize(torch.cat(stage_features, dim=1), p=2, dim=1, eps=self.config.norm_eps)  # [N, D]
         embeds = self.whiten(pooled) if self.config.pca_dim is not None else pooled
-        return FrameDescriptorOutput(frame_embeds=embeds, pooled_features=pooled, stage_features=stage_features)
+        return FrameDescriptorOutput(
+            frame_embeds=embeds, pooled_features=pooled, stage_features=stage_features
+        )
 
 
 __all__ = [

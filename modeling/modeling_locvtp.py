@@ -289,7 +289,10 @@ class LocVTPModel(LocVTPPreTrainedModel):
         # the towers share the composite config's sub-configs (attention implementation, saving); a pretrained
         # tower passed in keeps its attention implementation (a sub-config without one would leave BERT's
         # padding mask unapplied)
-        for tower, sub_config in ((vision_model, self.config.vision_config), (text_model, self.config.text_config)):
+        for tower, sub_config in (
+            (vision_model, self.config.vision_config),
+            (text_model, self.config.text_config),
+        ):
             if getattr(sub_config, "_attn_implementation", None) is None:
                 sub_config._attn_implementation = tower.config._attn_implementation
         self.vision_model.config = self.config.vision_config
@@ -538,7 +541,12 @@ class LocVTPModel(LocVTPPreTrainedModel):
         positives = positive_word_embeds(weights, word_embeds)  # [B, T, D]
         has_positive = clip_mask & (weights.sum(-1) > 0)
         loss_fine = fine_grained_contrastive_loss(
-            clip_embeds, positives, has_positive, word_embeds, word_mask, cfg.temperature,
+            clip_embeds,
+            positives,
+            has_positive,
+            word_embeds,
+            word_mask,
+            cfg.temperature,
             cfg.positive_in_denominator,
         )
 
@@ -549,7 +557,12 @@ class LocVTPModel(LocVTPPreTrainedModel):
         warped = F.normalize(self.warping_head(clip_embeds, temporal_offsets), dim=-1)  # z^t
         if cfg.temporal_target == "cross_modal":
             loss_temporal = fine_grained_contrastive_loss(
-                warped, positives, has_positive, word_embeds, word_mask, cfg.temperature,
+                warped,
+                positives,
+                has_positive,
+                word_embeds,
+                word_mask,
+                cfg.temperature,
                 cfg.positive_in_denominator,
             )
         else:  # intra_modal: z^t against v^t, negatives all clips of the batch
@@ -583,7 +596,9 @@ class LocVTPModel(LocVTPPreTrainedModel):
             raise ValueError("vision_backbone is inferred from the vision checkpoint; do not pass it")
         vision_type = AutoConfig.from_pretrained(vision_name_or_path).model_type
         clip_projection = None
-        if vision_type == "vit":  # the paper's initialisation: an ImageNet ViT, temporal attention starting at zero
+        if (
+            vision_type == "vit"
+        ):  # the paper's initialisation: an ImageNet ViT, temporal attention starting at zero
             num_frames = vision_kwargs.pop("num_frames", kwargs.get("frames_per_clip", 16))
             vit = ViTModel.from_pretrained(vision_name_or_path, add_pooling_layer=False, **vision_kwargs)
             vision_model, backbone = timesformer_from_image_vit(vit, num_frames), "timesformer"
@@ -599,7 +614,10 @@ class LocVTPModel(LocVTPPreTrainedModel):
             kwargs.setdefault("projection_dim", clip_projection.shape[0])
             del full
         elif vision_type == "clip_vision_model":
-            vision_model, backbone = CLIPVisionModel.from_pretrained(vision_name_or_path, **vision_kwargs), "clip"
+            vision_model, backbone = (
+                CLIPVisionModel.from_pretrained(vision_name_or_path, **vision_kwargs),
+                "clip",
+            )
         else:
             raise ValueError(
                 f"{vision_name_or_path}: vision checkpoint must be a TimeSformer, CLIP or image ViT model, "
@@ -615,7 +633,9 @@ class LocVTPModel(LocVTPPreTrainedModel):
         model = cls(config, vision_model=vision_model, text_model=text_model)
         if clip_projection is not None:
             if clip_projection.shape == model.visual_projection.weight.shape:
-                with torch.no_grad():  # LocVTP's clip feature then starts as the mean of CLIP's image embeddings
+                with (
+                    torch.no_grad()
+                ):  # LocVTP's clip feature then starts as the mean of CLIP's image embeddings
                     model.visual_projection.weight.copy_(clip_projection)
             else:
                 logger.warning(
@@ -633,8 +653,10 @@ def load_text_tower(name_or_path: str, **kwargs) -> PreTrainedModel:
         return DistilBertModel.from_pretrained(name_or_path, **kwargs)
     if text_type == "bert":
         return BertModel.from_pretrained(name_or_path, add_pooling_layer=False, **kwargs)
-    raise ValueError(f"{name_or_path}: text checkpoint must be DistilBERT or BERT-family (MiniLM), "
-                     f"got model_type {text_type!r}")
+    raise ValueError(
+        f"{name_or_path}: text checkpoint must be DistilBERT or BERT-family (MiniLM), "
+        f"got model_type {text_type!r}"
+    )
 
 
 @torch.no_grad()
@@ -666,7 +688,9 @@ def timesformer_from_image_vit(vit: ViTModel, num_frames: int = 16) -> Timesform
         vit_layer, layer = f"layers.{i}.", f"encoder.layer.{i}."
         for part in ("weight", "bias"):
             if f"{vit_layer}attention.q_proj.{part}" in source:  # no q/k/v bias when qkv_bias=False
-                qkv = torch.cat([source[f"{vit_layer}attention.{p}_proj.{part}"] for p in "qkv"])  # [3H, H] / [3H]
+                qkv = torch.cat(
+                    [source[f"{vit_layer}attention.{p}_proj.{part}"] for p in "qkv"]
+                )  # [3H, H] / [3H]
                 for branch in ("attention", "temporal_attention"):
                     weights[f"{layer}{branch}.attention.qkv.{part}"] = qkv
             out = source[f"{vit_layer}attention.o_proj.{part}"]

@@ -174,7 +174,9 @@ class TCARecurrentLayer(GradientCheckpointingLayer):
         self.rnn = cell(config.hidden_size, config.hidden_size // 2, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout else 0.0)
 
-    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None, **kwargs
+    ) -> torch.Tensor:
         num_frames = hidden_states.shape[1]
         packed = pack_padded_sequence(hidden_states, lengths, batch_first=True, enforce_sorted=False)
         output, _ = self.rnn(packed)
@@ -186,7 +188,9 @@ class TCARecurrentEncoder(nn.Module):
     def __init__(self, config: TCAConfig):
         super().__init__()
         last = config.num_hidden_layers - 1
-        self.layers = nn.ModuleList([TCARecurrentLayer(config, i < last) for i in range(config.num_hidden_layers)])
+        self.layers = nn.ModuleList(
+            [TCARecurrentLayer(config, i < last) for i in range(config.num_hidden_layers)]
+        )
         self.gradient_checkpointing = False
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -212,7 +216,9 @@ class TCANetVLAD(GradientCheckpointingLayer):
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         valid = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, F, 1]
         soft = F.softmax(self.assignment(hidden_states), dim=-1) * valid  # [B, F, K]
-        residuals = torch.einsum("bfk,bfh->bkh", soft, hidden_states) - soft.sum(dim=1).unsqueeze(-1) * self.centroids
+        residuals = (
+            torch.einsum("bfk,bfh->bkh", soft, hidden_states) - soft.sum(dim=1).unsqueeze(-1) * self.centroids
+        )
         vlad = F.normalize(residuals, dim=-1).flatten(1)  # intra-normalised, [B, K·H]
         vlad = F.normalize(vlad, dim=-1)
         return self.projection(self.dropout(vlad))  # [B, H]
@@ -310,7 +316,9 @@ class TCAModel(TCAPreTrainedModel):
             )
         batch_size, num_frames, _ = frame_features.shape
         if attention_mask is None:
-            attention_mask = torch.ones(batch_size, num_frames, dtype=torch.long, device=frame_features.device)
+            attention_mask = torch.ones(
+                batch_size, num_frames, dtype=torch.long, device=frame_features.device
+            )
         elif attention_mask.shape != (batch_size, num_frames):
             raise ValueError(
                 f"TCAModel.forward: `attention_mask` must have shape {(batch_size, num_frames)}, "
@@ -330,7 +338,9 @@ class TCAModel(TCAPreTrainedModel):
         valid = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, F, 1]
         frame_embeds = F.normalize(hidden_states, dim=-1) * valid  # [B, F, H]
         video_embeds = F.normalize(masked_mean(hidden_states, attention_mask), dim=-1)  # [B, H]
-        return TCAOutput(last_hidden_state=hidden_states, frame_embeds=frame_embeds, video_embeds=video_embeds)
+        return TCAOutput(
+            last_hidden_state=hidden_states, frame_embeds=frame_embeds, video_embeds=video_embeds
+        )
 
     @can_return_tuple
     def get_video_features(
@@ -430,9 +440,13 @@ def _chamfer_both_ways(
         best_for_query = torch.where(database_valid[None, None], sims, neg_inf).amax(dim=3)  # [Q, Fq, Dc]
         forward[:, start:stop] = (best_for_query * query_valid[:, :, None]).sum(dim=1) / query_count
         if reverse is not None:
-            best_for_database = torch.where(query_mask[:, :, None, None], sims, neg_inf).amax(dim=1)  # [Q, Dc, Fd]
+            best_for_database = torch.where(query_mask[:, :, None, None], sims, neg_inf).amax(
+                dim=1
+            )  # [Q, Dc, Fd]
             database_count = database_valid.to(dtype).sum(dim=1)  # [Dc]
-            reverse[:, start:stop] = (best_for_database * database_valid[None].to(dtype)).sum(dim=2) / database_count
+            reverse[:, start:stop] = (best_for_database * database_valid[None].to(dtype)).sum(
+                dim=2
+            ) / database_count
     return forward, reverse
 
 
@@ -460,7 +474,9 @@ def symmetric_chamfer_similarity(
     chunk_bytes: int = 256 * 2**20,
 ) -> torch.Tensor:
     """Symmetric chamfer (TCA_sym): (chamfer(x, y) + chamfer(y, x)) / 2, shapes as `chamfer_similarity`."""
-    forward, reverse = _chamfer_both_ways(query_frames, query_mask, database_frames, database_mask, chunk_bytes, True)
+    forward, reverse = _chamfer_both_ways(
+        query_frames, query_mask, database_frames, database_mask, chunk_bytes, True
+    )
     return (forward + reverse) / 2
 
 

@@ -41,7 +41,9 @@ class TCAComparatorConfig(PretrainedConfig):
     def __init__(self, in_channels: int = 1, conv_channels: Sequence[int] = (32, 64, 128), **kwargs):
         conv_channels = [int(c) for c in conv_channels]
         if len(conv_channels) != 3 or min(conv_channels) <= 0:
-            raise ValueError(f"TCAComparatorConfig.conv_channels must be 3 positive ints, got {conv_channels!r}")
+            raise ValueError(
+                f"TCAComparatorConfig.conv_channels must be 3 positive ints, got {conv_channels!r}"
+            )
         if not isinstance(in_channels, int) or in_channels <= 0:
             raise ValueError(f"TCAComparatorConfig.in_channels must be a positive int, got {in_channels!r}")
         self.in_channels = in_channels
@@ -92,7 +94,9 @@ def _lengths(lengths: torch.Tensor | Sequence[int] | None, size: int, batch: int
         return None
     lengths = torch.as_tensor(lengths, dtype=torch.long).flatten().cpu()
     if lengths.numel() != batch:
-        raise ValueError(f"TCAComparatorModel: {name}_lengths must have {batch} entries, got {lengths.numel()}")
+        raise ValueError(
+            f"TCAComparatorModel: {name}_lengths must have {batch} entries, got {lengths.numel()}"
+        )
     short = (lengths < minimum).nonzero().flatten().tolist()
     if short:
         raise ValueError(
@@ -105,11 +109,21 @@ def _lengths(lengths: torch.Tensor | Sequence[int] | None, size: int, batch: int
     return lengths
 
 
-def _region(rows: torch.Tensor | None, cols: torch.Tensor | None, height: int, width: int, device) -> torch.Tensor:
+def _region(
+    rows: torch.Tensor | None, cols: torch.Tensor | None, height: int, width: int, device
+) -> torch.Tensor:
     """[B, 1, height, width] float mask of rows < rows[b] and cols < cols[b] (None: all)."""
     batch = (rows if rows is not None else cols).numel()
-    r = torch.ones(batch, height, dtype=torch.bool) if rows is None else torch.arange(height)[None] < rows[:, None]
-    c = torch.ones(batch, width, dtype=torch.bool) if cols is None else torch.arange(width)[None] < cols[:, None]
+    r = (
+        torch.ones(batch, height, dtype=torch.bool)
+        if rows is None
+        else torch.arange(height)[None] < rows[:, None]
+    )
+    c = (
+        torch.ones(batch, width, dtype=torch.bool)
+        if cols is None
+        else torch.arange(width)[None] < cols[:, None]
+    )
     return (r[:, :, None] & c[:, None, :]).unsqueeze(1).to(device)
 
 
@@ -250,7 +264,9 @@ class TCAComparatorModel(TCAComparatorPreTrainedModel):
         4 frames raises a ValueError, or with `repeat_short=True` is repeated as DnS's data pipeline does.
         """
         if query_frames.dim() != 2:
-            raise ValueError(f"score_database: query_frames must be [frames, dim], got {tuple(query_frames.shape)}")
+            raise ValueError(
+                f"score_database: query_frames must be [frames, dim], got {tuple(query_frames.shape)}"
+            )
         minimum = self.config.min_frames
         if repeat_short:
             query_frames = repeat_to_min_frames(query_frames, minimum)

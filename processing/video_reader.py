@@ -96,11 +96,14 @@ def _open_av(path: str):
     try:
         return av.open(path)
     except Exception as err:  # av raises many FFmpeg error classes
-        raise VideoDecodeError(path, f"cannot open as a video (not a video file or corrupt container): {err}") from err
+        raise VideoDecodeError(
+            path, f"cannot open as a video (not a video file or corrupt container): {err}"
+        ) from err
 
 
-def probe_video(path: str | os.PathLike, max_side: int = 8192, min_side: int = 8, min_duration: float = 1.0
-                ) -> VideoInfo:
+def probe_video(
+    path: str | os.PathLike, max_side: int = 8192, min_side: int = 8, min_duration: float = 1.0
+) -> VideoInfo:
     """Check a file with PyAV (exists, has a decodable video stream, sane resolution, at least `min_duration`
     seconds long) and return its `VideoInfo`; raise `VideoDecodeError` otherwise."""
     path = str(path)
@@ -134,7 +137,9 @@ def probe_video(path: str | os.PathLike, max_side: int = 8192, min_side: int = 8
         try:
             first = next(container.decode(stream), None)
         except Exception as err:
-            raise VideoDecodeError(path, f"corrupt video stream, cannot decode the first frame: {err}") from err
+            raise VideoDecodeError(
+                path, f"corrupt video stream, cannot decode the first frame: {err}"
+            ) from err
         if first is None:
             raise VideoDecodeError(path, "zero-length or corrupt video stream (no decodable frame)")
     finally:
@@ -153,8 +158,9 @@ def _count_frames_pyav(path: str) -> int:
         container.close()
 
 
-def _chunks_pyav(path: str, info: VideoInfo, step: int | None, wanted: np.ndarray | None, chunk_size: int
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _chunks_pyav(
+    path: str, info: VideoInfo, step: int | None, wanted: np.ndarray | None, chunk_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Sequential decode keeping sampled frames only; yields (frames uint8 [n,H,W,3], indices [n])."""
     counts = None if wanted is None else np.bincount(wanted)
     container = _open_av(path)
@@ -180,7 +186,9 @@ def _chunks_pyav(path: str, info: VideoInfo, step: int | None, wanted: np.ndarra
     except VideoDecodeError:
         raise
     except Exception as err:
-        raise VideoDecodeError(path, f"decoding failed after {len(indices)} sampled frames (pyav): {err}") from err
+        raise VideoDecodeError(
+            path, f"decoding failed after {len(indices)} sampled frames (pyav): {err}"
+        ) from err
     finally:
         container.close()
     missing = 0 if counts is None else int(counts.sum()) - emitted - len(frames)
@@ -193,7 +201,9 @@ def _chunks_pyav(path: str, info: VideoInfo, step: int | None, wanted: np.ndarra
         yield np.stack(frames), np.asarray(indices, dtype=np.int64)
 
 
-def _chunks_decord(path: str, indices: np.ndarray, chunk_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _chunks_decord(
+    path: str, indices: np.ndarray, chunk_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for start in range(0, len(indices), chunk_size):
         part = indices[start : start + chunk_size]
         yield _decord_reader(path).get_batch(part.tolist()).asnumpy(), part
@@ -262,7 +272,9 @@ def iter_video_chunks(
                 indices = uniform_indices(total, num_frames)
             else:
                 indices = np.arange(0, total, fps_step(info.fps, fps), dtype=np.int64)
-            chunks = list(_chunks_decord(path, indices[:chunk_size], chunk_size))  # fail early, before yielding
+            chunks = list(
+                _chunks_decord(path, indices[:chunk_size], chunk_size)
+            )  # fail early, before yielding
         except Exception as err:
             _DECORD_CACHE.clear()
             if backend == "decord":
@@ -292,12 +304,21 @@ def iter_video_chunks(
         raise VideoDecodeError(path, "zero-length or corrupt video stream (no decodable frame)")
 
 
-def read_video(path: str | os.PathLike, fps: float | None = 1.0, num_frames: int | None = None,
-               backend: str = "auto", chunk_size: int = 32, transform: Callable | None = None,
-               max_side: int = 8192, min_duration: float = 1.0) -> VideoClip:
+def read_video(
+    path: str | os.PathLike,
+    fps: float | None = 1.0,
+    num_frames: int | None = None,
+    backend: str = "auto",
+    chunk_size: int = 32,
+    transform: Callable | None = None,
+    max_side: int = 8192,
+    min_duration: float = 1.0,
+) -> VideoClip:
     """All sampled frames of a video at once (chunked decode; pass a `transform` such as
     `TCAImageProcessor.resize_and_crop` to keep memory bounded on long videos)."""
-    chunks = list(iter_video_chunks(path, fps, num_frames, backend, chunk_size, transform, max_side, min_duration))
+    chunks = list(
+        iter_video_chunks(path, fps, num_frames, backend, chunk_size, transform, max_side, min_duration)
+    )
     if not chunks:
         raise VideoDecodeError(path, "no frames sampled")
     first = chunks[0].frames

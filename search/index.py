@@ -30,7 +30,11 @@ from ..evaluation.embedding import frame_level_similarities
 
 INDEX_TYPES = ("flat", "ivf", "ivfpq")
 CONFIG_FILE, IDS_FILE, FAISS_FILE, FRAMES_FILE, OFFSETS_FILE = (
-    "config.json", "ids.json", "video.faiss", "frames.f16", "offsets.npy",
+    "config.json",
+    "ids.json",
+    "video.faiss",
+    "frames.f16",
+    "offsets.npy",
 )
 
 
@@ -67,7 +71,9 @@ class FrameStore:
         committed = int(self.offsets[-1]) * dim * 2
         size = self.path.stat().st_size if self.path.exists() else 0
         if size < committed:
-            raise ValueError(f"{self.path}: {size} bytes, but {OFFSETS_FILE} records {committed} (file truncated?)")
+            raise ValueError(
+                f"{self.path}: {size} bytes, but {OFFSETS_FILE} records {committed} (file truncated?)"
+            )
         if size > committed:
             with open(self.path, "r+b") as handle:  # drop frames appended after the last commit
                 handle.truncate(committed)
@@ -103,8 +109,11 @@ class FrameStore:
     def _frames(self) -> np.ndarray:
         if self._map is None:
             total = int(self.offsets[-1])
-            self._map = np.memmap(self.path, dtype=np.float16, mode="r", shape=(total, self.dim)) if total else (
-                np.zeros((0, self.dim), np.float16))
+            self._map = (
+                np.memmap(self.path, dtype=np.float16, mode="r", shape=(total, self.dim))
+                if total
+                else (np.zeros((0, self.dim), np.float16))
+            )
         return self._map
 
     def get(self, position: int) -> np.ndarray:
@@ -156,9 +165,15 @@ class VideoIndex:
             raise ValueError(f"ivfpq: dim {dim} must be divisible by pq_m {pq_m}")
         self.directory = Path(directory)
         self.config = {
-            "dim": int(dim), "index_type": index_type, "nlist": int(nlist), "pq_m": int(pq_m),
-            "pq_bits": int(pq_bits), "nprobe": int(nprobe), "store_frames": bool(store_frames),
-            "metadata": dict(metadata or {}), "exact_backend": exact_backend,
+            "dim": int(dim),
+            "index_type": index_type,
+            "nlist": int(nlist),
+            "pq_m": int(pq_m),
+            "pq_bits": int(pq_bits),
+            "nprobe": int(nprobe),
+            "store_frames": bool(store_frames),
+            "metadata": dict(metadata or {}),
+            "exact_backend": exact_backend,
         }
         if exact_backend not in ("blas", "faiss"):
             raise ValueError(f"exact_backend must be 'blas' or 'faiss', got {exact_backend!r}")
@@ -182,8 +197,14 @@ class VideoIndex:
         if kind == "ivf":
             index = faiss.IndexIVFFlat(quantizer, dim, self.config["nlist"], faiss.METRIC_INNER_PRODUCT)
         else:
-            index = faiss.IndexIVFPQ(quantizer, dim, self.config["nlist"], self.config["pq_m"],
-                                     self.config["pq_bits"], faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFPQ(
+                quantizer,
+                dim,
+                self.config["nlist"],
+                self.config["pq_m"],
+                self.config["pq_bits"],
+                faiss.METRIC_INNER_PRODUCT,
+            )
         index.nprobe = self.config["nprobe"]
         self._quantizer = quantizer  # keep the Python wrapper alive with the index
         return index
@@ -202,8 +223,10 @@ class VideoIndex:
         """Train the IVF coarse quantiser (and PQ codebooks) on a sample of video embeddings."""
         sample = _as_matrix(video_embeds, self.dim, "training sample")
         if sample.shape[0] < self.config["nlist"]:
-            raise ValueError(f"{self.config['index_type']} with nlist={self.config['nlist']} needs at least "
-                             f"nlist training vectors, got {sample.shape[0]} (lower --nlist or use flat)")
+            raise ValueError(
+                f"{self.config['index_type']} with nlist={self.config['nlist']} needs at least "
+                f"nlist training vectors, got {sample.shape[0]} (lower --nlist or use flat)"
+            )
         self.index.train(sample)
 
     def add(self, ids: Sequence[str], video_embeds, frame_embeds: Sequence | None = None) -> None:
@@ -251,18 +274,31 @@ class VideoIndex:
             if not (directory / name).exists():
                 raise FileNotFoundError(f"{directory} is not a vidtempo index: {name} is missing")
         config = json.loads((directory / CONFIG_FILE).read_text())
-        self = cls(directory, config["dim"], config["index_type"], config["nlist"], config["pq_m"],
-                   config["pq_bits"], config["nprobe"], config["store_frames"], config.get("metadata"),
-                   config.get("exact_backend", "blas"))
+        self = cls(
+            directory,
+            config["dim"],
+            config["index_type"],
+            config["nlist"],
+            config["pq_m"],
+            config["pq_bits"],
+            config["nprobe"],
+            config["store_frames"],
+            config.get("metadata"),
+            config.get("exact_backend", "blas"),
+        )
         self.index = faiss.read_index(str(directory / FAISS_FILE))
         if hasattr(self.index, "nprobe"):
             self.index.nprobe = config["nprobe"]
         self.ids = json.loads((directory / IDS_FILE).read_text())
         self._position = {video_id: i for i, video_id in enumerate(self.ids)}
         if self.index.ntotal != len(self.ids):
-            raise ValueError(f"{directory}: {FAISS_FILE} holds {self.index.ntotal} vectors for {len(self.ids)} ids")
+            raise ValueError(
+                f"{directory}: {FAISS_FILE} holds {self.index.ntotal} vectors for {len(self.ids)} ids"
+            )
         if self.frames is not None and len(self.frames) != len(self.ids):
-            raise ValueError(f"{directory}: {OFFSETS_FILE} lists {len(self.frames)} videos for {len(self.ids)} ids")
+            raise ValueError(
+                f"{directory}: {OFFSETS_FILE} lists {len(self.frames)} videos for {len(self.ids)} ids"
+            )
         return self
 
     @classmethod
@@ -271,7 +307,9 @@ class VideoIndex:
         if (Path(directory) / CONFIG_FILE).exists():
             index = cls.load(directory)
             if index.dim != dim:
-                raise ValueError(f"{directory}: existing index has dim {index.dim}, new embeddings have {dim}")
+                raise ValueError(
+                    f"{directory}: existing index has dim {index.dim}, new embeddings have {dim}"
+                )
             return index
         return cls(directory, dim, **kwargs)
 

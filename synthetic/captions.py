@@ -54,16 +54,25 @@ def _event(rng: np.random.Generator, color: str, start: float, end: float) -> tu
         spin = 3.0
     start_scale = 1.0 / (1.0 + grow * start)  # size at span start is the base size
     shape = {
-        "kind": kind, "color": list(COLORS[color]), "size": float(rng.uniform(0.1, 0.15) * start_scale),
-        "pos": (place - vel * start).tolist(), "vel": vel.tolist(), "angle": 0.0, "spin": spin,
-        "stripes": 0.0, "grow": grow, "visible": [start, end],
+        "kind": kind,
+        "color": list(COLORS[color]),
+        "size": float(rng.uniform(0.1, 0.15) * start_scale),
+        "pos": (place - vel * start).tolist(),
+        "vel": vel.tolist(),
+        "angle": 0.0,
+        "spin": spin,
+        "stripes": 0.0,
+        "grow": grow,
+        "visible": [start, end],
     }
     if spin:
         shape["angle"] = -spin * start
     return shape, f"a {color} {kind} {action}"
 
 
-def build_caption_specs(num_videos: int, seed: int, fps: float, duration: float, test_fraction: float = 0.3) -> list[dict]:
+def build_caption_specs(
+    num_videos: int, seed: int, fps: float, duration: float, test_fraction: float = 0.3
+) -> list[dict]:
     """Video specs with their events (deterministic by seed)."""
     rng = np.random.default_rng(seed)
     num_frames = max(6, int(round(duration * fps)))
@@ -80,26 +89,43 @@ def build_caption_specs(num_videos: int, seed: int, fps: float, duration: float,
             start, end = bounds[k] / fps, bounds[k + 1] / fps
             shape, caption = _event(rng, colors[k], float(start), float(end))
             shapes.append(shape)
-            events.append({"start": round(float(start), 4), "end": round(min(float(end), total), 4),
-                           "caption": caption, "color": colors[k]})
+            events.append(
+                {
+                    "start": round(float(start), 4),
+                    "end": round(min(float(end), total), 4),
+                    "caption": caption,
+                    "color": colors[k],
+                }
+            )
         grey = rng.uniform(90, 150)
         scene = {
-            "num_frames": num_frames, "t0": 0.0,
-            "background": {"colors": [[grey] * 3, [grey + 40] * 3, [grey - 40] * 3],
-                           "freqs": rng.uniform(-2, 2, (3, 2)).round(3).tolist(),
-                           "phases": rng.uniform(0, 6.28, 3).round(3).tolist()},
+            "num_frames": num_frames,
+            "t0": 0.0,
+            "background": {
+                "colors": [[grey] * 3, [grey + 40] * 3, [grey - 40] * 3],
+                "freqs": rng.uniform(-2, 2, (3, 2)).round(3).tolist(),
+                "phases": rng.uniform(0, 6.28, 3).round(3).tolist(),
+            },
             "camera": {"pos": [0.0, 0.0], "vel": [0.0, 0.0], "zoom": 1.0, "zoom_rate": 0.0},
             "shapes": shapes,
         }
-        specs.append({"video_id": f"cap_{v:03d}", "split": "test" if v >= num_videos - num_test else "train",
-                      "scene": scene, "events": events})
+        specs.append(
+            {
+                "video_id": f"cap_{v:03d}",
+                "split": "test" if v >= num_videos - num_test else "train",
+                "scene": scene,
+                "events": events,
+            }
+        )
     return specs
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["video_id", "video_path", "start", "end", "caption", "split"])
+            writer = csv.DictWriter(
+                handle, fieldnames=["video_id", "video_path", "start", "end", "caption", "split"]
+            )
             writer.writeheader()
             writer.writerows(rows)
 
@@ -122,17 +148,35 @@ def generate_captioned_videos(
     if width % 2 or height % 2 or min(width, height) < 16:
         raise ValueError(f"size must be even and at least 16x16, got {width}x{height}")
     root = Path(out_dir)
-    paths = {name: root / name for name in ("captions.csv", "captions.json", "train.csv", "test.csv",
-                                            "charades_sta_train.txt", "charades_sta_test.txt", "manifest.json",
-                                            "info.json")}
+    paths = {
+        name: root / name
+        for name in (
+            "captions.csv",
+            "captions.json",
+            "train.csv",
+            "test.csv",
+            "charades_sta_train.txt",
+            "charades_sta_test.txt",
+            "manifest.json",
+            "info.json",
+        )
+    }
     paths["videos"] = root / "videos"
-    params = {"num_videos": num_videos, "seed": seed, "size": [width, height], "fps": fps, "duration": duration,
-              "test_fraction": test_fraction}
+    params = {
+        "num_videos": num_videos,
+        "seed": seed,
+        "size": [width, height],
+        "fps": fps,
+        "duration": duration,
+        "test_fraction": test_fraction,
+    }
     if paths["info.json"].exists():
         info = json.loads(paths["info.json"].read_text())
         if info.get("params") != params:
-            raise ValueError(f"{root} holds a captioned set made with other parameters ({info.get('params')}); "
-                             "use another output folder or delete it")
+            raise ValueError(
+                f"{root} holds a captioned set made with other parameters ({info.get('params')}); "
+                "use another output folder or delete it"
+            )
         if all(Path(p).exists() for p in info["videos"]):
             return paths
     paths["videos"].mkdir(parents=True, exist_ok=True)
@@ -149,19 +193,36 @@ def generate_captioned_videos(
             failed.append({"video_id": spec["video_id"], "error": f"{type(error).__name__}: {error}"})
             continue
         written.append(str(path))
-        rows += [{"video_id": spec["video_id"], "video_path": str(path), "start": e["start"], "end": e["end"],
-                  "caption": e["caption"], "split": spec["split"]} for e in spec["events"]]
+        rows += [
+            {
+                "video_id": spec["video_id"],
+                "video_path": str(path),
+                "start": e["start"],
+                "end": e["end"],
+                "caption": e["caption"],
+                "split": spec["split"],
+            }
+            for e in spec["events"]
+        ]
     _write_csv(paths["captions.csv"], rows)
     write_text_atomic(paths["captions.json"], json.dumps(rows, indent=1))
     for split in ("train", "test"):
         split_rows = [r for r in rows if r["split"] == split]
         _write_csv(paths[f"{split}.csv"], split_rows)
-        write_text_atomic(paths[f"charades_sta_{split}.txt"],
-                    "".join(f"{r['video_id']} {r['start']:.2f} {r['end']:.2f}##{r['caption']}\n" for r in split_rows))
-    write_text_atomic(paths["manifest.json"], json.dumps({"fps": fps, "size": [width, height], "videos": specs,
-                                                    "failed": failed}, indent=1))
-    write_text_atomic(paths["info.json"], json.dumps({"params": params, "videos": written, "num_failed": len(failed),
-                                                "complete": True}, indent=1))
+        write_text_atomic(
+            paths[f"charades_sta_{split}.txt"],
+            "".join(f"{r['video_id']} {r['start']:.2f} {r['end']:.2f}##{r['caption']}\n" for r in split_rows),
+        )
+    write_text_atomic(
+        paths["manifest.json"],
+        json.dumps({"fps": fps, "size": [width, height], "videos": specs, "failed": failed}, indent=1),
+    )
+    write_text_atomic(
+        paths["info.json"],
+        json.dumps(
+            {"params": params, "videos": written, "num_failed": len(failed), "complete": True}, indent=1
+        ),
+    )
     if failed:
         print(f"warning: {len(failed)} captioned videos could not be written: {failed}", file=sys.stderr)
     return paths
@@ -171,15 +232,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vidtempo.synthetic.captions",
         description="Render the synthetic captioned-video set for LocVTP: videos with 2-3 timed events, captions "
-                    "with start/end seconds (captions.csv, train.csv, test.csv) and Charades-STA-style grounding "
-                    "files (charades_sta_{train,test}.txt). Rerunning with the same arguments reuses the output.",
+        "with start/end seconds (captions.csv, train.csv, test.csv) and Charades-STA-style grounding "
+        "files (charades_sta_{train,test}.txt). Rerunning with the same arguments reuses the output.",
     )
     parser.add_argument("out_dir", help="output folder")
     parser.add_argument("--num-videos", type=int, default=40, help="videos; default 40")
     parser.add_argument("--size", default="112x112", help="WIDTHxHEIGHT, even; default 112x112")
     parser.add_argument("--fps", type=float, default=8.0, help="frame rate; default 8")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per video; default 6")
-    parser.add_argument("--test-fraction", type=float, default=0.3, help="videos held out for test; default 0.3")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.3, help="videos held out for test; default 0.3"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
@@ -188,8 +251,16 @@ def main(argv=None) -> int:
         assert len(size) == 2
     except (ValueError, AssertionError):
         parser.error(f"--size: expected WIDTHxHEIGHT such as 112x112, got {args.size!r}")
-    paths = generate_captioned_videos(args.out_dir, args.num_videos, args.seed, size, args.fps, args.duration,
-                                      args.test_fraction, progress=not args.no_progress)
+    paths = generate_captioned_videos(
+        args.out_dir,
+        args.num_videos,
+        args.seed,
+        size,
+        args.fps,
+        args.duration,
+        args.test_fraction,
+        progress=not args.no_progress,
+    )
     print(f"captions: {paths['captions.csv']}\ngrounding: {paths['charades_sta_test.txt']}")
     return 0
 

@@ -99,17 +99,42 @@ def _length_after(transform: dict, length: int) -> int:
     return length
 
 
-def _video(video_id: str, role: str, family: str, split: str, scenes: list[dict], transforms=(),
-           size=None, render_size=None) -> dict:
+def _video(
+    video_id: str,
+    role: str,
+    family: str,
+    split: str,
+    scenes: list[dict],
+    transforms=(),
+    size=None,
+    render_size=None,
+) -> dict:
     render_size = render_size or size
     crf = next((t["crf"] for t in transforms if t["name"] == "reencode"), DEFAULT_CRF)
-    return {"video_id": video_id, "role": role, "family": family, "split": split, "scenes": scenes,
-            "transforms": list(transforms), "crf": crf, "size": list(size), "render_size": list(render_size)}
+    return {
+        "video_id": video_id,
+        "role": role,
+        "family": family,
+        "split": split,
+        "scenes": scenes,
+        "transforms": list(transforms),
+        "crf": crf,
+        "size": list(size),
+        "render_size": list(render_size),
+    }
 
 
-def build_specs(num_sources: int, num_distractors: int, seed: int, size: tuple[int, int], fps: float,
-                duration: float, nd_per_source: int = 2, train_fraction: float = 0.6,
-                num_channels: int = 8) -> list[list[dict]]:
+def build_specs(
+    num_sources: int,
+    num_distractors: int,
+    seed: int,
+    size: tuple[int, int],
+    fps: float,
+    duration: float,
+    nd_per_source: int = 2,
+    train_fraction: float = 0.6,
+    num_channels: int = 8,
+) -> list[list[dict]]:
     """All video specs, grouped by family (one group = one worker job; distractors are one-video groups).
     With ``num_channels > 0`` every video is uploaded by a channel (`assign_channels`)."""
     if num_sources < 1:
@@ -135,17 +160,30 @@ def build_specs(num_sources: int, num_distractors: int, seed: int, size: tuple[i
             out_size = next(((t["width"], t["height"]) for t in transforms if t["name"] == "resize"), size)
             group.append(_video(f"{family}_nd{k}", "ND", family, split, scenes, transforms, out_size, size))
         # DS: one or two of the query's scenes spliced with a scene of an unrelated incident.
-        keep = sorted(rng.choice(len(scenes), min(len(scenes) - 1, int(rng.integers(1, 3))) or 1, replace=False))
-        other = random_scene(rng, random_incident(rng), int(rng.integers(num_frames // 4, num_frames // 2 + 2)))
+        keep = sorted(
+            rng.choice(len(scenes), min(len(scenes) - 1, int(rng.integers(1, 3))) or 1, replace=False)
+        )
+        other = random_scene(
+            rng, random_incident(rng), int(rng.integers(num_frames // 4, num_frames // 2 + 2))
+        )
         ds_scenes = [scenes[i] for i in keep]
         ds_scenes.insert(int(rng.integers(0, len(ds_scenes) + 1)), other)
         group.append(_video(f"{family}_ds", "DS", family, split, ds_scenes, size=size))
         # CS: the same events from another viewpoint.
-        group.append(_video(f"{family}_cs", "CS", family, split, [_other_viewpoint(rng, s, incident) for s in scenes],
-                            size=size))
+        group.append(
+            _video(
+                f"{family}_cs",
+                "CS",
+                family,
+                split,
+                [_other_viewpoint(rng, s, incident) for s in scenes],
+                size=size,
+            )
+        )
         # IS: the same incident, other scenes.
-        group.append(_video(f"{family}_is", "IS", family, split, _source_scenes(rng, incident, num_frames),
-                            size=size))
+        group.append(
+            _video(f"{family}_is", "IS", family, split, _source_scenes(rng, incident, num_frames), size=size)
+        )
         groups.append(group)
     num_train_d = int(round(train_fraction * num_distractors)) if num_sources > 1 else 0
     for d in range(num_distractors):
@@ -156,8 +194,18 @@ def build_specs(num_sources: int, num_distractors: int, seed: int, size: tuple[i
             for obj in incident["objects"]:
                 obj["color"] = incident["palette"][int(rng.integers(5))]
         split = "train" if d < num_train_d else "test"
-        groups.append([_video(f"d{d:03d}", "distractor", f"d{d:03d}", split,
-                              _source_scenes(rng, incident, num_frames), size=size)])
+        groups.append(
+            [
+                _video(
+                    f"d{d:03d}",
+                    "distractor",
+                    f"d{d:03d}",
+                    split,
+                    _source_scenes(rng, incident, num_frames),
+                    size=size,
+                )
+            ]
+        )
     if num_channels > 0:
         assign_channels(groups, num_channels, np.random.default_rng([seed, 1]), fps)
     return groups
@@ -168,12 +216,18 @@ def random_channel(rng: np.random.Generator, fps: float) -> dict:
     intro = random_scene(rng, random_incident(rng), max(1, int(round(rng.uniform(1.5, 2.5) * fps))))
     w, h = rng.uniform(0.1, 0.16), rng.uniform(0.1, 0.16)
     x0, y0 = rng.choice([0.02, 0.98 - w]), rng.choice([0.02, 0.98 - h])
-    watermark = {"name": "logo", "box": [round(x0, 3), round(y0, 3), round(x0 + w, 3), round(y0 + h, 3)],
-                 "color": rng.integers(0, 256, 3).tolist(), "color2": rng.integers(0, 256, 3).tolist()}
+    watermark = {
+        "name": "logo",
+        "box": [round(x0, 3), round(y0, 3), round(x0 + w, 3), round(y0 + h, 3)],
+        "color": rng.integers(0, 256, 3).tolist(),
+        "color2": rng.integers(0, 256, 3).tolist(),
+    }
     return {"intro": intro, "watermark": watermark}
 
 
-def assign_channels(groups: list[list[dict]], num_channels: int, rng: np.random.Generator, fps: float) -> None:
+def assign_channels(
+    groups: list[list[dict]], num_channels: int, rng: np.random.Generator, fps: float
+) -> None:
     """Give every video an uploader channel (in place): its intro is prepended and its watermark stamped on
     every frame, as platforms' channels do. Near-duplicates are re-uploads, so always by another channel
     than the query's; other relatives and distractors come from any channel. Unrelated videos of one
@@ -183,7 +237,9 @@ def assign_channels(groups: list[list[dict]], num_channels: int, rng: np.random.
     for group in groups:
         query_channel = int(rng.integers(num_channels))
         for spec in group:
-            channel = query_channel if spec["role"] in ("query", "distractor") else int(rng.integers(num_channels))
+            channel = (
+                query_channel if spec["role"] in ("query", "distractor") else int(rng.integers(num_channels))
+            )
             if spec["role"] == "ND" and num_channels > 1:
                 channel = int((query_channel + rng.integers(1, num_channels)) % num_channels)
             spec["channel"] = {"id": channel, **channels[channel]}
@@ -222,7 +278,9 @@ def _write_group(group: list[dict], videos_dir: str, fps: float) -> list[dict]:
             write_video(path, frames, fps, crf=spec["crf"])
             records.append({"video_id": spec["video_id"], "ok": True, "num_frames": len(frames)})
         except Exception as error:  # noqa: BLE001 - one bad video must not stop the batch
-            records.append({"video_id": spec["video_id"], "ok": False, "error": f"{type(error).__name__}: {error}"})
+            records.append(
+                {"video_id": spec["video_id"], "ok": False, "error": f"{type(error).__name__}: {error}"}
+            )
     return records
 
 
@@ -250,15 +308,22 @@ def build_annotations(groups: list[list[dict]], failed: set[str] = frozenset()) 
         if query in failed:
             continue
         version["queries"].append(query)
-        labels = {label: [v["video_id"] for v in relatives if v["role"] == label] for label in ("ND", "DS", "CS", "IS")}
+        labels = {
+            label: [v["video_id"] for v in relatives if v["role"] == label]
+            for label in ("ND", "DS", "CS", "IS")
+        }
         annotation[query] = {**labels, "DA": []}
         if split == "train":  # copies and partial copies are the positives TCA learns from
             copies = [query] + labels["ND"] + labels["DS"]
-            pairs += [{"videos": [a, b]} for i, a in enumerate(copies) for b in copies[i + 1:]]
+            pairs += [{"videos": [a, b]} for i, a in enumerate(copies) for b in copies[i + 1 :]]
             hard_negs += labels["CS"] + labels["IS"]
     fivr = {"versions": versions, "annotation": annotation}
-    train = {"video_pairs": pairs, "negs": negs, "hard_negs": hard_negs,
-             "videos": sorted({v["video_id"] for g in groups for v in g if v["split"] == "train"} - set(failed))}
+    train = {
+        "video_pairs": pairs,
+        "negs": negs,
+        "hard_negs": hard_negs,
+        "videos": sorted({v["video_id"] for g in groups for v in g if v["split"] == "train"} - set(failed)),
+    }
     return fivr, train
 
 
@@ -290,26 +355,55 @@ def generate_benchmark(
     if fps <= 0 or duration <= 0:
         raise ValueError(f"fps and duration must be positive, got fps={fps}, duration={duration}")
     root = Path(out_dir)
-    paths = BenchmarkPaths(root, root / "videos", root / "annotation.json", root / "train_pairs.json",
-                           root / "manifest.json", root / "info.json")
-    params = {"format_version": FORMAT_VERSION, "num_sources": num_sources, "num_distractors": num_distractors,
-              "seed": seed, "size": [width, height], "fps": fps, "duration": duration,
-              "nd_per_source": nd_per_source, "train_fraction": train_fraction, "num_channels": num_channels}
+    paths = BenchmarkPaths(
+        root,
+        root / "videos",
+        root / "annotation.json",
+        root / "train_pairs.json",
+        root / "manifest.json",
+        root / "info.json",
+    )
+    params = {
+        "format_version": FORMAT_VERSION,
+        "num_sources": num_sources,
+        "num_distractors": num_distractors,
+        "seed": seed,
+        "size": [width, height],
+        "fps": fps,
+        "duration": duration,
+        "nd_per_source": nd_per_source,
+        "train_fraction": train_fraction,
+        "num_channels": num_channels,
+    }
     params_file = root / "params.json"
     if params_file.exists():
         previous = json.loads(params_file.read_text())
         if previous != params:
-            raise ValueError(f"{root} holds a benchmark made with other parameters ({previous}); "
-                             "use another output folder or delete it")
+            raise ValueError(
+                f"{root} holds a benchmark made with other parameters ({previous}); "
+                "use another output folder or delete it"
+            )
         manifest = json.loads(paths.manifest.read_text()) if paths.info.exists() else None
-        if manifest and not manifest["failed"] and all((paths.videos / f"{v}.mp4").exists()
-                                                        for v in manifest["ok_videos"]):
+        if (
+            manifest
+            and not manifest["failed"]
+            and all((paths.videos / f"{v}.mp4").exists() for v in manifest["ok_videos"])
+        ):
             return paths  # complete; a run with failures is retried (finished videos are kept)
     paths.videos.mkdir(parents=True, exist_ok=True)
     _write_json(params_file, params)
 
-    groups = build_specs(num_sources, num_distractors, seed, (width, height), fps, duration, nd_per_source,
-                         train_fraction, num_channels)
+    groups = build_specs(
+        num_sources,
+        num_distractors,
+        seed,
+        (width, height),
+        fps,
+        duration,
+        nd_per_source,
+        train_fraction,
+        num_channels,
+    )
     records = []
     from tqdm.auto import tqdm
 
@@ -330,19 +424,39 @@ def generate_benchmark(
         with open(root / "failed.jsonl", "a") as handle:
             for video_id, error in failed.items():
                 handle.write(json.dumps({"video_id": video_id, "error": error}) + "\n")
-        print(f"warning: {len(failed)} synthetic videos could not be written (see {root / 'failed.jsonl'})",
-              file=sys.stderr)
+        print(
+            f"warning: {len(failed)} synthetic videos could not be written (see {root / 'failed.jsonl'})",
+            file=sys.stderr,
+        )
     fivr, train = build_annotations(groups, set(failed))
-    videos = [{k: v for k, v in spec.items() if k != "scenes"} | {"path": f"videos/{spec['video_id']}.mp4",
-                                                                   "num_scenes": len(spec["scenes"])}
-              for g in groups for spec in g]
+    videos = [
+        {k: v for k, v in spec.items() if k != "scenes"}
+        | {"path": f"videos/{spec['video_id']}.mp4", "num_scenes": len(spec["scenes"])}
+        for g in groups
+        for spec in g
+    ]
     _write_json(paths.annotation, fivr)
     _write_json(paths.train_pairs, train)
-    _write_json(paths.manifest, {"fps": fps, "videos": videos, "failed": sorted(failed),
-                                 "ok_videos": sorted({v["video_id"] for v in videos} - set(failed)),
-                                 "specs": groups})
-    _write_json(paths.info, {**params, "num_videos": len(videos) - len(failed), "num_failed": len(failed),
-                             "complete": True, "paths": paths.to_dict()})
+    _write_json(
+        paths.manifest,
+        {
+            "fps": fps,
+            "videos": videos,
+            "failed": sorted(failed),
+            "ok_videos": sorted({v["video_id"] for v in videos} - set(failed)),
+            "specs": groups,
+        },
+    )
+    _write_json(
+        paths.info,
+        {
+            **params,
+            "num_videos": len(videos) - len(failed),
+            "num_failed": len(failed),
+            "complete": True,
+            "paths": paths.to_dict(),
+        },
+    )
     return paths
 
 
@@ -358,9 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vidtempo.synthetic.neardup",
         description="Render the synthetic near-duplicate benchmark: per family a query, ND (transformed copies), "
-                    "DS (shared scenes), CS (other viewpoint) and IS (same incident) relatives, plus distractors; "
-                    "FIVR-schema annotation (held-out families, version 'synthetic') and VCDB-like training pairs. "
-                    "Videos: 6 per family (with 2 ND) + distractors. Rerunning with the same arguments resumes.",
+        "DS (shared scenes), CS (other viewpoint) and IS (same incident) relatives, plus distractors; "
+        "FIVR-schema annotation (held-out families, version 'synthetic') and VCDB-like training pairs. "
+        "Videos: 6 per family (with 2 ND) + distractors. Rerunning with the same arguments resumes.",
     )
     parser.add_argument("out_dir", help="output folder")
     parser.add_argument("--num-sources", type=int, default=40, help="families (incidents); default 40")
@@ -368,10 +482,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nd-per-source", type=int, default=2, help="near-duplicates per family; default 2")
     parser.add_argument("--size", type=_size, default=(128, 96), help="WIDTHxHEIGHT, even; default 128x96")
     parser.add_argument("--fps", type=float, default=8.0, help="frame rate; default 8")
-    parser.add_argument("--duration", type=float, default=6.0, help="source video length in seconds; default 6")
-    parser.add_argument("--train-fraction", type=float, default=0.6, help="families used for training; default 0.6")
-    parser.add_argument("--num-channels", type=int, default=8,
-                        help="uploader channels (intro bumper + watermark per channel; 0 = none); default 8")
+    parser.add_argument(
+        "--duration", type=float, default=6.0, help="source video length in seconds; default 6"
+    )
+    parser.add_argument(
+        "--train-fraction", type=float, default=0.6, help="families used for training; default 0.6"
+    )
+    parser.add_argument(
+        "--num-channels",
+        type=int,
+        default=8,
+        help="uploader channels (intro bumper + watermark per channel; 0 = none); default 8",
+    )
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="processes")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -380,12 +502,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    paths = generate_benchmark(args.out_dir, args.num_sources, args.num_distractors, args.seed, args.size, args.fps,
-                               args.duration, args.nd_per_source, args.train_fraction, args.num_channels, args.workers,
-                               progress=not args.no_progress)
+    paths = generate_benchmark(
+        args.out_dir,
+        args.num_sources,
+        args.num_distractors,
+        args.seed,
+        args.size,
+        args.fps,
+        args.duration,
+        args.nd_per_source,
+        args.train_fraction,
+        args.num_channels,
+        args.workers,
+        progress=not args.no_progress,
+    )
     info = json.loads(paths.info.read_text())
     print(f"{info['num_videos']} videos ({info['num_failed']} failed) in {paths.videos}")
-    print(f"annotation: {paths.annotation} (version 'synthetic' = held-out)\ntraining pairs: {paths.train_pairs}")
+    print(
+        f"annotation: {paths.annotation} (version 'synthetic' = held-out)\ntraining pairs: {paths.train_pairs}"
+    )
     return 0
 
 

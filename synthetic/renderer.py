@@ -84,7 +84,9 @@ def shape_state(shape: dict, times: np.ndarray):
     return cx, cy, angle, visible, scale
 
 
-def draw_shapes(frames: np.ndarray, x: np.ndarray, y: np.ndarray, times: np.ndarray, shapes: list[dict]) -> None:
+def draw_shapes(
+    frames: np.ndarray, x: np.ndarray, y: np.ndarray, times: np.ndarray, shapes: list[dict]
+) -> None:
     """Paint striped shapes onto float frames [T, H, W, 3] in place (later shapes on top); x [T, 1, W] and
     y [T, H, 1] are the world coordinates from `_grid`."""
     for shape in shapes:
@@ -99,7 +101,9 @@ def draw_shapes(frames: np.ndarray, x: np.ndarray, y: np.ndarray, times: np.ndar
         t_idx, rows, cols = np.nonzero(mask)
         mu, mv = u[t_idx, rows, cols], v[t_idx, rows, cols]
         stripes = np.sin(2 * np.pi * shape.get("stripes", 0.0) * (mu + 0.5 * mv)) > 0  # [n]
-        color = np.where(stripes[:, None], np.float32(shape["color"]), np.float32(shape.get("color2", shape["color"])))
+        color = np.where(
+            stripes[:, None], np.float32(shape["color"]), np.float32(shape.get("color2", shape["color"]))
+        )
         frames[sel[t_idx], rows, cols] = color
 
 
@@ -121,7 +125,9 @@ def render_scenes(scenes: list[dict], size: tuple[int, int], fps: float) -> np.n
 # ----------------------------------------------------------------------------------------------------
 
 
-def random_palette(rng: np.random.Generator, num_colors: int = 5, near: np.ndarray | None = None) -> np.ndarray:
+def random_palette(
+    rng: np.random.Generator, num_colors: int = 5, near: np.ndarray | None = None
+) -> np.ndarray:
     """Saturated colours float [N, 3] in 0..255; `near` perturbs a given palette (similar-looking distractors)."""
     if near is not None:
         return np.clip(np.asarray(near, dtype=np.float64) + rng.normal(0, 25, size=np.shape(near)), 0, 255)
@@ -136,7 +142,9 @@ def hsv_to_rgb(h, s, v) -> np.ndarray:
     i = np.floor(h * 6).astype(int) % 6
     f = h * 6 - np.floor(h * 6)
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = np.stack([np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))])
+    table = np.stack(
+        [np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
+    )
     return table[i, np.arange(len(h))] * 255.0
 
 
@@ -164,13 +172,15 @@ def random_scene(rng: np.random.Generator, incident: dict, num_frames: int, t0: 
     bg_idx = rng.choice(len(palette), 3, replace=False)
     shapes = []
     for obj in incident["objects"]:
-        shapes.append({
-            **obj,
-            "pos": rng.uniform([-0.5, -0.3], [0.5, 0.3]).tolist(),
-            "vel": rng.uniform(-0.15, 0.15, 2).tolist(),
-            "angle": float(rng.uniform(0, 2 * np.pi)),
-            "spin": float(rng.uniform(-1.5, 1.5)),
-        })
+        shapes.append(
+            {
+                **obj,
+                "pos": rng.uniform([-0.5, -0.3], [0.5, 0.3]).tolist(),
+                "vel": rng.uniform(-0.15, 0.15, 2).tolist(),
+                "angle": float(rng.uniform(0, 2 * np.pi)),
+                "spin": float(rng.uniform(-1.5, 1.5)),
+            }
+        )
     return {
         "num_frames": int(num_frames),
         "t0": float(t0),

@@ -10,10 +10,27 @@ import numpy as np
 
 # 5x5 block glyphs for text overlays (one bit per cell, row-major).
 _GLYPHS = np.array(
-    [[int(b) for b in f"{code:025b}"] for code in (
-        0x1F8C63F, 0x1E8FA3E, 0x0F8420F, 0x1E8C63E, 0x1F87A1F, 0x1F87A10, 0x0F84E2F, 0x118FE31,
-        0x0E2108E, 0x1F0862E, 0x1197251, 0x108421F, 0x11DD631, 0x11CD671, 0x0E8C62E, 0x1E8FA10,
-    )],
+    [
+        [int(b) for b in f"{code:025b}"]
+        for code in (
+            0x1F8C63F,
+            0x1E8FA3E,
+            0x0F8420F,
+            0x1E8C63E,
+            0x1F87A1F,
+            0x1F87A10,
+            0x0F84E2F,
+            0x118FE31,
+            0x0E2108E,
+            0x1F0862E,
+            0x1197251,
+            0x108421F,
+            0x11DD631,
+            0x11CD671,
+            0x0E8C62E,
+            0x1E8FA10,
+        )
+    ],
     dtype=bool,
 ).reshape(-1, 5, 5)
 
@@ -66,13 +83,13 @@ def overlay_text(frames: np.ndarray, glyphs: list[int], row: float, color) -> np
     cell = max(1, height // 40)
     bar_h = 7 * cell
     r0 = min(int(row * height), height - bar_h)
-    out[:, r0:r0 + bar_h] = (out[:, r0:r0 + bar_h] // 4).astype(np.uint8)
+    out[:, r0 : r0 + bar_h] = (out[:, r0 : r0 + bar_h] // 4).astype(np.uint8)
     for k, g in enumerate(glyphs):
         c0 = cell + k * 6 * cell
         if c0 + 5 * cell > width:
             break
         mask = np.kron(_GLYPHS[g % len(_GLYPHS)], np.ones((cell, cell), dtype=bool))
-        block = out[:, r0 + cell:r0 + 6 * cell, c0:c0 + 5 * cell]
+        block = out[:, r0 + cell : r0 + 6 * cell, c0 : c0 + 5 * cell]
         block[:, mask] = np.uint8(color)
     return out
 
@@ -92,7 +109,7 @@ def trim(frames: np.ndarray, start: int, length: int) -> np.ndarray:
     """Frames ``start .. start + length - 1``."""
     if not 0 <= start < len(frames) or length < 1:
         raise ValueError(f"trim: start {start} / length {length} outside a {len(frames)}-frame video")
-    return frames[start:start + length]
+    return frames[start : start + length]
 
 
 def resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -133,16 +150,27 @@ def random_transform(rng: np.random.Generator, name: str, num_frames: int, size:
         x0, y0 = rng.uniform(0, 1 - scale), rng.uniform(0, 1 - scale)
         return {"name": name, "box": [round(x0, 3), round(y0, 3), round(x0 + scale, 3), round(y0 + scale, 3)]}
     if name == "color_shift":
-        return {"name": name, "gain": rng.uniform(0.7, 1.3, 3).round(3).tolist(),
-                "offset": rng.uniform(-30, 30, 3).round(1).tolist()}
+        return {
+            "name": name,
+            "gain": rng.uniform(0.7, 1.3, 3).round(3).tolist(),
+            "offset": rng.uniform(-30, 30, 3).round(1).tolist(),
+        }
     if name == "logo":
         w, h = rng.uniform(0.15, 0.3), rng.uniform(0.15, 0.3)
         x0, y0 = rng.choice([0.03, 0.97 - w]), rng.choice([0.03, 0.97 - h])
-        return {"name": name, "box": [round(x0, 3), round(y0, 3), round(x0 + w, 3), round(y0 + h, 3)],
-                "color": rng.integers(0, 256, 3).tolist(), "color2": rng.integers(0, 256, 3).tolist()}
+        return {
+            "name": name,
+            "box": [round(x0, 3), round(y0, 3), round(x0 + w, 3), round(y0 + h, 3)],
+            "color": rng.integers(0, 256, 3).tolist(),
+            "color2": rng.integers(0, 256, 3).tolist(),
+        }
     if name == "text":
-        return {"name": name, "glyphs": rng.integers(0, 16, 12).tolist(), "row": round(float(rng.uniform(0.05, 0.85)), 3),
-                "color": rng.integers(160, 256, 3).tolist()}
+        return {
+            "name": name,
+            "glyphs": rng.integers(0, 16, 12).tolist(),
+            "row": round(float(rng.uniform(0.05, 0.85)), 3),
+            "color": rng.integers(160, 256, 3).tolist(),
+        }
     if name == "speed":
         return {"name": name, "factor": float(rng.choice([0.5, 0.75, 1.5, 2.0]))}
     if name == "trim":
@@ -150,7 +178,11 @@ def random_transform(rng: np.random.Generator, name: str, num_frames: int, size:
         return {"name": name, "start": int(rng.integers(0, num_frames - length + 1)), "length": length}
     if name == "resize":
         scale = float(rng.choice([0.5, 0.75, 1.25]))
-        return {"name": name, "width": max(2, int(width * scale) // 2 * 2), "height": max(2, int(height * scale) // 2 * 2)}
+        return {
+            "name": name,
+            "width": max(2, int(width * scale) // 2 * 2),
+            "height": max(2, int(height * scale) // 2 * 2),
+        }
     if name == "reencode":
         return {"name": name, "crf": int(rng.integers(36, 45))}
     raise ValueError(f"unknown transform {name!r}; expected one of {sorted(TRANSFORMS)}")

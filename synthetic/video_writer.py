@@ -32,12 +32,16 @@ def write_video(
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"write_video({path}): frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+        raise ValueError(
+            f"write_video({path}): frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}"
+        )
     if frames.shape[0] == 0:
         raise ValueError(f"write_video({path}): no frames")
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
-        raise ValueError(f"write_video({path}): height and width must be even for yuv420p, got {height}x{width}")
+        raise ValueError(
+            f"write_video({path}): height and width must be even for yuv420p, got {height}x{width}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     codec = codec or _CODEC_FOR_SUFFIX.get(path.suffix.lower(), "libx264")

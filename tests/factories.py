@@ -91,7 +91,12 @@ def tiny_collection(seed=0, num_queries=3, per_query=3, distractors=6):
     for d in range(distractors):
         descriptors[f"d{d}"] = rng.normal(size=(int(rng.integers(3, 10)), EVAL_DIM))
         database.append(f"d{d}")
-    descriptors = {k: (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32) for k, v in descriptors.items()}
+    descriptors = {
+        k: (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32) for k, v in descriptors.items()
+    }
     queries = [f"q{q}" for q in range(num_queries)]
-    fivr = {"versions": {"tiny": {"queries": queries, "database": queries + database}}, "annotation": annotation}
+    fivr = {
+        "versions": {"tiny": {"queries": queries, "database": queries + database}},
+        "annotation": annotation,
+    }
     return descriptors, fivr

@@ -16,16 +16,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = {"modeling": 0, "processing": 1, "evaluation": 2, "synthetic": 2, "search": 3, "training": 3,
-          "hub_cards": 4, "cli": 5}
+LAYERS = {
+    "modeling": 0,
+    "processing": 1,
+    "evaluation": 2,
+    "synthetic": 2,
+    "search": 3,
+    "training": 3,
+    "hub_cards": 4,
+    "cli": 5,
+}
 # What a `modeling/` file may import besides the standard library and its siblings: what a user who
 # loads a checkpoint with trust_remote_code has (numpy and safetensors are transformers' own dependencies).
 MODELING_THIRD_PARTY = {"torch", "transformers", "numpy", "safetensors"}
 
 
 def _is_main_guard(node: ast.AST) -> bool:
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
 
 
 def _imports(tree: ast.AST):
@@ -75,7 +87,9 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
             if target not in LAYERS:
                 bad.append(f"{module} imports unknown vidtempo folder {target!r}")
             elif LAYERS[target] >= LAYERS[folder]:
-                bad.append(f"{module} ({folder}, layer {LAYERS[folder]}) imports {target} (layer {LAYERS[target]})")
+                bad.append(
+                    f"{module} ({folder}, layer {LAYERS[folder]}) imports {target} (layer {LAYERS[target]})"
+                )
     return bad
 
 
@@ -90,7 +104,7 @@ def folder_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == "open":
-                cycles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = "done"
@@ -107,7 +121,8 @@ def test_the_checker_sees_upward_imports_and_cycles(tmp_path):
         (tmp_path / folder).mkdir()
     (tmp_path / "modeling" / "bad.py").write_text("from ..processing.x import y\n")
     (tmp_path / "processing" / "x.py").write_text(
-        "from vidtempo.modeling import z\nif __name__ == '__main__':\n    from ..cli import main\n")
+        "from vidtempo.modeling import z\nif __name__ == '__main__':\n    from ..cli import main\n"
+    )
     graph = module_graph(tmp_path)
     assert graph["modeling/bad.py"] == {"processing"}
     assert graph["processing/x.py"] == {"modeling"}  # the __main__ shim does not count
@@ -166,8 +181,10 @@ def test_modeling_file_loads_alone(name, tmp_path):
         for _, target, level in _imports(ast.parse(text)):
             if level == 1 and target:
                 todo.append(target.split(".")[0] + ".py")
-    script = BLOCK_VIDTEMPO + f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n" \
+    script = (
+        BLOCK_VIDTEMPO + f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
         f"import importlib; importlib.import_module('ckpt_code.{name[:-3]}')\nprint('ok')\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     if "tca" not in name:  # a LocVTP or backbone checkpoint must not carry TCA's model code

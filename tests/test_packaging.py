@@ -59,12 +59,18 @@ def test_wheel_holds_only_the_vidtempo_package(wheel):
     assert top_level - set(dist_info) == {"vidtempo"}, f"unexpected top-level entries: {sorted(top_level)}"
     assert "vidtempo/modeling/modeling_tca.py" in names
     assert "vidtempo/modeling/configuration_tca.py" in names
-    for package in declared_packages():  # code packages hold modules, data packages (configs, annotations) data
+    for (
+        package
+    ) in declared_packages():  # code packages hold modules, data packages (configs, annotations) data
         folder = package.replace(".", "/") + "/"
         assert any(name.startswith(folder) for name in names), f"{package} missing"
-    for data in ("vidtempo/evaluation/data/fivr.json.gz", "vidtempo/evaluation/data/fivr200k_official_annotation.json.gz",
-                 "vidtempo/training/configs/tca_vcdb.yaml", "vidtempo/evaluation/metrics/fivr_map/fivr_map.py",
-                 "vidtempo/hub_cards/tca_card.md"):
+    for data in (
+        "vidtempo/evaluation/data/fivr.json.gz",
+        "vidtempo/evaluation/data/fivr200k_official_annotation.json.gz",
+        "vidtempo/training/configs/tca_vcdb.yaml",
+        "vidtempo/evaluation/metrics/fivr_map/fivr_map.py",
+        "vidtempo/hub_cards/tca_card.md",
+    ):
         assert data in names, f"{data} missing from the wheel"
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info[0]}/entry_points.txt").decode()
     assert "vidtempo-train-tca" in entry_points

@@ -63,7 +63,13 @@ class VideoAugment:
                 break
         flip = float(torch.rand((), generator=generator)) < self.flip_prob
         factors = tuple(uniform(1 - j, 1 + j) for j in self.jitter)
-        return {"box": box, "flip": flip, "brightness": factors[0], "contrast": factors[1], "saturation": factors[2]}
+        return {
+            "box": box,
+            "flip": flip,
+            "brightness": factors[0],
+            "contrast": factors[1],
+            "saturation": factors[2],
+        }
 
     @staticmethod
     def apply(frames: torch.Tensor, params: dict) -> torch.Tensor:
@@ -77,7 +83,9 @@ class VideoAugment:
             x = x.flip(-1)
         x = x * params["brightness"]
         gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]  # [N, 1, H, W]
-        x = (x - gray.mean(dim=(1, 2, 3), keepdim=True)) * params["contrast"] + gray.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - gray.mean(dim=(1, 2, 3), keepdim=True)) * params["contrast"] + gray.mean(
+            dim=(1, 2, 3), keepdim=True
+        )
         gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
         x = (x - gray) * params["saturation"] + gray
         return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
@@ -107,8 +115,13 @@ class VideoTextCollator:
             try:
                 frames, fps = decode_segment(item["video_path"], item["start"], item["end"])
             except (VideoDecodeError, ValueError, OSError) as error:
-                failed.append({"video_id": item["video_id"], "video_path": item["video_path"],
-                               "error": f"{type(error).__name__}: {error}"})
+                failed.append(
+                    {
+                        "video_id": item["video_id"],
+                        "video_path": item["video_path"],
+                        "error": f"{type(error).__name__}: {error}",
+                    }
+                )
                 continue
             if self.augment is not None:
                 index = int(item.get("__index__", 0))

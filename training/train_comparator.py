@@ -67,7 +67,9 @@ class ComparatorTrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"ComparatorTrainConfig.{name} must be positive, got {getattr(self, name)}")
         if self.num_frames < MIN_FRAMES:
-            raise ValueError(f"ComparatorTrainConfig.num_frames must be >= {MIN_FRAMES}, got {self.num_frames}")
+            raise ValueError(
+                f"ComparatorTrainConfig.num_frames must be >= {MIN_FRAMES}, got {self.num_frames}"
+            )
 
 
 def _repeat_short(frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +94,9 @@ def frozen_frames(tca: TCAModel | None, frames: torch.Tensor, mask: torch.Tensor
     """Frame embeddings [V, L, H] of the frozen TCA (zero at padding), or the descriptors themselves."""
     if tca is None:
         return frames.float() * mask[..., None].to(torch.float32)
-    return tca(frame_features=frames.to(next(tca.parameters()).dtype), attention_mask=mask).frame_embeds.float()
+    return tca(
+        frame_features=frames.to(next(tca.parameters()).dtype), attention_mask=mask
+    ).frame_embeds.float()
 
 
 def comparator_step(
@@ -100,7 +104,9 @@ def comparator_step(
 ) -> tuple[torch.Tensor, dict]:
     """Loss of one batch of `collate_pairs` output, and its statistics."""
     batch_size = batch["anchor"].shape[0]
-    anchor, a_mask = _repeat_short(frozen_frames(tca, batch["anchor"], batch["anchor_mask"]), batch["anchor_mask"])
+    anchor, a_mask = _repeat_short(
+        frozen_frames(tca, batch["anchor"], batch["anchor_mask"]), batch["anchor_mask"]
+    )
     positive, p_mask = _repeat_short(
         frozen_frames(tca, batch["positive"], batch["positive_mask"]), batch["positive_mask"]
     )
@@ -114,10 +120,14 @@ def comparator_step(
     a_len, p_len, n_len = a_mask.sum(1), p_mask.sum(1), n_mask.sum(1)
     pos = comparator(positive_sims, query_lengths=a_len, database_lengths=p_len, return_dict=True)
     neg = comparator(
-        negative_sims, query_lengths=a_len.repeat_interleave(per_anchor), database_lengths=n_len, return_dict=True
+        negative_sims,
+        query_lengths=a_len.repeat_interleave(per_anchor),
+        database_lengths=n_len,
+        return_dict=True,
     )
-    rows, cols = max(pos.raw_similarity_map.shape[1], neg.raw_similarity_map.shape[1]), max(
-        pos.raw_similarity_map.shape[2], neg.raw_similarity_map.shape[2]
+    rows, cols = (
+        max(pos.raw_similarity_map.shape[1], neg.raw_similarity_map.shape[1]),
+        max(pos.raw_similarity_map.shape[2], neg.raw_similarity_map.shape[2]),
     )
 
     def grow(t: torch.Tensor) -> torch.Tensor:
@@ -145,7 +155,9 @@ def train_comparator(config: ComparatorTrainConfig) -> dict:
         config.descriptors, {v for pair in pairs for v in pair} | set(distractors)
     )
     if len(pairs) < config.batch_size:
-        raise ValueError(f"{len(pairs)} pairs are fewer than one batch ({config.batch_size}); lower batch_size")
+        raise ValueError(
+            f"{len(pairs)} pairs are fewer than one batch ({config.batch_size}); lower batch_size"
+        )
     dataset = TCAPairDataset(
         descriptors, pairs, distractors, config.num_frames, config.negatives_per_anchor, config.seed
     )
@@ -163,7 +175,9 @@ def train_comparator(config: ComparatorTrainConfig) -> dict:
         comparator = TCAComparatorModel.from_dns_state_dict(load_file(config.init_from_dns))
     else:
         comparator = TCAComparatorModel(TCAComparatorConfig())
-    optimizer = torch.optim.Adam(comparator.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        comparator.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     comparator, optimizer, loader = accelerator.prepare(comparator, optimizer, loader)
     comparator.train()
     history = []
@@ -177,8 +191,10 @@ def train_comparator(config: ComparatorTrainConfig) -> dict:
             optimizer.step()
             optimizer.zero_grad()
             step += 1
-            history.append({"step": step, "epoch": epoch, "loss": accelerator.reduce(loss.detach(), "mean").item()}
-                           | stats)
+            history.append(
+                {"step": step, "epoch": epoch, "loss": accelerator.reduce(loss.detach(), "mean").item()}
+                | stats
+            )
             if step >= max_steps:
                 break
         if step >= max_steps:

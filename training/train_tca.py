@@ -72,14 +72,18 @@ class TrainConfig:
     num_attention_heads: int = 8
     intermediate_size: int = 2048
     dropout: float = 0.5
-    aggregator: str = "transformer"  # transformer | netvlad | lstm | gru (the paper's ablation, METHODS.md §1.2)
+    aggregator: str = (
+        "transformer"  # transformer | netvlad | lstm | gru (the paper's ablation, METHODS.md §1.2)
+    )
     netvlad_clusters: int = 64  # K of the NetVLAD aggregator
     loss: str = "circle"  # circle | infonce | triplet
     circle_margin: float = 0.25
     circle_gamma: float = 256.0
     temperature: float = 0.07
     triplet_margin: float = 1.0
-    triplet_mining: str = "hard"  # hard: each anchor's hardest negative (the peers' hard triplets); all: every one
+    triplet_mining: str = (
+        "hard"  # hard: each anchor's hardest negative (the peers' hard triplets); all: every one
+    )
     # triplet loss in-batch (bank_size 0, no momentum): the negatives are encoded with gradient, as in the peers'
     # triplet training (all three videos of a triplet go through the network). Without it the loss can only push
     # the anchor, and the mean over all negatives is lowered by collapsing every video onto one direction.
@@ -99,7 +103,9 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | fp16 | bf16
     val_fraction: float = 0.1  # pairs held out (whole groups of related videos) for validation mAP
     val_every: int = 0  # optimizer steps between validations; 0 = at the end of every epoch
-    load_best_model_at_end: bool = False  # `model/` = the weights with the best validation mAP (needs validation)
+    load_best_model_at_end: bool = (
+        False  # `model/` = the weights with the best validation mAP (needs validation)
+    )
     val_distractors: int = 200  # distractors held out of training and added to the validation database
     eval_batch_size: int = 32
     save_every: int = 500  # optimizer steps between checkpoints; 0 = only at the end
@@ -134,9 +140,13 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         if self.bank_size < 0:
-            raise ValueError(f"TrainConfig.bank_size must be >= 0 (0: in-batch negatives only), got {self.bank_size}")
+            raise ValueError(
+                f"TrainConfig.bank_size must be >= 0 (0: in-batch negatives only), got {self.bank_size}"
+            )
         if self.triplet_mining not in ("hard", "all"):
-            raise ValueError(f"TrainConfig.triplet_mining must be 'hard' or 'all', got {self.triplet_mining!r}")
+            raise ValueError(
+                f"TrainConfig.triplet_mining must be 'hard' or 'all', got {self.triplet_mining!r}"
+            )
         if not 0.0 <= self.key_momentum < 1.0:
             raise ValueError(f"TrainConfig.key_momentum must be in [0, 1), got {self.key_momentum}")
         if self.negatives_per_anchor < 1:
@@ -196,8 +206,9 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, kee
     return final
 
 
-def record_step(state: dict, record: dict, progress: tqdm, accelerator: Accelerator, report_to: str | None,
-                log_every: int) -> None:
+def record_step(
+    state: dict, record: dict, progress: tqdm, accelerator: Accelerator, report_to: str | None, log_every: int
+) -> None:
     """Append one optimizer step's `record` to the run history, advance the progress bar (showing the loss
     every `log_every` steps) and log it to the trackers as ``train/<key>``."""
     state["history"].append(record)
@@ -379,7 +390,10 @@ def train(config: TrainConfig) -> dict:
         accelerator.register_for_checkpointing(key_encoder)
     loss_kwargs = _loss_kwargs(config)
     negatives_with_grad = (
-        config.loss == "triplet" and config.triplet_negative_grad and config.bank_size == 0 and key_encoder is None
+        config.loss == "triplet"
+        and config.triplet_negative_grad
+        and config.bank_size == 0
+        and key_encoder is None
     )
 
     def run_validation(step: int) -> float | None:
@@ -439,17 +453,24 @@ def train(config: TrainConfig) -> dict:
                     frames, masks = frames + [batch["negatives"]], masks + [batch["negatives_mask"]]
                 embeds = model(frame_features=torch.cat(frames), attention_mask=torch.cat(masks)).video_embeds
                 batch_size = batch["anchor"].shape[0]
-                anchor_embeds, positive_embeds = embeds[:batch_size], embeds[batch_size : 2 * batch_size]  # [B, H]
+                anchor_embeds, positive_embeds = (
+                    embeds[:batch_size],
+                    embeds[batch_size : 2 * batch_size],
+                )  # [B, H]
                 if negatives_with_grad:
                     negative_embeds = embeds[2 * batch_size :]  # [B·n, H]
                     bank.enqueue(negative_embeds)  # a detached copy, for the statistics
                 else:
                     with torch.no_grad(), accelerator.autocast():
                         encoder = key_encoder if key_encoder is not None else unwrapped
-                        keys = encoder(frame_features=batch["negatives"], attention_mask=batch["negatives_mask"])
+                        keys = encoder(
+                            frame_features=batch["negatives"], attention_mask=batch["negatives_mask"]
+                        )
                     bank.enqueue(keys.video_embeds)  # [B·n, H] from every process
                     negative_embeds = bank.negatives()
-                positive_sim, negative_sim = contrastive_similarities(anchor_embeds, positive_embeds, negative_embeds)
+                positive_sim, negative_sim = contrastive_similarities(
+                    anchor_embeds, positive_embeds, negative_embeds
+                )
                 if config.in_batch_negatives:  # [B, N + B - 1]
                     negative_sim = torch.cat(
                         [negative_sim, _other_positives(anchor_embeds, positive_embeds)], 1
@@ -516,7 +537,9 @@ def train(config: TrainConfig) -> dict:
         from safetensors.torch import load_file
 
         unwrapped.load_state_dict(load_file(str(output_dir / BEST_MODEL_DIR / "model.safetensors")))
-        accelerator.print(f"model/ holds the best validation weights: step {best['step']}, mAP {best['val_map']:.4f}")
+        accelerator.print(
+            f"model/ holds the best validation weights: step {best['step']}, mAP {best['val_map']:.4f}"
+        )
     metrics["best_step"] = None if best is None else best["step"]
     metrics["best_val_map"] = None if best is None else best["val_map"]
     (output_dir / f"bank_rank{accelerator.process_index}.sha256").write_text(bank.fingerprint() + "\n")
@@ -586,7 +609,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vidtempo-train-tca: error: {error}", file=sys.stderr)
         return 2
     print(
-        json.dumps({k: metrics[k] for k in ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")})
+        json.dumps(
+            {
+                k: metrics[k]
+                for k in ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")
+            }
+        )
     )
     return 0
 

@@ -9,8 +9,25 @@ import yaml
 from vidtempo.cli.demo import build_parser, run
 
 TINY = [
-    "--num-sources", "4", "--num-distractors", "6", "--duration", "3", "--epochs", "2", "--batch-size", "4",
-    "--bank-size", "32", "--pca-dim", "32", "--image-size", "64", "--workers", "1", "--no-progress",
+    "--num-sources",
+    "4",
+    "--num-distractors",
+    "6",
+    "--duration",
+    "3",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "4",
+    "--bank-size",
+    "32",
+    "--pca-dim",
+    "32",
+    "--image-size",
+    "64",
+    "--workers",
+    "1",
+    "--no-progress",
 ]
 
 
@@ -57,7 +74,9 @@ def test_miniature_demo_end_to_end(tmp_path, capsys):
     assert summary["max_reload_diff_without_vidtempo"] <= 1e-5
 
     # the plot of the run is a real PNG next to the results
-    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and summary["plot"] == str(out / "demo.png")
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and summary["plot"] == str(
+        out / "demo.png"
+    )
 
     # the search printed ranked matches with labels
     printed = capsys.readouterr().out

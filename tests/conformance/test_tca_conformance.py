@@ -258,7 +258,9 @@ class _AggregatorTest(TCAModelTest):
         with torch.no_grad():
             features = model.get_video_features(**inputs)
             reference = model(**inputs)
-        self.assertEqual(features.pooler_output.shape, (self.model_tester.batch_size, self.model_tester.hidden_size))
+        self.assertEqual(
+            features.pooler_output.shape, (self.model_tester.batch_size, self.model_tester.hidden_size)
+        )
         torch.testing.assert_close(features.pooler_output, reference.video_embeds, rtol=0, atol=0)
 
 

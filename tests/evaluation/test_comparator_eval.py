@@ -83,7 +83,9 @@ def test_cli_similarity_comparator_end_to_end(tmp_path, comparator_folder, capsy
     result = json.loads((tmp_path / "run" / "results.json").read_text())
     queries, database = fivr["versions"]["tiny"]["queries"], fivr["versions"]["tiny"]["database"]
     stored = {k: v.astype(np.float16).astype(np.float32) for k, v in descriptors.items()}
-    sims = {q: {d: reference_score(weights, stored[q], stored[d]) for d in database if d != q} for q in queries}
+    sims = {
+        q: {d: reference_score(weights, stored[q], stored[d]) for d in database if d != q} for q in queries
+    }
     expected = evaluate_fivr(sims, fivr, "tiny")
     assert result["metrics"] == pytest.approx(expected["metrics"], abs=1e-6)
     assert result["similarity"] == "comparator" and "TCA_v" in result["eval_results"][0]["metric_name"]

@@ -69,7 +69,9 @@ def test_evve_ap_hand_worked():
     expected = 0.5 + (0.5 + 2 / 3) / 4
     assert evve_average_precision([0.9, 0.8, 0.7], [1, 0, 1]) == pytest.approx(expected)
     # the same ranking with one more positive missing: every trapezoid is 2/3 as wide
-    assert evve_average_precision([0.9, 0.8, 0.7], [1, 0, 1], num_positives=3) == pytest.approx(expected * 2 / 3)
+    assert evve_average_precision([0.9, 0.8, 0.7], [1, 0, 1], num_positives=3) == pytest.approx(
+        expected * 2 / 3
+    )
     # perfect ranking -> 1
     assert evve_average_precision([3, 2, 1, 0], [1, 1, 1, 0]) == pytest.approx(1.0)
 
@@ -81,7 +83,9 @@ def test_ap_matches_naive_loops_on_random_rankings(seed):
     relevant = rng.random(200) < 0.1
     extra = int(rng.integers(0, 4))
     num = int(relevant.sum()) + extra
-    assert average_precision(scores, relevant, num) == pytest.approx(naive_ap(list(scores), list(relevant), num))
+    assert average_precision(scores, relevant, num) == pytest.approx(
+        naive_ap(list(scores), list(relevant), num)
+    )
     assert evve_average_precision(scores, relevant, num) == pytest.approx(
         naive_evve_ap(list(scores), list(relevant), num)
     )
@@ -127,8 +131,12 @@ def test_all_equal_scores_follow_the_given_order_and_warn():
 
     scores = [0.5, 0.5, 0.5, 0.5]
     with pytest.warns(DegenerateScoresWarning, match="2 of 2 queries"):
-        value = mean_average_precision([(np.array(scores), np.array([False, False, True, False])),
-                                        (np.array(scores), np.array([True, False, False, False]))])
+        value = mean_average_precision(
+            [
+                (np.array(scores), np.array([False, False, True, False])),
+                (np.array(scores), np.array([True, False, False, False])),
+            ]
+        )
     assert value == pytest.approx((1 / 3 + 1) / 2)
     with pytest.warns(DegenerateScoresWarning, match="fivr_task_map: 1 of 1 queries"):
         fivr_task_map([scores], [["", "", "ND", ""]])

@@ -79,7 +79,9 @@ def test_fivr_perfect_ranking_is_one(version):
     assert result["counts"]["database_missing"] == 0 and result["counts"]["positives_missing"] == 0
     # reference: eCrhXArKE24 is an ISVR positive of itself that is never retrieved: AP = (P - 1) / P
     result = evaluate_benchmark(f"fivr-{version}", sims)
-    labelled = {v for label in ("ND", "DS", "CS", "IS") for v in data["annotation"]["eCrhXArKE24"].get(label, [])}
+    labelled = {
+        v for label in ("ND", "DS", "CS", "IS") for v in data["annotation"]["eCrhXArKE24"].get(label, [])
+    }
     p = len(labelled & (set(database) | {"eCrhXArKE24"}))
     assert result["metrics"]["ISVR"] == pytest.approx(1 - 1 / p / len(queries), abs=1e-15)
     assert result["metrics"]["DSVR"] == result["metrics"]["CSVR"] == 1.0
@@ -90,8 +92,11 @@ def test_fivr_alternating_ranking_is_one_half():
     queries, database = benchmark_ids("fivr-5k")
     rows, database_set = [], set(database)
     for q in queries:
-        positives = [v for v in data["annotation"][q].get("ND", []) + data["annotation"][q].get("DS", [])
-                     if v in database_set and v != q]
+        positives = [
+            v
+            for v in data["annotation"][q].get("ND", []) + data["annotation"][q].get("DS", [])
+            if v in database_set and v != q
+        ]
         positive_set = set(positives)
         negatives = [v for v in database if v not in positive_set and v != q]
         order = [x for pair in zip(negatives, positives) for x in pair]  # positives at ranks 2, 4, 6, ...
@@ -101,7 +106,9 @@ def test_fivr_alternating_ranking_is_one_half():
     # reversed: the positives at the very bottom of the ranking, AP = mean_i i / (D' - P + i)
     rows, expected = [], []
     for q in queries:
-        positives = {v for v in data["annotation"][q].get("ND", []) + data["annotation"][q].get("DS", [])} & set(database)
+        positives = {
+            v for v in data["annotation"][q].get("ND", []) + data["annotation"][q].get("DS", [])
+        } & set(database)
         positives.discard(q)
         order = [v for v in database if v not in positives and v != q] + sorted(positives)
         rows.append(ranked_scores(order, database))
@@ -148,13 +155,20 @@ def test_fivr_matches_naive_loop_with_missing_videos(missing):
     scores = fivr_graded(asked, present, data["annotation"]) + rng.normal(0, 1.5, (len(asked), len(present)))
     similarities = {q: dict(zip(present, row)) for q, row in zip(asked, scores.tolist())}
     result = evaluate_fivr(similarities, version="5k", missing=missing, protocol="strict")
-    for task, labels in {"DSVR": ["ND", "DS"], "CSVR": ["ND", "DS", "CS"], "ISVR": ["ND", "DS", "CS", "IS"]}.items():
+    for task, labels in {
+        "DSVR": ["ND", "DS"],
+        "CSVR": ["ND", "DS", "CS"],
+        "ISVR": ["ND", "DS", "CS", "IS"],
+    }.items():
         assert result["metrics"][task] == pytest.approx(naive_fivr(similarities, data, "5k", labels, missing))
     counts = result["counts"]
     assert counts["queries_missing"] == 2 and result["missing_queries"] == queries[:2]
     assert counts["database_missing"] == len(set(database) - set(present))
     expected_missing_positives = {
-        v for q in asked for label in ("ND", "DS", "CS", "IS") for v in data["annotation"][q].get(label, [])
+        v
+        for q in asked
+        for label in ("ND", "DS", "CS", "IS")
+        for v in data["annotation"][q].get(label, [])
         if v in set(database) and v not in set(present) and v != q
     }
     assert counts["positives_missing"] == len(expected_missing_positives) > 0
@@ -183,7 +197,9 @@ def test_fivr_custom_annotation_query_inside_its_database(tmp_path):
 
 def test_fivr_bad_annotation_errors(tmp_path):
     with pytest.raises(ValueError, match="label 'XX'"):
-        evaluate_fivr({}, {"versions": {"v": {"queries": [], "database": []}}, "annotation": {"q": {"XX": []}}}, "v")
+        evaluate_fivr(
+            {}, {"versions": {"v": {"queries": [], "database": []}}, "annotation": {"q": {"XX": []}}}, "v"
+        )
     with pytest.raises(ValueError, match="missing field 'database'"):
         evaluate_fivr({}, {"versions": {"v": {"queries": []}}, "annotation": {}}, "v")
     with pytest.raises(ValueError, match="no version 'nope'"):
@@ -207,7 +223,9 @@ def naive_cc_web(similarities, data, whole_dataset, clean, missing="miss"):
     for number, query in enumerate(data["queries"]):
         if query not in similarities:
             continue
-        labels = {index[int(k)]: label.upper() for k, label in data["ground_truth"][number].items() if index[int(k)]}
+        labels = {
+            index[int(k)]: label.upper() for k, label in data["ground_truth"][number].items() if index[int(k)]
+        }
         excluded = {index[k] for k in data["excluded"][number]}
         positives = {v for v, label in labels.items() if label in POSITIVE} - {query}
         if clean:
@@ -229,7 +247,9 @@ def naive_cc_web(similarities, data, whole_dataset, clean, missing="miss"):
 
 def cc_web_scores(data, queries, videos, rng, noise):
     index = data["index"]
-    scores = rng.normal(0, noise, (len(queries), len(videos))) if noise else np.zeros((len(queries), len(videos)))
+    scores = (
+        rng.normal(0, noise, (len(queries), len(videos))) if noise else np.zeros((len(queries), len(videos)))
+    )
     column = {v: j for j, v in enumerate(videos)}
     for number, truth in enumerate(data["ground_truth"]):
         for position, label in truth.items():
@@ -272,12 +292,16 @@ def test_cc_web_excluded_videos_on_top_only_hurt_unclean_variants():
 def test_cc_web_stray_lower_case_x_is_a_negative():
     data = load_benchmark("cc_web_video")
     queries, videos = benchmark_ids("cc_web")
-    [(number, position)] = [(n, p) for n, t in enumerate(data["ground_truth"]) for p, label in t.items() if label == "x"]
+    [(number, position)] = [
+        (n, p) for n, t in enumerate(data["ground_truth"]) for p, label in t.items() if label == "x"
+    ]
     scores = cc_web_scores(data, queries, videos, np.random.default_rng(0), 0.0)
     scores[number, videos.index(data["index"][int(position)])] = 4.0  # above every positive of its query
     result = evaluate_cc_web((queries, videos, scores), protocol="strict")
     query = queries[number]
-    num_positives = sum(label in POSITIVE for label in data["ground_truth"][number].values()) - 1  # minus the query
+    num_positives = (
+        sum(label in POSITIVE for label in data["ground_truth"][number].values()) - 1
+    )  # minus the query
     # one negative at rank 1, then the P positives at ranks 2..P+1
     expected = np.mean([i / (i + 1) for i in range(1, num_positives + 1)])
     assert result["per_query"]["cc_web"][query] == pytest.approx(expected)
@@ -294,9 +318,15 @@ def test_cc_web_matches_naive_loop_with_missing_videos(missing):
     present = [v for v, k in zip(videos, keep) if k]
     similarities = {q: dict(zip(present, row[keep].tolist())) for q, row in zip(queries[1:], scores[1:])}
     result = evaluate_benchmark("cc_web", similarities, missing=missing, protocol="strict")
-    for variant, (whole, clean) in {"cc_web": (False, False), "cc_web*": (True, False),
-                                    "cc_web_c": (False, True), "cc_web*_c": (True, True)}.items():
-        assert result["metrics"][variant] == pytest.approx(naive_cc_web(similarities, data, whole, clean, missing))
+    for variant, (whole, clean) in {
+        "cc_web": (False, False),
+        "cc_web*": (True, False),
+        "cc_web_c": (False, True),
+        "cc_web*_c": (True, True),
+    }.items():
+        assert result["metrics"][variant] == pytest.approx(
+            naive_cc_web(similarities, data, whole, clean, missing)
+        )
     assert result["counts"]["queries_missing"] == 1
     assert result["counts"]["database_missing"] == int((~keep).sum())
 
@@ -305,7 +335,11 @@ def test_cc_web_matches_naive_loop_with_missing_videos(missing):
 
 
 def evve_positive_scores(data, queries, database, rng, noise):
-    scores = rng.normal(0, noise, (len(queries), len(database))) if noise else np.zeros((len(queries), len(database)))
+    scores = (
+        rng.normal(0, noise, (len(queries), len(database)))
+        if noise
+        else np.zeros((len(queries), len(database)))
+    )
     row, column = {q: i for i, q in enumerate(queries)}, {d: j for j, d in enumerate(database)}
     for event in data["events"].values():
         for q in event["queries"]:
@@ -334,7 +368,9 @@ def naive_evve(similarities, data, all_db):
                 p0 = 1.0 if rank == 0 else ntp / rank
                 ap += (p0 + (ntp + 1) / (rank + 1)) / len(positives) / 2.0
             per_event.setdefault(name, []).append(ap)
-    return float(np.mean([x for v in per_event.values() for x in v])), {k: float(np.mean(v)) for k, v in per_event.items()}
+    return float(np.mean([x for v in per_event.values() for x in v])), {
+        k: float(np.mean(v)) for k, v in per_event.items()
+    }
 
 
 def test_evve_perfect_and_alternating_rankings():
@@ -367,7 +403,10 @@ def test_evve_matches_naive_loop_with_missing_and_foreign_videos():
     present = [d for d, k in zip(database, keep) if k]
     foreign = [f"extra{i}" for i in range(20)]  # results outside the database shift no rank
     similarities = {
-        q: {**dict(zip(present, row[keep].tolist())), **{f: float(v) for f, v in zip(foreign, rng.normal(0.5, 1, 20))}}
+        q: {
+            **dict(zip(present, row[keep].tolist())),
+            **{f: float(v) for f, v in zip(foreign, rng.normal(0.5, 1, 20))},
+        }
         for q, row in zip(queries[3:], scores[3:])
     }
     result = evaluate_evve(similarities, missing="miss")
@@ -375,4 +414,6 @@ def test_evve_matches_naive_loop_with_missing_and_foreign_videos():
     assert result["metrics"]["mAP"] == pytest.approx(overall)
     for name, value in per_event.items():
         assert result["metrics"][f"mAP/{name}"] == pytest.approx(value)
-    assert result["counts"]["queries_missing"] == 3 and result["counts"]["database_missing"] == int((~keep).sum())
+    assert result["counts"]["queries_missing"] == 3 and result["counts"]["database_missing"] == int(
+        (~keep).sum()
+    )

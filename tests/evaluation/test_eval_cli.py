@@ -78,7 +78,10 @@ def test_embed_folder_streams_in_chunks(tmp_path, tiny_model):
 def test_similarity_kinds_against_naive_loops():
     descriptors, _ = tiny_collection()
     emb = embed_descriptors(None, descriptors, progress=False)
-    queries, database = emb.subset(["q0", "q1"]), emb.subset([k for k in descriptors if not k.startswith("q")])
+    queries, database = (
+        emb.subset(["q0", "q1"]),
+        emb.subset([k for k in descriptors if not k.startswith("q")]),
+    )
     frames_q = [descriptors[k] for k in queries.ids]
     frames_d = [descriptors[k] for k in database.ids]
     chamfer = compute_similarities(queries, database, "chamfer").numpy()
@@ -110,8 +113,21 @@ def test_cli_end_to_end_on_custom_fivr_annotation(tmp_path, tiny_model, similari
     features = write_descriptors(tmp_path / "features", descriptors, shard_size=4)
     annotation = tmp_path / "tiny_fivr.json"
     annotation.write_text(json.dumps(fivr))
-    argv = ["--benchmark", "fivr", "--annotations", str(annotation), "--version", "tiny", "--features",
-            str(features), "--model", str(model_path), "--similarity", similarity, "--no-progress"]
+    argv = [
+        "--benchmark",
+        "fivr",
+        "--annotations",
+        str(annotation),
+        "--version",
+        "tiny",
+        "--features",
+        str(features),
+        "--model",
+        str(model_path),
+        "--similarity",
+        similarity,
+        "--no-progress",
+    ]
     assert tca_eval.main([*argv, "--output", str(tmp_path / "run1")]) == 0
     assert tca_eval.main([*argv, "--output", str(tmp_path / "run2")]) == 0
     out = capsys.readouterr().out
@@ -153,8 +169,26 @@ def test_cli_counts_missing_videos_on_a_packaged_benchmark(tmp_path, tiny_model)
     ids = list(dict.fromkeys([query, *labelled]))
     descriptors = {v: rng.normal(size=(int(rng.integers(2, 6)), DIM)).astype(np.float32) for v in ids}
     features = write_descriptors(tmp_path / "features", descriptors)
-    assert tca_eval.main(["--benchmark", "cc_web", "--features", str(features), "--model", "none", "--similarity",
-                     "cascade", "--cascade-depth", "5", "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        tca_eval.main(
+            [
+                "--benchmark",
+                "cc_web",
+                "--features",
+                str(features),
+                "--model",
+                "none",
+                "--similarity",
+                "cascade",
+                "--cascade-depth",
+                "5",
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     counts = result["counts"]
     assert counts["queries_evaluated"] == 1 and counts["queries_missing"] == 23
@@ -180,10 +214,31 @@ def test_bad_descriptors_are_skipped_and_reported(tmp_path, tiny_model):
     features = write_descriptors(tmp_path / "features", broken)
     annotation = tmp_path / "a.json"
     annotation.write_text(json.dumps(fivr))
-    assert tca_eval.main(["--benchmark", "fivr", "--annotations", str(annotation), "--version", "tiny", "--features",
-                     str(features), "--model", "none", "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        tca_eval.main(
+            [
+                "--benchmark",
+                "fivr",
+                "--annotations",
+                str(annotation),
+                "--version",
+                "tiny",
+                "--features",
+                str(features),
+                "--model",
+                "none",
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert result["counts"]["videos_skipped_bad_descriptors"] == 1 and result["skipped_videos"][0]["video_id"] == "d1"
+    assert (
+        result["counts"]["videos_skipped_bad_descriptors"] == 1
+        and result["skipped_videos"][0]["video_id"] == "d1"
+    )
     assert result["counts"]["database_missing"] == 1  # the skipped video counts as missing, nothing else lost
     clean = {k: v for k, v in descriptors.items() if k != "d1"}
     sims = {}
@@ -213,14 +268,22 @@ def test_cli_protocol_and_annotation_options_are_recorded(tmp_path, capsys):
     features, ids = fivr5k_features(tmp_path)
     base = ["--benchmark", "fivr-5k", "--features", str(features), "--model", "none", "--no-progress"]
     assert tca_eval.main([*base, "--output", str(tmp_path / "default")]) == 0
-    assert tca_eval.main([*base, "--output", str(tmp_path / "strict"), "--protocol", "strict", "--annotation",
-                     "official"]) == 0
+    assert (
+        tca_eval.main(
+            [*base, "--output", str(tmp_path / "strict"), "--protocol", "strict", "--annotation", "official"]
+        )
+        == 0
+    )
     default = json.loads((tmp_path / "default" / "results.json").read_text())
     strict = json.loads((tmp_path / "strict" / "results.json").read_text())
     assert default["protocol"]["variant"] == "reference" and default["protocol"]["missing"] == "drop"
     assert default["protocol"]["published_evaluator"] and default["annotation"] == "published"
-    assert strict["protocol"] == {**strict["protocol"], "variant": "strict", "missing": "miss",
-                                  "published_evaluator": False}
+    assert strict["protocol"] == {
+        **strict["protocol"],
+        "variant": "strict",
+        "missing": "miss",
+        "published_evaluator": False,
+    }
     assert strict["annotation"] == "official"
     counts = default["counts"]
     database = set(load_benchmark("fivr")["versions"]["5k"]["database"])
@@ -241,8 +304,13 @@ def test_cli_help_names_the_protocol_variants(capsys):
     with pytest.raises(SystemExit):
         tca_eval.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for phrase in ("--protocol {reference,strict}", "published TCA/ViSiL/DnS/S2VS evaluators", "4_160_Y",
-                   "'official'", "--missing {drop,miss}"):
+    for phrase in (
+        "--protocol {reference,strict}",
+        "published TCA/ViSiL/DnS/S2VS evaluators",
+        "4_160_Y",
+        "'official'",
+        "--missing {drop,miss}",
+    ):
         assert phrase in text
 
 
@@ -250,22 +318,44 @@ def test_model_card_states_protocol_and_what_was_evaluated(tmp_path):
     from vidtempo.hub_cards import publish
 
     features, _ = fivr5k_features(tmp_path)
-    assert tca_eval.main(["--benchmark", "fivr-5k", "--features", str(features), "--model", "none", "--no-progress",
-                     "--output", str(tmp_path / "out")]) == 0
+    assert (
+        tca_eval.main(
+            [
+                "--benchmark",
+                "fivr-5k",
+                "--features",
+                str(features),
+                "--model",
+                "none",
+                "--no-progress",
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     counts = result["counts"]
-    card = publish.build_model_card(TCAConfig(input_size=DIM, hidden_size=DIM, num_attention_heads=2,
-                                              intermediate_size=32), [result])
+    card = publish.build_model_card(
+        TCAConfig(input_size=DIM, hidden_size=DIM, num_attention_heads=2, intermediate_size=32), [result]
+    )
     publish.check_card(card, [result])
     text = str(card)
-    line = (f"- fivr-5k (cosine): protocol reference; 2/50 queries and {counts['database_evaluated']:,}/5,000 "
-            f"database videos evaluated; {counts['positives_missing']:,} positives without features (dropped from "
-            "the positives)")
+    line = (
+        f"- fivr-5k (cosine): protocol reference; 2/50 queries and {counts['database_evaluated']:,}/5,000 "
+        f"database videos evaluated; {counts['positives_missing']:,} positives without features (dropped from "
+        "the positives)"
+    )
     assert line in text
     entries = publish.eval_results_from([result])
     assert {e.metric_config for e in entries} == {"reference"}
-    assert entries[0].dataset_args == {"queries_evaluated": 2, "queries": 50, "database_evaluated":
-                                       counts["database_evaluated"], "database": 5000,
-                                       "positives_missing": counts["positives_missing"], "missing_mode": "drop"}
+    assert entries[0].dataset_args == {
+        "queries_evaluated": 2,
+        "queries": 50,
+        "database_evaluated": counts["database_evaluated"],
+        "database": 5000,
+        "positives_missing": counts["positives_missing"],
+        "missing_mode": "drop",
+    }
     front_matter = text.split("---\n")[1]
     assert "queries_evaluated: 2" in front_matter and "config: reference" in front_matter

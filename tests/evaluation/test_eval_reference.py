@@ -34,8 +34,12 @@ from vidtempo.evaluation.benchmarks import (
 from vidtempo.evaluation.degenerate import DegenerateScoresWarning
 
 TASKS = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "DS", "CS", "IS")}
-CC_VARIANTS = {"cc_web": (False, False), "cc_web*": (True, False), "cc_web_c": (False, True),
-               "cc_web*_c": (True, True)}
+CC_VARIANTS = {
+    "cc_web": (False, False),
+    "cc_web*": (True, False),
+    "cc_web_c": (False, True),
+    "cc_web*_c": (True, True),
+}
 TOLERANCE = 1e-9
 
 
@@ -107,8 +111,11 @@ def reference_evve(similarities, data, all_db):
             per_event[name].append(ap)
     everything = [ap for values in per_event.values() for ap in values]
     # per event: sum / number of the event's queries in all_db (= those with features)
-    events = {name: sum(v) / len([q for q in data["events"][name]["queries"] if q in all_db])
-              for name, v in per_event.items() if v}
+    events = {
+        name: sum(v) / len([q for q in data["events"][name]["queries"] if q in all_db])
+        for name, v in per_event.items()
+        if v
+    }
     return sum(everything) / len(everything), events
 
 
@@ -177,6 +184,7 @@ def fivr_relevance(annotation):
             for v in annotation[q].get(label, []):
                 out[v] = max(out.get(v, 0.0), grade)
         return out
+
     return relevance
 
 
@@ -185,7 +193,9 @@ def check_fivr(similarities, all_db, annotation_name, version, annotation):
     assert result["protocol"]["variant"] == "reference" and result["protocol"]["published_evaluator"]
     worst = 0.0
     for task, labels in TASKS.items():
-        worst = max(worst, abs(result["metrics"][task] - reference_fivr(similarities, annotation, all_db, labels)))
+        worst = max(
+            worst, abs(result["metrics"][task] - reference_fivr(similarities, annotation, all_db, labels))
+        )
     assert worst <= TOLERANCE
     return result, worst
 
@@ -214,14 +224,22 @@ def test_fivr_200k_defaults_match_the_reference(kind):
     keep = {v for q in asked for ids in annotation[q].values() for v in ids} | set(queries)
     others = np.flatnonzero([d not in keep for d in database])
     keep |= {database[j] for j in rng.choice(others, 1000, replace=False)}
-    similarities, all_db = scenario(kind, queries, [d for d in database if d in keep],
-                                    fivr_relevance(annotation), seed=12, without=set(queries) - asked)
+    similarities, all_db = scenario(
+        kind,
+        queries,
+        [d for d in database if d in keep],
+        fivr_relevance(annotation),
+        seed=12,
+        without=set(queries) - asked,
+    )
     result, _ = check_fivr(similarities, all_db, None, "200k", annotation)
     assert result["counts"]["database_missing"] == len(database) - len(all_db & set(database))
     assert (result["counts"]["positives_missing"] > 0) == (kind == "missing_videos")
 
 
-@pytest.mark.parametrize(("annotation_name", "query"), [("published", "eCrhXArKE24"), ("official", "5MBA_7vDhII")])
+@pytest.mark.parametrize(
+    ("annotation_name", "query"), [("published", "eCrhXArKE24"), ("official", "5MBA_7vDhII")]
+)
 def test_fivr_200k_complete_features_match_the_reference(annotation_name, query):
     """One query (eCrhXArKE24 is self-labelled; the official file labels 5MBA_7vDhII differently) against the
     whole 225,960-video database."""
@@ -229,7 +247,9 @@ def test_fivr_200k_complete_features_match_the_reference(annotation_name, query)
     queries, database = benchmark_ids("fivr-200k")
     asked = [query]
     rng = np.random.default_rng(3)
-    scores = graded(fivr_relevance(annotation), asked, database) + rng.normal(0, 1.5, (len(asked), len(database)))
+    scores = graded(fivr_relevance(annotation), asked, database) + rng.normal(
+        0, 1.5, (len(asked), len(database))
+    )
     similarities = {q: dict(zip(database, row)) for q, row in zip(asked, scores.tolist())}
     result, _ = check_fivr(similarities, set(asked) | set(database), annotation_name, "200k", annotation)
     assert result["annotation"] == annotation_name and result["counts"]["queries_missing"] == 99
@@ -241,6 +261,7 @@ def cc_web_relevance(data):
 
     def relevance(q):
         return {index[int(p)]: 1.0 for p, label in truth[q].items() if label in "ESLMV" and index[int(p)]}
+
     return relevance
 
 
@@ -264,6 +285,7 @@ def test_evve_defaults_match_the_reference(kind):
 
     def relevance(q):
         return {p: 1.0 for p in data["events"][event_of[q]]["positives"]}
+
     similarities, all_db = scenario(kind, queries, database, relevance, seed=31)
     result = evaluate_evve(similarities)
     overall, per_event = reference_evve(similarities, data, all_db)
@@ -276,8 +298,10 @@ def test_evve_results_outside_the_database_shift_no_rank():
     data = load_benchmark("evve")
     queries, database = benchmark_ids("evve")
     rng = np.random.default_rng(4)
-    similarities = {q: {**{d: float(rng.random()) for d in database}, **{f"x{i}": float(rng.random()) for i in range(9)}}
-                    for q in queries[:40]}
+    similarities = {
+        q: {**{d: float(rng.random()) for d in database}, **{f"x{i}": float(rng.random()) for i in range(9)}}
+        for q in queries[:40]
+    }
     overall, _ = reference_evve(similarities, data, set(queries[:40]) | set(database))
     assert abs(evaluate_evve(similarities)["metrics"]["mAP"] - overall) <= TOLERANCE
 
@@ -294,7 +318,9 @@ def test_hand_cc_web_query_ranked_against_itself_with_its_own_e_label():
     number = queries.index("1_1_Y")
     labels = {data["index"][int(p)]: label for p, label in data["ground_truth"][number].items()}
     positives = [v for v, label in labels.items() if label in "ESLMV"]
-    assert "1_1_Y" in positives and len(positives) == sum(lab in "ESLMV" for lab in data["ground_truth"][number].values())
+    assert "1_1_Y" in positives and len(positives) == sum(
+        lab in "ESLMV" for lab in data["ground_truth"][number].values()
+    )
     res = {v: (2.0 if v in positives else 1.0) for v in videos}
     res["1_1_Y"] = 0.0
     result = evaluate_cc_web({"1_1_Y": res})
@@ -357,8 +383,10 @@ def test_hand_evve_positives_without_features_are_dropped_by_default():
 def test_hand_ties_keep_the_order_the_scores_are_given_in():
     """Three tied videos, one positive: AP = 1/r with r its place in each query's own dict order; most scores
     tied (positive among them): a warning, and the count in the results."""
-    annotation = {"versions": {"t": {"queries": ["q1", "q2"], "database": ["a", "b", "c"]}},
-                  "annotation": {"q1": {"ND": ["b"]}, "q2": {"ND": ["b"]}}}
+    annotation = {
+        "versions": {"t": {"queries": ["q1", "q2"], "database": ["a", "b", "c"]}},
+        "annotation": {"q1": {"ND": ["b"]}, "q2": {"ND": ["b"]}},
+    }
     sims = {"q1": {"a": 0.5, "b": 0.5, "c": 0.5}, "q2": {"c": 0.5, "a": 0.5, "b": 0.5}}
     with pytest.warns(DegenerateScoresWarning, match="2 of 2 queries"):
         result = evaluate_fivr(sims, annotation, "t")
@@ -378,16 +406,31 @@ def test_hand_ties_keep_the_order_the_scores_are_given_in():
 def test_official_annotation_differs_from_the_published_one_as_documented():
     published = load_fivr_annotation()["annotation"]
     official = load_fivr_annotation("official")["annotation"]
-    differing = {task: sum(1 for q in published if {v for lab in labels for v in published[q].get(lab, [])}
-                           != {v for lab in labels for v in official[q].get(lab, [])})
-                 for task, labels in TASKS.items()}
+    differing = {
+        task: sum(
+            1
+            for q in published
+            if {v for lab in labels for v in published[q].get(lab, [])}
+            != {v for lab in labels for v in official[q].get(lab, [])}
+        )
+        for task, labels in TASKS.items()
+    }
     assert differing == {"DSVR": 1, "CSVR": 4, "ISVR": 22}
     database = set(benchmark_ids("fivr-200k")[1])
     assert all(v in database for q in published for v in published[q].get("DA", []))  # ids, not label names
     # inside the database they differ for one query (DSVR, CSVR), the rest concerns videos outside it
-    inside = {task: [q for q in published if database & ({v for lab in labels for v in published[q].get(lab, [])}
-                                                        ^ {v for lab in labels for v in official[q].get(lab, [])})]
-              for task, labels in TASKS.items()}
+    inside = {
+        task: [
+            q
+            for q in published
+            if database
+            & (
+                {v for lab in labels for v in published[q].get(lab, [])}
+                ^ {v for lab in labels for v in official[q].get(lab, [])}
+            )
+        ]
+        for task, labels in TASKS.items()
+    }
     assert {task: len(q) for task, q in inside.items()} == {"DSVR": 1, "CSVR": 1, "ISVR": 0}
     # a ranking perfect for the official file is perfect for it (strict) and not for the published one
     queries = inside["DSVR"] + benchmark_ids("fivr-200k")[0][:3]

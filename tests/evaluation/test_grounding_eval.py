@@ -22,11 +22,21 @@ from vidtempo.training.train_locvtp import LocVTPTrainConfig, build_model, build
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    data = generate_captioned_videos(root / "data", num_videos=6, seed=1, size=(32, 32), fps=8.0, duration=3.0,
-                                     test_fraction=0.5, progress=False)
+    data = generate_captioned_videos(
+        root / "data",
+        num_videos=6,
+        seed=1,
+        size=(32, 32),
+        fps=8.0,
+        duration=3.0,
+        test_fraction=0.5,
+        progress=False,
+    )
     config = LocVTPTrainConfig.from_yaml(
         __import__("pathlib").Path(__file__).resolve().parents[2] / "training/configs/locvtp_tiny.yaml",
-        captions=str(data["captions.csv"]), output_dir=str(root / "run"))
+        captions=str(data["captions.csv"]),
+        output_dir=str(root / "run"),
+    )
     torch.manual_seed(0)
     processor = build_processor(config, load_caption_dataset(data["captions.csv"])["caption"])
     model = build_model(config, processor)
@@ -46,15 +56,31 @@ def test_eval_command_matches_independent_computation(saved, tmp_path):
     text = data["captions.csv"].read_text().replace(test_rows[-1]["video_path"], str(broken))
     captions.write_text(text)
     out = tmp_path / "results.json"
-    code = main(["--model", str(root / "model"), "--captions", str(captions), "--split", "test",
-                 "--grounding", str(data["charades_sta_test.txt"]), "--export-features", str(tmp_path / "feats"),
-                 "--output", str(out), "--no-progress"])
+    code = main(
+        [
+            "--model",
+            str(root / "model"),
+            "--captions",
+            str(captions),
+            "--split",
+            "test",
+            "--grounding",
+            str(data["charades_sta_test.txt"]),
+            "--export-features",
+            str(tmp_path / "feats"),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     results = json.loads(out.read_text())
     good = [r for r in test_rows if r["video_id"] != broken_id]
     queries = read_charades_sta(data["charades_sta_test.txt"])
     assert results["retrieval"]["num_pairs"] == len(good)
-    assert [f["video_id"] for f in results["retrieval"]["failed"]] == [broken_id] * (len(test_rows) - len(good))
+    assert [f["video_id"] for f in results["retrieval"]["failed"]] == [broken_id] * (
+        len(test_rows) - len(good)
+    )
     assert results["grounding"]["num_queries"] == sum(q["video_id"] != broken_id for q in queries)
     assert results["grounding"]["failed"][0]["video_id"] == broken_id
 
@@ -68,7 +94,9 @@ def test_eval_command_matches_independent_computation(saved, tmp_path):
         for row in good:
             frames, fps = decode_segment(row["video_path"], row["start"], row["end"])
             inputs = processor(videos=[frames], text=[row["caption"]], mode="inference", fps=[fps])
-            output = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "clip_mask")})
+            output = model(
+                **{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "clip_mask")}
+            )
             videos.append(output.video_embeds[0].double().numpy())
             texts.append(output.text_embeds[0].double().numpy())
     sim = np.stack(texts) @ np.stack(videos).T
@@ -94,10 +122,13 @@ def test_eval_command_reports_missing_inputs(saved, tmp_path, capsys):
     assert "nothing to evaluate" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag, values, message", [
-    ("--frames-per-clip", ["0"], "expected a positive integer, got 0"),
-    ("--thresholds", ["0.5", "1.5"], r"must be in \[0, 1\), got \[1.5\]"),
-])
+@pytest.mark.parametrize(
+    "flag, values, message",
+    [
+        ("--frames-per-clip", ["0"], "expected a positive integer, got 0"),
+        ("--thresholds", ["0.5", "1.5"], r"must be in \[0, 1\), got \[1.5\]"),
+    ],
+)
 def test_bad_flag_values_are_refused_before_any_work(tmp_path, capsys, flag, values, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "r.json"), flag, *values])

@@ -31,7 +31,9 @@ def test_ranks_with_ties_worked_by_hand():
 def test_metrics_worked_by_hand():
     with pytest.warns(DegenerateScoresWarning, match="text-to-video retrieval: 100%"):
         out = retrieval_metrics(SIM, ties="optimistic")
-    assert out["t2v"] == pytest.approx({"R@1": 200 / 3, "R@5": 100.0, "R@10": 100.0, "MdR": 1.0, "MnR": 4 / 3})
+    assert out["t2v"] == pytest.approx(
+        {"R@1": 200 / 3, "R@5": 100.0, "R@10": 100.0, "MdR": 1.0, "MnR": 4 / 3}
+    )
     # columns: video 0 -> [0.5, 0.9, 0.3] rank 1; video 1 -> [0.5, 0.2, 0.3] rank 2; video 2 -> rank 0
     assert out["v2t"] == pytest.approx({"R@1": 100 / 3, "R@5": 100.0, "R@10": 100.0, "MdR": 2.0, "MnR": 2.0})
     pess = retrieval_metrics(SIM, ties="pessimistic")["t2v"]
@@ -39,8 +41,9 @@ def test_metrics_worked_by_hand():
     # the default: expected recall under a random order of the tied candidates. Row 0 holds its ground truth
     # first with probability 1/2 (one tie), row 1 never (0.9 above it), row 2 with probability 1/3 (two ties)
     mean = retrieval_metrics(SIM)["t2v"]
-    assert mean == pytest.approx({"R@1": 100 * (1 / 2 + 0 + 1 / 3) / 3, "R@5": 100.0, "R@10": 100.0,
-                                  "MdR": 2.0, "MnR": 2.0})
+    assert mean == pytest.approx(
+        {"R@1": 100 * (1 / 2 + 0 + 1 / 3) / 3, "R@5": 100.0, "R@10": 100.0, "MdR": 2.0, "MnR": 2.0}
+    )
 
 
 @pytest.mark.parametrize("n", [7, 100])
@@ -65,8 +68,11 @@ def test_mean_rule_matches_a_monte_carlo_over_tie_orders():
     hits = []
     for _ in range(1500):  # break ties by a random secondary key, then count naively
         noise = rng.random(sim.shape)
-        hits.append(np.mean([sorted(range(30), key=lambda j: (-sim[i, j], noise[i, j])).index(i) < 5
-                             for i in range(30)]))
+        hits.append(
+            np.mean(
+                [sorted(range(30), key=lambda j: (-sim[i, j], noise[i, j])).index(i) < 5 for i in range(30)]
+            )
+        )
     assert 100 * np.mean(hits) == pytest.approx(expected, abs=1.5)
 
 
@@ -117,11 +123,15 @@ def test_metric_module_matches_function_and_reorders_references():
 
 def test_read_msrvtt_csv(tmp_path):
     path = tmp_path / "MSRVTT_JSFUSION_test.csv"
-    path.write_text("key,vid_key,video_id,sentence\nret0,msr7020,video7020,a man is singing\n"
-                    "ret1,msr7021,video7021,\"a dog, running\"\n")
+    path.write_text(
+        "key,vid_key,video_id,sentence\nret0,msr7020,video7020,a man is singing\n"
+        'ret1,msr7021,video7021,"a dog, running"\n'
+    )
     rows = read_msrvtt_csv(path)
-    assert rows == [{"video_id": "video7020", "sentence": "a man is singing"},
-                    {"video_id": "video7021", "sentence": "a dog, running"}]
+    assert rows == [
+        {"video_id": "video7020", "sentence": "a man is singing"},
+        {"video_id": "video7021", "sentence": "a dog, running"},
+    ]
     bad = tmp_path / "bad.csv"
     bad.write_text("video,caption\nv,c\n")
     with pytest.raises(ValueError, match="bad.csv.*sentence"):

@@ -15,8 +15,16 @@ from vidtempo.hub_cards import publish as P
 from vidtempo.modeling import TCAConfig, TCAModel
 
 RESULTS = [
-    {"benchmark": "fivr:synthetic", "similarity": "chamfer", "metrics": {"DSVR": 0.81234, "CSVR": 0.7, "ISVR": None}},
-    {"benchmark": "fivr:synthetic", "similarity": "cosine", "metrics": {"DSVR": 0.61, "CSVR": 0.55, "ISVR": 0.4}},
+    {
+        "benchmark": "fivr:synthetic",
+        "similarity": "chamfer",
+        "metrics": {"DSVR": 0.81234, "CSVR": 0.7, "ISVR": None},
+    },
+    {
+        "benchmark": "fivr:synthetic",
+        "similarity": "cosine",
+        "metrics": {"DSVR": 0.61, "CSVR": 0.55, "ISVR": 0.4},
+    },
 ]
 
 
@@ -24,14 +32,24 @@ RESULTS = [
 def published(tmp_path_factory):
     root = tmp_path_factory.mktemp("publish")
     torch.manual_seed(0)
-    model = TCAModel(TCAConfig(input_size=16, hidden_size=16, num_attention_heads=2, intermediate_size=32)).eval()
+    model = TCAModel(
+        TCAConfig(input_size=16, hidden_size=16, num_attention_heads=2, intermediate_size=32)
+    ).eval()
     results_file = root / "results.json"
     results_file.write_text(json.dumps(RESULTS))
     processor_dir = root / "processor"
     processor_dir.mkdir()
-    (processor_dir / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "X", "size": 8}))
-    folder = P.publish_model(model, root / "hub", results=results_file, processor=processor_dir,
-                             training={"epochs": 2, "batch size": 4}, datasets=["vcdb"])
+    (processor_dir / "preprocessor_config.json").write_text(
+        json.dumps({"image_processor_type": "X", "size": 8})
+    )
+    folder = P.publish_model(
+        model,
+        root / "hub",
+        results=results_file,
+        processor=processor_dir,
+        training={"epochs": 2, "batch size": 4},
+        datasets=["vcdb"],
+    )
     return root, model, folder
 
 
@@ -43,8 +61,15 @@ def front_matter(text):
 def test_folder_has_weights_config_code_processor_and_card(published):
     _, _, folder = published
     names = set(os.listdir(folder))
-    assert {"model.safetensors", "config.json", "configuration_tca.py", "modeling_tca.py", "README.md",
-            "preprocessor_config.json", "eval_results.json"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "configuration_tca.py",
+        "modeling_tca.py",
+        "README.md",
+        "preprocessor_config.json",
+        "eval_results.json",
+    } <= names
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_tca.TCAModel"
     meta = front_matter((folder / "README.md").read_text())
@@ -60,11 +85,15 @@ def test_card_metrics_equal_the_evaluation_json(published):
     meta = front_matter((folder / "README.md").read_text())
     found = sorted(
         (result["dataset"]["name"], metric["name"], metric["type"], metric["value"])
-        for entry in meta["model-index"] for result in entry["results"] for metric in result["metrics"]
+        for entry in meta["model-index"]
+        for result in entry["results"]
+        for metric in result["metrics"]
     )
     expected = sorted(
         (r["benchmark"], f"{name} ({r['similarity']})", "map", round(value, 4))
-        for r in RESULTS for name, value in r["metrics"].items() if value is not None
+        for r in RESULTS
+        for name, value in r["metrics"].items()
+        if value is not None
     )
     assert found == expected and len(found) == 5
     table = (folder / "README.md").read_text().split("## Evaluation")[1]
@@ -86,13 +115,15 @@ sys.modules["vidtempo"] = None  # any import of vidtempo now fails
 from transformers import AutoModel
 model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
 assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-inputs = torch.load({str(tmp_path / 'inputs.pt')!r})
+inputs = torch.load({str(tmp_path / "inputs.pt")!r})
 with torch.no_grad():
     out = model(frame_features=inputs["frames"], attention_mask=inputs["mask"])
-torch.save({{"video": out.video_embeds, "frame": out.frame_embeds}}, {str(tmp_path / 'out.pt')!r})
+torch.save({{"video": out.video_embeds, "frame": out.frame_embeds}}, {str(tmp_path / "out.pt")!r})
 """
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     got = torch.load(tmp_path / "out.pt")
     torch.testing.assert_close(got["video"], expected.video_embeds, rtol=0, atol=1e-6)
@@ -114,7 +145,9 @@ def test_offline_push_fails_clearly_but_leaves_the_folder(published, tmp_path, m
     with pytest.raises(P.PublishError, match="HF_HUB_OFFLINE"):
         P.push_folder(folder, "someone/tca")
     out = tmp_path / "cli"
-    code = P.main([str(folder), str(out), "--results", str(root / "results.json"), "--push-to-hub", "someone/tca"])
+    code = P.main(
+        [str(folder), str(out), "--results", str(root / "results.json"), "--push-to-hub", "someone/tca"]
+    )
     assert code == 2
     assert "cannot push to someone/tca" in capsys.readouterr().err
     assert (out / "model.safetensors").exists()
@@ -131,7 +164,13 @@ def test_bad_results_are_reported_with_the_file_name(tmp_path):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("DSVR", "map"), ("R@5", "recall@5"), ("R@1 IoU>0.5", "recall@1_iou0.5"), ("mIoU", "miou"), ("MdR", "median_rank")],
+    [
+        ("DSVR", "map"),
+        ("R@5", "recall@5"),
+        ("R@1 IoU>0.5", "recall@1_iou0.5"),
+        ("mIoU", "miou"),
+        ("MdR", "median_rank"),
+    ],
 )
 def test_metric_types(name, expected):
     assert P.metric_type(name) == expected
@@ -149,18 +188,25 @@ def test_push_without_network_fails_clearly(tmp_path, monkeypatch):
 
 
 def test_locvtp_evaluation_json_is_read_as_retrieval_and_grounding(tmp_path):
-    payload = {"model": "m", "dataset": "synthetic-captions",
-               "retrieval": {"t2v": {"R@1": 40.0, "R@5": 80.0, "MdR": 2.0}, "v2t": {"R@1": 35.5}},
-               "grounding": {"R@1,IoU=0.5": 41.25, "mIoU": 38.0, "num_queries": 12, "failed": []}}
+    payload = {
+        "model": "m",
+        "dataset": "synthetic-captions",
+        "retrieval": {"t2v": {"R@1": 40.0, "R@5": 80.0, "MdR": 2.0}, "v2t": {"R@1": 35.5}},
+        "grounding": {"R@1,IoU=0.5": 41.25, "mIoU": 38.0, "num_queries": 12, "failed": []},
+    }
     path = tmp_path / "locvtp.json"
     path.write_text(json.dumps(payload))
-    entries = sorted((e.task_type, e.metric_type, e.metric_name, e.metric_value)
-                     for e in P.eval_results_from(P.load_results(path)))
-    assert entries == sorted([
-        ("text-to-video-retrieval", "recall@1", "t2v R@1", 40.0),
-        ("text-to-video-retrieval", "recall@5", "t2v R@5", 80.0),
-        ("text-to-video-retrieval", "median_rank", "t2v MdR", 2.0),
-        ("text-to-video-retrieval", "recall@1", "v2t R@1", 35.5),
-        ("temporal-grounding", "recall@1_iou0.5", "R@1,IoU=0.5", 41.25),
-        ("temporal-grounding", "miou", "mIoU", 38.0),
-    ])
+    entries = sorted(
+        (e.task_type, e.metric_type, e.metric_name, e.metric_value)
+        for e in P.eval_results_from(P.load_results(path))
+    )
+    assert entries == sorted(
+        [
+            ("text-to-video-retrieval", "recall@1", "t2v R@1", 40.0),
+            ("text-to-video-retrieval", "recall@5", "t2v R@5", 80.0),
+            ("text-to-video-retrieval", "median_rank", "t2v MdR", 2.0),
+            ("text-to-video-retrieval", "recall@1", "v2t R@1", 35.5),
+            ("temporal-grounding", "recall@1_iou0.5", "R@1,IoU=0.5", 41.25),
+            ("temporal-grounding", "miou", "mIoU", 38.0),
+        ]
+    )

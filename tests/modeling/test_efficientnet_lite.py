@@ -58,13 +58,24 @@ def test_imagenet_top1_on_bundled_photos(tmp_path):
     om.convert_efficientnet_lite0(tmp_path, classifier=True)
     model = EfficientNetLiteForImageClassification.from_pretrained(tmp_path).eval()
     processor = TCAImageProcessor.from_pretrained(tmp_path)
-    assert processor.image_mean == pytest.approx([127 / 255] * 3) and processor.image_std == pytest.approx([128 / 255] * 3)
+    assert processor.image_mean == pytest.approx([127 / 255] * 3) and processor.image_std == pytest.approx(
+        [128 / 255] * 3
+    )
     expected = {"grace_hopper": {652}, "chelsea": set(range(281, 286)), "coffee": {967}, "rocket": {657}}
     for name, image in bundled_photos(list(expected)):
         # the whole photo squeezed to 256 x 256 then the processor's centre crop 224: a portrait's centre crop
         # would cut Grace Hopper's uniform away and leave her cap and gown (class 400, "academic gown")
-        square = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=(256, 256),
-                               mode="bilinear", antialias=True).round().clamp(0, 255).to(torch.uint8)
+        square = (
+            F.interpolate(
+                torch.from_numpy(image).permute(2, 0, 1)[None].float(),
+                size=(256, 256),
+                mode="bilinear",
+                antialias=True,
+            )
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
         pixels = processor(square.permute(0, 2, 3, 1).numpy())["pixel_values"]
         with torch.no_grad():
             top1 = int(model(pixels).logits.argmax(-1))
@@ -115,8 +126,9 @@ def test_descriptor_pools_the_reference_networks_stage_maps(reference, photo_bat
 
     assert om.main(["efficientnet-lite0", str(tmp_path / "lite0")]) == 0
     model = load_descriptor_model(str(tmp_path / "lite0"))
-    assert isinstance(model, FrameDescriptorModel) and load_processor(str(tmp_path / "lite0")).image_mean[0] == \
-        pytest.approx(127 / 255)
+    assert isinstance(model, FrameDescriptorModel) and load_processor(str(tmp_path / "lite0")).image_mean[
+        0
+    ] == pytest.approx(127 / 255)
     assert model.config.feature_dim == 24 + 40 + 112 + 1280 == 1456
     # independent: the reference network's maps at the end of blocks 2 (stage2), 4 (stage3), 10 (stage5)
     # and after its head conv + BN + ReLU6, captured with hooks

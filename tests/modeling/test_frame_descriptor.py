@@ -23,7 +23,9 @@ TINY_RESNET = dict(embedding_size=8, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 
 
 
 def tiny_model(pooling="l3_irmac", pca_dim=None) -> FrameDescriptorModel:
-    config = FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pooling=pooling, pca_dim=pca_dim)
+    config = FrameDescriptorConfig(
+        backbone_config=ResNetConfig(**TINY_RESNET), pooling=pooling, pca_dim=pca_dim
+    )
     return FrameDescriptorModel(config).eval()
 
 
@@ -217,7 +219,11 @@ def test_trust_remote_code_round_trip(tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     TCAImageProcessor().save_pretrained(tmp_path / "ckpt")
     files = set(os.listdir(tmp_path / "ckpt"))
-    assert {"modeling_frame_descriptor.py", "configuration_frame_descriptor.py", "image_processing_tca.py"} <= files
+    assert {
+        "modeling_frame_descriptor.py",
+        "configuration_frame_descriptor.py",
+        "image_processing_tca.py",
+    } <= files
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["auto_map"]["AutoModel"].endswith("FrameDescriptorModel")
     frames = np.random.default_rng(0).integers(0, 256, (2, 60, 80, 3), dtype=np.uint8)
@@ -238,6 +244,8 @@ def test_trust_remote_code_round_trip(tmp_path):
         """
     )
     env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)

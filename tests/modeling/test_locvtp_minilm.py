@@ -14,7 +14,11 @@ from vidtempo.processing.offline_models import minilm_folder  # noqa: E402
 
 VISION = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24, image_size=16,
               patch_size=8, num_frames=2)  # fmt: skip
-SENTENCES = ["a red square slides to the left", "a crimson box moves leftwards", "the stock market fell sharply today"]
+SENTENCES = [
+    "a red square slides to the left",
+    "a crimson box moves leftwards",
+    "the stock market fell sharply today",
+]
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -30,7 +34,10 @@ def model(tmp_path_factory):
     TimesformerModel(TimesformerConfig(**VISION)).save_pretrained(vision_dir)
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
     model = LocVTPModel.from_vision_text_pretrained(
-        str(vision_dir), str(minilm_folder()), projection_dim=8, frames_per_clip=2,
+        str(vision_dir),
+        str(minilm_folder()),
+        projection_dim=8,
+        frames_per_clip=2,
         special_token_ids=sorted({tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id}),
     )
     return model.eval(), tokenizer
@@ -79,12 +86,22 @@ def test_losses_and_save_load_round_trip(model, tmp_path):
 
 
 def test_config_accepts_bert_and_distilbert_dicts_only():
-    bert = LocVTPConfig(vision_config=dict(VISION), text_config={"model_type": "bert", "hidden_size": 32,
-                        "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 48})
+    bert = LocVTPConfig(
+        vision_config=dict(VISION),
+        text_config={
+            "model_type": "bert",
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 48,
+        },
+    )
     assert isinstance(bert.text_config, BertConfig)
     assert LocVTPModel(bert).text_projection.in_features == 32
-    assert LocVTPConfig(vision_config=dict(VISION), text_config={"dim": 32, "n_heads": 2}).text_config.model_type \
+    assert (
+        LocVTPConfig(vision_config=dict(VISION), text_config={"dim": 32, "n_heads": 2}).text_config.model_type
         == "distilbert"
+    )
     with pytest.raises(ValueError, match="DistilBertConfig or BertConfig"):
         LocVTPConfig(vision_config=dict(VISION), text_config={"model_type": "gpt2"})
 
@@ -96,10 +113,16 @@ def test_a_pretrained_tower_keeps_applying_the_padding_mask(tmp_path):
 
     torch.manual_seed(0)
     TimesformerModel(TimesformerConfig(**VISION)).save_pretrained(tmp_path / "vision")
-    DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=24)).save_pretrained(
-        tmp_path / "text")
-    locvtp = LocVTPModel.from_vision_text_pretrained(str(tmp_path / "vision"), str(tmp_path / "text"),
-                                                     projection_dim=8, frames_per_clip=2, special_token_ids=[0, 1, 2])
+    DistilBertModel(
+        DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=24)
+    ).save_pretrained(tmp_path / "text")
+    locvtp = LocVTPModel.from_vision_text_pretrained(
+        str(tmp_path / "vision"),
+        str(tmp_path / "text"),
+        projection_dim=8,
+        frames_per_clip=2,
+        special_token_ids=[0, 1, 2],
+    )
     reference = DistilBertModel.from_pretrained(tmp_path / "text").eval()
     ids = torch.tensor([[1, 5, 6, 7, 2], [1, 5, 2, 0, 0]])
     with torch.no_grad():
@@ -114,21 +137,36 @@ def test_offline_config_trains_with_minilm_and_its_tokenizer(tmp_path):
     from vidtempo.synthetic.captions import generate_captioned_videos
     from vidtempo.training.train_locvtp import LocVTPTrainConfig, build_model, build_processor, train
 
-    data = generate_captioned_videos(tmp_path / "data", num_videos=6, seed=3, size=(32, 32), fps=8.0,
-                                     duration=3.0, progress=False)
+    data = generate_captioned_videos(
+        tmp_path / "data", num_videos=6, seed=3, size=(32, 32), fps=8.0, duration=3.0, progress=False
+    )
     config_path = Path(__file__).resolve().parents[2] / "training" / "configs" / "locvtp_minilm.yaml"
-    config = LocVTPTrainConfig.from_yaml(config_path, captions=str(data["captions.csv"]),
-                                         output_dir=str(tmp_path / "run"), batch_size=2, num_clips=3,
-                                         max_steps=2, progress=False)
+    config = LocVTPTrainConfig.from_yaml(
+        config_path,
+        captions=str(data["captions.csv"]),
+        output_dir=str(tmp_path / "run"),
+        batch_size=2,
+        num_clips=3,
+        max_steps=2,
+        progress=False,
+    )
     assert config.text_model == "offline:all-MiniLM-L6-v2" and not config.tokenizer_from_captions
     processor = build_processor(config, ["a caption"])
     reference = AutoTokenizer.from_pretrained(minilm_folder())
-    assert processor.tokenizer("a red square slides")["input_ids"] == reference("a red square slides")["input_ids"]
+    assert (
+        processor.tokenizer("a red square slides")["input_ids"]
+        == reference("a red square slides")["input_ids"]
+    )
     model = build_model(config, processor)
-    assert isinstance(model.config.text_config, BertConfig) and model.config.special_token_ids == [0, 101, 102]
+    assert isinstance(model.config.text_config, BertConfig) and model.config.special_token_ids == [
+        0,
+        101,
+        102,
+    ]
     reference_tower = AutoModel.from_pretrained(minilm_folder())
-    assert torch.equal(model.text_model.embeddings.word_embeddings.weight,
-                       reference_tower.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        model.text_model.embeddings.word_embeddings.weight, reference_tower.embeddings.word_embeddings.weight
+    )
     metrics = train(config)
     assert metrics["global_step"] == 2 and len(metrics["losses"]) == 2
     assert all(0 < loss < float("inf") for loss in metrics["losses"])

@@ -182,7 +182,6 @@ def test_save_load_roundtrip_and_auto_classes(tmp_path):
     assert isinstance(AutoConfig.from_pretrained(tmp_path), LocVTPConfig)
 
 
-
 def test_trust_remote_code_loads_without_vidtempo(tmp_path):
     model = LocVTPModel(tiny_config()).eval()
     model.save_pretrained(tmp_path / "model")
@@ -270,7 +269,9 @@ def test_from_vision_text_pretrained_local_folders(tmp_path):
     assert from_full.config.projection_dim == 8
     frames = torch.randn(3, 3, 16, 16)
     with torch.no_grad():
-        clip_image_embeds = full.visual_projection(full.vision_model(pixel_values=frames).pooler_output)  # [3, 8]
+        clip_image_embeds = full.visual_projection(
+            full.vision_model(pixel_values=frames).pooler_output
+        )  # [3, 8]
         clip_feature = from_full.eval().get_clip_features(frames[None, None])  # [1, 1, 8]
     torch.testing.assert_close(clip_feature[0, 0], clip_image_embeds.mean(0))
     other_width = LocVTPModel.from_vision_text_pretrained(
@@ -328,7 +329,9 @@ def test_from_vision_text_pretrained_starts_from_an_image_vit_folder(tmp_path):
         frames_per_clip=2,
     )  # fmt: skip
     assert model.config.vision_backbone == "timesformer" and model.config.vision_config.num_frames == 2
-    torch.testing.assert_close(model.vision_model.embeddings.position_embeddings, vit.embeddings.position_embeddings)
+    torch.testing.assert_close(
+        model.vision_model.embeddings.position_embeddings, vit.embeddings.position_embeddings
+    )
     out = model(**inputs(), return_loss=True)
     assert torch.isfinite(out.loss)
     model.save_pretrained(tmp_path / "locvtp")
@@ -340,6 +343,7 @@ def test_from_vision_text_pretrained_starts_from_an_image_vit_folder(tmp_path):
         vision_num_frames=8,
     )  # fmt: skip
     assert eight.config.vision_config.num_frames == 8
+
 
 @pytest.mark.parametrize(
     "overrides",
@@ -376,6 +380,8 @@ def test_masked_mean_copy_agrees_with_tca():
     hidden = torch.randn(4, 7, 5, generator=generator)
     mask = torch.rand(4, 7, generator=generator) > 0.5
     mask[0] = False
-    expected = torch.stack([hidden[b][mask[b]].mean(0) if mask[b].any() else torch.zeros(5) for b in range(4)])
+    expected = torch.stack(
+        [hidden[b][mask[b]].mean(0) if mask[b].any() else torch.zeros(5) for b in range(4)]
+    )
     torch.testing.assert_close(locvtp_masked_mean(hidden, mask), expected)
     torch.testing.assert_close(tca_masked_mean(hidden, mask), expected)

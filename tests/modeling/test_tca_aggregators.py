@@ -86,7 +86,9 @@ def test_recurrent_equals_torch_bidirectional_rnn(aggregator):
             x = features[b : b + 1, :length]
             # the backward direction is the forward pass of the reversed sequence with the *_reverse weights
             cell = (torch.nn.LSTM if aggregator == "lstm" else torch.nn.GRU)(16, 8, batch_first=True)
-            cell.load_state_dict({k.replace("_reverse", ""): v for k, v in rnn.state_dict().items() if "reverse" in k})
+            cell.load_state_dict(
+                {k.replace("_reverse", ""): v for k, v in rnn.state_dict().items() if "reverse" in k}
+            )
             backward = cell(x.flip(1))[0].flip(1)
             cell.load_state_dict({k: v for k, v in rnn.state_dict().items() if "reverse" not in k})
             forward = cell(x)[0]
@@ -119,9 +121,13 @@ def test_save_load_and_trust_remote_code_without_vidtempo(tmp_path):
             assert torch.equal(loaded.state_dict()[key], value), (aggregator, key)
         with torch.no_grad():  # (LSTM kernels may round differently on re-laid-out weights: not bit-exact)
             expected[aggregator] = model(features, mask).video_embeds
-            torch.testing.assert_close(loaded(features, mask).video_embeds, expected[aggregator], rtol=0, atol=1e-6)
+            torch.testing.assert_close(
+                loaded(features, mask).video_embeds, expected[aggregator], rtol=0, atol=1e-6
+            )
     torch.save({"features": features, "mask": mask}, tmp_path / "inputs.pt")
-    script = BLOCK_VIDTEMPO + f"""
+    script = (
+        BLOCK_VIDTEMPO
+        + f"""
 import torch
 from transformers import AutoModel
 inputs = torch.load({str(tmp_path / "inputs.pt")!r})
@@ -133,6 +139,7 @@ for name in {AGGREGATORS!r}:
         out[name] = model(inputs["features"], attention_mask=inputs["mask"]).video_embeds
 torch.save(out, {str(tmp_path / "out.pt")!r})
 """
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
                                  "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"})  # fmt: skip

@@ -107,7 +107,9 @@ def test_batched_database_equals_one_pair_at_a_time():
     generator = torch.Generator().manual_seed(0)
     query = F.normalize(torch.randn(13, 8, generator=generator, dtype=torch.float64), dim=-1)
     lengths = [4, 5, 7, 9, 16, 23, 6, 31]
-    database = [F.normalize(torch.randn(n, 8, generator=generator, dtype=torch.float64), dim=-1) for n in lengths]
+    database = [
+        F.normalize(torch.randn(n, 8, generator=generator, dtype=torch.float64), dim=-1) for n in lengths
+    ]
     with torch.no_grad():
         batched = model.score_database(query, database, batch_size=3)
         single = [float(_naive(weights, query @ d.T)) for d in database]
@@ -134,7 +136,9 @@ def test_short_videos_error_or_repeat():
     three = torch.arange(3.0)[:, None]
     assert repeat_to_min_frames(three).flatten().tolist() == [0, 1, 2, 0, 1, 2]
     assert repeat_to_min_frames(three[:1]).shape[0] == 4
-    scores = model.score_database(torch.randn(3, 4), [torch.randn(1, 4), torch.randn(9, 4)], repeat_short=True)
+    scores = model.score_database(
+        torch.randn(3, 4), [torch.randn(1, 4), torch.randn(9, 4)], repeat_short=True
+    )
     assert scores.shape == (2,) and torch.isfinite(scores).all()
 
 
@@ -156,7 +160,9 @@ def test_dns_init_and_save_load_trust_remote_code(tmp_path):
     assert type(reloaded).__name__ == "TCAComparatorModel"
     sims = torch.rand(2, 9, 12) * 2 - 1
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(sims).video_similarity, model(sims).video_similarity, rtol=0, atol=0)
+        torch.testing.assert_close(
+            reloaded(sims).video_similarity, model(sims).video_similarity, rtol=0, atol=0
+        )
     script = BLOCK_VIDTEMPO + (
         "import torch\nfrom transformers import AutoModel\n"
         f"m = AutoModel.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()\n"

@@ -266,7 +266,9 @@ def test_saved_code_uses_only_sibling_relative_imports(tmp_path):
             )
 
 
-CHILD_SCRIPT = BLOCK_VIDTEMPO + """
+CHILD_SCRIPT = (
+    BLOCK_VIDTEMPO
+    + """
 import torch
 from transformers import AutoModel
 
@@ -286,6 +288,7 @@ torch.save(
     outputs_file,
 )
 """
+)
 
 
 @pytest.mark.slow  # a fresh interpreter imports torch + transformers (~15 s on 2 shared cores)

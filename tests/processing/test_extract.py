@@ -39,11 +39,15 @@ def workspace(tmp_path_factory):
         count = int(round(fps * seconds))
         base = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)  # smooth content: a few big blocks per video
         frames = np.repeat(np.repeat(base, 8, 0), 8, 1)[None].repeat(count, 0)
-        frames = (frames.astype(np.int16) + np.arange(count)[:, None, None, None]).clip(0, 255).astype(np.uint8)
+        frames = (
+            (frames.astype(np.int16) + np.arange(count)[:, None, None, None]).clip(0, 255).astype(np.uint8)
+        )
         write_video(root / "videos" / name, frames, fps)
     (root / "videos" / "notavideo.mp4").write_text("plain text")
     write_video(root / "videos" / "tooshort.mp4", np.zeros((4, 48, 64, 3), np.uint8), 10)
-    model = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pooling="imac"))
+    model = FrameDescriptorModel(
+        FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pooling="imac")
+    )
     model.eval().save_pretrained(root / "model")
     TCAImageProcessor(shortest_edge=64, crop_size=56).save_pretrained(root / "model")
     return root
@@ -73,8 +77,22 @@ def test_collect_videos(workspace, tmp_path):
 
 def test_extract_folder_with_bad_files_then_resume(workspace, tmp_path, capsys):
     out = tmp_path / "desc"
-    args = [str(workspace / "videos"), "--out", str(out), "--model", str(workspace / "model"),
-            "--batch-size", "5", "--num-workers", "2", "--shard-size", "2", "--no-progress", "--seed", "1"]
+    args = [
+        str(workspace / "videos"),
+        "--out",
+        str(out),
+        "--model",
+        str(workspace / "model"),
+        "--batch-size",
+        "5",
+        "--num-workers",
+        "2",
+        "--shard-size",
+        "2",
+        "--no-progress",
+        "--seed",
+        "1",
+    ]
     assert main(args) == 0
     info = read_info(out)
     assert info["dim"] == 48 and info["pooling"] == "imac"
@@ -122,7 +140,9 @@ def test_extract_folder_with_bad_files_then_resume(workspace, tmp_path, capsys):
     shutil.copytree(workspace / "model", copy)
     args[args.index("--model") + 1] = str(copy)
     assert main(args) == 0
-    other = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pooling="imac"))
+    other = FrameDescriptorModel(
+        FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pooling="imac")
+    )
     other.eval().save_pretrained(tmp_path / "other_model")
     TCAImageProcessor(shortest_edge=64, crop_size=56).save_pretrained(tmp_path / "other_model")
     args[args.index("--model") + 1] = str(tmp_path / "other_model")
@@ -133,12 +153,30 @@ def test_extract_folder_with_bad_files_then_resume(workspace, tmp_path, capsys):
     assert main(args + ["--force"]) == 0
 
 
-@pytest.mark.parametrize("flag, value", [("--fps", "0"), ("--fps", "-1"), ("--num-frames", "0"),
-                                         ("--batch-size", "0"), ("--shard-size", "0"), ("--num-workers", "-1")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--fps", "0"),
+        ("--fps", "-1"),
+        ("--num-frames", "0"),
+        ("--batch-size", "0"),
+        ("--shard-size", "0"),
+        ("--num-workers", "-1"),
+    ],
+)
 def test_bad_flag_values_are_refused_before_any_work(workspace, tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
-        main([str(workspace / "videos"), "--out", str(tmp_path / "out"), "--model", str(workspace / "model"),
-              flag, value])
+        main(
+            [
+                str(workspace / "videos"),
+                "--out",
+                str(tmp_path / "out"),
+                "--model",
+                str(workspace / "model"),
+                flag,
+                value,
+            ]
+        )
     assert exit_info.value.code == 2
     assert f"argument {flag}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -148,9 +186,24 @@ def test_fit_pca_step_whitens_folder_and_model(workspace, tmp_path):
     raw = tmp_path / "raw"
     common = ["--model", str(workspace / "model"), "--num-workers", "0", "--no-progress"]
     assert main([str(workspace / "videos" / n) for n, _, _ in VIDEOS] + ["--out", str(raw)] + common) == 0
-    assert main(["fit-pca", str(raw), "--model", str(workspace / "model"), "--dim", "6",
-                 "--save-model", str(tmp_path / "white_model"), "--whiten-to", str(tmp_path / "white"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fit-pca",
+                str(raw),
+                "--model",
+                str(workspace / "model"),
+                "--dim",
+                "6",
+                "--save-model",
+                str(tmp_path / "white_model"),
+                "--whiten-to",
+                str(tmp_path / "white"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     frames = np.concatenate([f for _, f, _ in iter_descriptors(raw)]).astype(np.float64)
     mean = frames.mean(axis=0)
     values, vectors = np.linalg.eigh(np.cov(frames, rowvar=False))
@@ -180,8 +233,21 @@ def test_fit_pca_refuses_more_components_than_frames(workspace, tmp_path, capsys
     raw = tmp_path / "raw"
     common = ["--model", str(workspace / "model"), "--num-workers", "0", "--no-progress"]
     assert main([str(workspace / "videos" / "a.mp4"), "--out", str(raw), *common]) == 0  # 3 frames
-    assert main(["fit-pca", str(raw), "--model", str(workspace / "model"), "--dim", "3",
-                 "--save-model", str(tmp_path / "white_model")]) == 1
+    assert (
+        main(
+            [
+                "fit-pca",
+                str(raw),
+                "--model",
+                str(workspace / "model"),
+                "--dim",
+                "3",
+                "--save-model",
+                str(tmp_path / "white_model"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "3 frames were fitted, so at most 2 PCA components" in err and "--dim 2" in err
     assert not (tmp_path / "white_model").exists()
@@ -200,9 +266,24 @@ def test_help_documents_both_steps(capsys):
 def test_two_processes_with_torchrun(workspace, tmp_path, free_port):
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port), "-m", "vidtempo.processing.extract",
-           str(workspace / "videos"), "--out", str(out), "--model", str(workspace / "model"), "--cpu",
-           "--num-workers", "0", "--no-progress"]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port),
+        "-m",
+        "vidtempo.processing.extract",
+        str(workspace / "videos"),
+        "--out",
+        str(out),
+        "--model",
+        str(workspace / "model"),
+        "--cpu",
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -223,7 +304,9 @@ def test_a_torn_failure_log_line_is_skipped_and_the_next_row_starts_a_new_line(t
     with open(tmp_path / FAILED_FILE, "a") as handle:  # what a job killed mid-append leaves behind
         handle.write('{"video_id": "b", "pa')
     with pytest.warns(UserWarning, match=r"failed.jsonl, line 2: not a JSON object"):
-        assert [row["video_id"] for row in read_failures(tmp_path)] == ["a"]  # b is not failed: it will be retried
+        assert [row["video_id"] for row in read_failures(tmp_path)] == [
+            "a"
+        ]  # b is not failed: it will be retried
     append_failure(tmp_path, "c", "/v/c.mp4", "too short")
     with pytest.warns(UserWarning, match="line 2"):
         rows = read_failures(tmp_path)
@@ -242,14 +325,28 @@ def test_extraction_killed_mid_run_resumes_to_the_same_descriptors(workspace, tm
         frames = rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(20, 0)
         write_video(videos / f"v{i:02d}.mp4", frames, 10)
     (videos / "broken.mp4").write_text("not a video")
-    args = [str(videos), "--model", str(workspace / "model"), "--num-workers", "0", "--shard-size", "1",
-            "--batch-size", "4", "--no-progress"]
+    args = [
+        str(videos),
+        "--model",
+        str(workspace / "model"),
+        "--num-workers",
+        "0",
+        "--shard-size",
+        "1",
+        "--batch-size",
+        "4",
+        "--no-progress",
+    ]
     assert main(args + ["--out", str(tmp_path / "clean")]) == 0
 
     out = tmp_path / "killed"
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(torch.get_num_threads()))
-    process = subprocess.Popen([sys.executable, "-m", "vidtempo.processing.extract", *args, "--out", str(out)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidtempo.processing.extract", *args, "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not shard_files(out) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -270,7 +367,9 @@ def test_extraction_killed_mid_run_resumes_to_the_same_descriptors(workspace, tm
 
 
 @pytest.mark.slow
-def test_a_video_that_crashes_its_decoder_is_recorded_and_the_rest_are_extracted(workspace, tmp_path, monkeypatch):
+def test_a_video_that_crashes_its_decoder_is_recorded_and_the_rest_are_extracted(
+    workspace, tmp_path, monkeypatch
+):
     import signal
 
     import vidtempo.processing.extract as extract_module
@@ -278,7 +377,9 @@ def test_a_video_that_crashes_its_decoder_is_recorded_and_the_rest_are_extracted
     videos = tmp_path / "videos"
     rng = np.random.default_rng(2)
     for i in range(8):
-        write_video(videos / f"v{i}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(20, 0), 10)
+        write_video(
+            videos / f"v{i}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(20, 0), 10
+        )
     write_video(videos / "v3_segfaults.mp4", np.zeros((20, 48, 64, 3), np.uint8), 10)
     real = extract_module.iter_video_chunks
 
@@ -288,8 +389,16 @@ def test_a_video_that_crashes_its_decoder_is_recorded_and_the_rest_are_extracted
         return real(path, **kwargs)
 
     monkeypatch.setattr(extract_module, "iter_video_chunks", decoder_that_segfaults_on_one_file)
-    args = [str(videos), "--model", str(workspace / "model"), "--shard-size", "3", "--batch-size", "4",
-            "--no-progress"]
+    args = [
+        str(videos),
+        "--model",
+        str(workspace / "model"),
+        "--shard-size",
+        "3",
+        "--batch-size",
+        "4",
+        "--no-progress",
+    ]
     assert main([*args, "--num-workers", "2", "--out", str(tmp_path / "out")]) == 0
     failures = read_failures(tmp_path / "out")
     assert [row["video_id"] for row in failures] == ["v3_segfaults"]
@@ -311,14 +420,35 @@ def _start_extraction(workspace: Path, tmp_path: Path, num_videos: int = 40):
     videos = tmp_path / "videos"
     rng = np.random.default_rng(3)
     for i in range(num_videos):
-        write_video(videos / f"v{i:02d}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(30, 0), 10)
+        write_video(
+            videos / f"v{i:02d}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(30, 0), 10
+        )
     out = tmp_path / "out"
     # shards of 64 videos, but a commit at least every 0.3 s: a kill loses at most that much work
-    args = [str(videos), "--model", str(workspace / "model"), "--num-workers", "2", "--shard-size", "64",
-            "--commit-seconds", "0.3", "--batch-size", "4", "--no-progress", "--out", str(out)]
+    args = [
+        str(videos),
+        "--model",
+        str(workspace / "model"),
+        "--num-workers",
+        "2",
+        "--shard-size",
+        "64",
+        "--commit-seconds",
+        "0.3",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, "-m", "vidtempo.processing.extract", *args], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidtempo.processing.extract", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     workers: list = []
     while process.poll() is None and time.monotonic() < deadline:

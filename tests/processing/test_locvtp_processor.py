@@ -164,7 +164,6 @@ def test_processor_decodes_video_paths(processor, tmp_path):
         processor(videos=[str(bad)])
 
 
-
 def test_save_load_and_trust_remote_code(processor, tmp_path):
     processor.save_pretrained(tmp_path / "proc")
     assert (tmp_path / "proc" / "processing_locvtp.py").exists()

@@ -33,8 +33,9 @@ def brute_force(database, queries, k):
 @pytest.mark.parametrize("index_type,backend", [("flat", "blas"), ("flat", "faiss"), ("ivf", "faiss")])
 def test_faiss_search_equals_brute_force(tmp_path, index_type, backend):
     ids, videos, _ = random_collection(600)
-    index = VideoIndex(tmp_path, DIM, index_type=index_type, nlist=8, nprobe=8, store_frames=False,
-                       exact_backend=backend)
+    index = VideoIndex(
+        tmp_path, DIM, index_type=index_type, nlist=8, nprobe=8, store_frames=False, exact_backend=backend
+    )
     index.add(ids, videos * 3.0)  # normalised on the way in
     queries = np.random.default_rng(1).normal(size=(20, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
@@ -93,8 +94,10 @@ def test_save_load_and_resume_after_an_interrupted_add(tmp_path):
     oneshot = VideoIndex(tmp_path / "oneshot", DIM)
     oneshot.add(ids, videos, frames)
     query_frames = frames[:3]
-    for a, b in zip(reloaded.search(videos[:3], 5, rerank=20, query_frames=query_frames),
-                    oneshot.search(videos[:3], 5, rerank=20, query_frames=query_frames)):
+    for a, b in zip(
+        reloaded.search(videos[:3], 5, rerank=20, query_frames=query_frames),
+        oneshot.search(videos[:3], 5, rerank=20, query_frames=query_frames),
+    ):
         assert a.ids == b.ids
         np.testing.assert_allclose(a.scores, b.scores)
     for i in (0, 33, 49):
@@ -110,15 +113,43 @@ def test_save_load_and_resume_after_an_interrupted_add(tmp_path):
 def test_index_and_search_commands(tmp_path, capsys):
     ids, _, frames = random_collection(40, seed=6)
     features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)), shard_size=7)
-    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--chunk-videos", "16",
-                       "--no-progress"]) == 0
+    assert (
+        index_main(
+            [
+                "--features",
+                str(features),
+                "--index",
+                str(tmp_path / "idx"),
+                "--chunk-videos",
+                "16",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
     index = VideoIndex.load(tmp_path / "idx")
     assert sorted(index.ids) == ids  # the second run resumed and added nothing twice
     queries = write_descriptors(tmp_path / "queries", {"probe": frames[7], "other": frames[8]})
     out = tmp_path / "results.json"
-    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(queries), "--k", "3",
-                        "--rerank", "40", "--output", str(out), "--no-progress"]) == 0
+    assert (
+        search_main(
+            [
+                "--index",
+                str(tmp_path / "idx"),
+                "--features",
+                str(queries),
+                "--k",
+                "3",
+                "--rerank",
+                "40",
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(out.read_text())
     assert payload["results"]["probe"][0]["id"] == ids[7]
     assert payload["results"]["probe"][0]["score"] == pytest.approx(1.0, abs=1e-3)  # chamfer with itself
@@ -169,13 +200,45 @@ def test_index_refuses_another_model_and_search_works_from_any_directory(tmp_pat
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     out = tmp_path / "results.json"
-    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"),
-                        "--queries", ids[2], "--k", "3", "--output", str(out), "--no-progress"]) == 0
+    assert (
+        search_main(
+            [
+                "--index",
+                str(tmp_path / "idx"),
+                "--features",
+                str(tmp_path / "features"),
+                "--queries",
+                ids[2],
+                "--k",
+                "3",
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     first = json.loads(out.read_text())["results"][ids[2]]
     assert first[0]["id"] == ids[2] and len(first) == 3  # the query itself, first
-    assert search_main(["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"),
-                        "--queries", ids[2], "--k", "3", "--exclude-self", "--output", str(out),
-                        "--no-progress"]) == 0
+    assert (
+        search_main(
+            [
+                "--index",
+                str(tmp_path / "idx"),
+                "--features",
+                str(tmp_path / "features"),
+                "--queries",
+                ids[2],
+                "--k",
+                "3",
+                "--exclude-self",
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     without = json.loads(out.read_text())["results"][ids[2]]
     assert [r["id"] for r in without] == [r["id"] for r in first[1:]] + [without[-1]["id"]]
     assert ids[2] not in {r["id"] for r in without} and len(without) == 3
@@ -187,10 +250,34 @@ def test_a_hub_name_offline_fails_at_once_with_the_fix(tmp_path, capsys, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     ids, _, frames = random_collection(4, seed=10)
     features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
-    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--model",
-                       "someone/tca-fivr", "--no-progress"]) == 1
+    assert (
+        index_main(
+            [
+                "--features",
+                str(features),
+                "--index",
+                str(tmp_path / "idx"),
+                "--model",
+                "someone/tca-fivr",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "'someone/tca-fivr' is not a local folder" in err and "pass a local folder" in err
-    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--model",
-                       str(tmp_path / "missing" / "tca"), "--no-progress"]) == 1
+    assert (
+        index_main(
+            [
+                "--features",
+                str(features),
+                "--index",
+                str(tmp_path / "idx"),
+                "--model",
+                str(tmp_path / "missing" / "tca"),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     assert "no such folder" in capsys.readouterr().err

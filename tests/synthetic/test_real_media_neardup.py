@@ -30,8 +30,9 @@ COPIES = {  # near-duplicate -> (pixel transform, x264 crf of the re-encode)
 FRAMES = 3
 # frames at 128 / 112 (a quarter of the 224 pixels) keep the test fast on two cores; Lite0's "SAME" padding
 # works at any size
-PROCESSOR = TCAImageProcessor(shortest_edge=128, crop_size=112, image_mean=om.EFFICIENTNET_LITE_MEAN,
-                              image_std=om.EFFICIENTNET_LITE_STD)
+PROCESSOR = TCAImageProcessor(
+    shortest_edge=128, crop_size=112, image_mean=om.EFFICIENTNET_LITE_MEAN, image_std=om.EFFICIENTNET_LITE_STD
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,17 @@ def videos(tmp_path_factory):
 def retrieval_margins(model: FrameDescriptorModel, videos, out) -> dict[str, float]:
     """Per source: lowest cosine to one of its near-duplicates minus the highest to any video of another
     photo (other sources, their copies, unrelated photos). Video vector = L2-normalised mean of its frames."""
-    extract([videos], out, model=model, processor=PROCESSOR, fps=None,
-            num_frames=FRAMES, num_workers=0, progress=False, cpu=True)
+    extract(
+        [videos],
+        out,
+        model=model,
+        processor=PROCESSOR,
+        fps=None,
+        num_frames=FRAMES,
+        num_workers=0,
+        progress=False,
+        cpu=True,
+    )
     features = load_descriptors(out)
     assert len(features) == len(SOURCES) * (1 + len(COPIES)) + len(UNRELATED)
     ids = sorted(features)
@@ -73,8 +83,10 @@ def test_near_duplicates_of_real_photos_rank_first_with_imagenet_weights(videos,
     torch.manual_seed(0)
     random_model = FrameDescriptorModel(om.efficientnet_lite0_descriptor().config).eval()
     random = retrieval_margins(random_model, videos, tmp_path / "random")
-    print(f"near-duplicate margins (pytest -s shows this), ImageNet Lite0: {real} (min {min(real.values()):.3f}); "
-          f"random weights: {random} (min {min(random.values()):.3f})")
+    print(
+        f"near-duplicate margins (pytest -s shows this), ImageNet Lite0: {real} (min {min(real.values()):.3f}); "
+        f"random weights: {random} (min {min(random.values()):.3f})"
+    )
     # every near-duplicate ranks above every video of another photo, by a clear margin
     assert min(real.values()) > 0.02, real
     # and the ImageNet weights separate better than the same network with random weights

@@ -31,8 +31,17 @@ def mae(a, b):
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("neardup")
-    paths = generate_benchmark(out, num_sources=3, num_distractors=2, seed=7, size=SIZE, fps=FPS,
-                               duration=DURATION, workers=1, progress=False)
+    paths = generate_benchmark(
+        out,
+        num_sources=3,
+        num_distractors=2,
+        seed=7,
+        size=SIZE,
+        fps=FPS,
+        duration=DURATION,
+        workers=1,
+        progress=False,
+    )
     manifest = json.loads(paths.manifest.read_text())
     specs = {s["video_id"]: s for group in manifest["specs"] for s in group}
     return paths, manifest, specs
@@ -100,7 +109,9 @@ def test_annotation_is_fivr_schema_with_disjoint_training_and_held_out_families(
     for a, b in (p["videos"] for p in train["video_pairs"]):  # training positives are copies of one family
         assert family[a] == family[b] and {roles[a], roles[b]} <= {"query", "ND", "DS"}
     assert train["hard_negs"] and all(roles[v] in ("CS", "IS") for v in train["hard_negs"])
-    assert not set(train["hard_negs"]) & held_out_ids(held_out) and not set(train["negs"]) & held_out_ids(held_out)
+    assert not set(train["hard_negs"]) & held_out_ids(held_out) and not set(train["negs"]) & held_out_ids(
+        held_out
+    )
 
 
 def held_out_ids(version):
@@ -183,7 +194,9 @@ def test_channels_prepend_their_intro_and_stamp_their_watermark():
             n = members[0]["channel"]["intro"]["num_frames"]
             if a.shape[1:] == b.shape[1:]:
                 np.testing.assert_array_equal(a[:n], b[:n])
-    other = next(s for s in specs if s["channel"]["id"] != specs[0]["channel"]["id"] and s["size"] == specs[0]["size"])
+    other = next(
+        s for s in specs if s["channel"]["id"] != specs[0]["channel"]["id"] and s["size"] == specs[0]["size"]
+    )
     assert mae(render_video(other, FPS)[:2], frames[:2]) > 5
     no_channels = build_specs(6, 6, seed=1, size=SIZE, fps=FPS, duration=DURATION, num_channels=0)
     assert all("channel" not in spec for group in no_channels for spec in group)
@@ -213,7 +226,7 @@ def test_trimmed_video_matches_source_at_its_offset(tmp_path):
     source = _source(frames=16)
     decoded = _roundtrip(tmp_path, T.trim(source, start=5, length=7))
     assert len(decoded) == 7
-    errors = [mae(decoded, source[o:o + 7]) for o in range(0, 10)]
+    errors = [mae(decoded, source[o : o + 7]) for o in range(0, 10)]
     assert int(np.argmin(errors)) == 5 and errors[5] < 10
 
 
@@ -237,7 +250,9 @@ def test_crop_and_resize_match_naive_loops():
     reference = np.zeros_like(source)
     for i in range(h):
         for j in range(w):
-            reference[:, i, j] = source[:, r0 + int((i + 0.5) * (r1 - r0) / h), c0 + int((j + 0.5) * (c1 - c0) / w)]
+            reference[:, i, j] = source[
+                :, r0 + int((i + 0.5) * (r1 - r0) / h), c0 + int((j + 0.5) * (c1 - c0) / w)
+            ]
     np.testing.assert_array_equal(out, reference)
     small = T.resize(source, 32, 24)
     assert small.shape == (2, 24, 32, 3)
@@ -272,7 +287,9 @@ def test_shape_masks_match_geometry():
 
 
 def test_generation_resumes_and_refuses_other_parameters(tmp_path):
-    kwargs = dict(num_sources=1, num_distractors=1, seed=1, size=(32, 32), fps=4.0, duration=2.0, progress=False)
+    kwargs = dict(
+        num_sources=1, num_distractors=1, seed=1, size=(32, 32), fps=4.0, duration=2.0, progress=False
+    )
     paths = generate_benchmark(tmp_path, **kwargs)
     videos = sorted(paths.videos.glob("*.mp4"))
     assert len(videos) == 7
@@ -295,11 +312,31 @@ def test_cli_help_and_run(tmp_path, capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "--num-sources" in capsys.readouterr().out
-    args = [str(tmp_path), "--num-sources", "1", "--num-distractors", "0", "--size", "32x32", "--fps", "4",
-            "--duration", "2", "--workers", "1", "--no-progress"]
+    args = [
+        str(tmp_path),
+        "--num-sources",
+        "1",
+        "--num-distractors",
+        "0",
+        "--size",
+        "32x32",
+        "--fps",
+        "4",
+        "--duration",
+        "2",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert sorted(p.stem for p in (tmp_path / "videos").glob("*.mp4")) == [
-        "f000_cs", "f000_ds", "f000_is", "f000_nd0", "f000_nd1", "f000_q"]
+        "f000_cs",
+        "f000_ds",
+        "f000_is",
+        "f000_nd0",
+        "f000_nd1",
+        "f000_q",
+    ]
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--size", "32by32"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
@@ -321,14 +358,21 @@ def test_vectorised_renderer_matches_a_per_pixel_loop():
             for j in range(width):
                 x = cam["pos"][0] + cam["vel"][0] * rel + (j + 0.5 - width / 2) / height / zoom
                 y = cam["pos"][1] + cam["vel"][1] * rel + (i + 0.5 - height / 2) / height / zoom
-                wave = [np.sin(2 * np.pi * (f[0] * x + f[1] * y) + p) for f, p in zip(bg["freqs"], bg["phases"])]
-                pixel = colors[0] + sum((0.5 + 0.5 * wave[c]) * (colors[c] - colors[0]) * 0.5 * c for c in (1, 2))
+                wave = [
+                    np.sin(2 * np.pi * (f[0] * x + f[1] * y) + p) for f, p in zip(bg["freqs"], bg["phases"])
+                ]
+                pixel = colors[0] + sum(
+                    (0.5 + 0.5 * wave[c]) * (colors[c] - colors[0]) * 0.5 * c for c in (1, 2)
+                )
                 pixel = pixel * (0.85 + 0.15 * wave[0])
                 for shape in scene["shapes"]:
                     if "visible" in shape and not shape["visible"][0] <= t < shape["visible"][1]:
                         continue
                     a = shape["angle"] + shape["spin"] * t
-                    dx, dy = x - (shape["pos"][0] + shape["vel"][0] * t), y - (shape["pos"][1] + shape["vel"][1] * t)
+                    dx, dy = (
+                        x - (shape["pos"][0] + shape["vel"][0] * t),
+                        y - (shape["pos"][1] + shape["vel"][1] * t),
+                    )
                     u, v = np.cos(a) * dx + np.sin(a) * dy, -np.sin(a) * dx + np.cos(a) * dy
                     if shape_mask(shape["kind"], u, v, shape["size"]):
                         stripe = np.sin(2 * np.pi * shape["stripes"] * (u + 0.5 * v)) > 0
@@ -339,7 +383,7 @@ def test_vectorised_renderer_matches_a_per_pixel_loop():
 
 
 def _on_edge(frame, i, j):
-    patch = frame[max(0, i - 1):i + 2, max(0, j - 1):j + 2].reshape(-1, 3).astype(int)
+    patch = frame[max(0, i - 1) : i + 2, max(0, j - 1) : j + 2].reshape(-1, 3).astype(int)
     return np.abs(patch - frame[i, j].astype(int)).max() > 30
 
 
@@ -354,14 +398,30 @@ def test_a_video_that_fails_is_reported_and_left_out_of_the_annotation(tmp_path,
         return real(path, frames, fps, **kwargs)
 
     monkeypatch.setattr(neardup, "write_video", flaky)
-    paths = generate_benchmark(tmp_path, num_sources=2, num_distractors=0, seed=2, size=(32, 32), fps=4.0,
-                               duration=2.0, progress=False)
+    paths = generate_benchmark(
+        tmp_path,
+        num_sources=2,
+        num_distractors=0,
+        seed=2,
+        size=(32, 32),
+        fps=4.0,
+        duration=2.0,
+        progress=False,
+    )
     failures = [json.loads(line) for line in (tmp_path / "failed.jsonl").read_text().splitlines()]
     assert failures == [{"video_id": "f001_nd1", "error": "OSError: disk full"}]
     assert len(list(paths.videos.glob("*.mp4"))) == 11
     text = paths.annotation.read_text() + paths.train_pairs.read_text()
     assert "f001_nd1" not in text and "f001_nd0" in text
     monkeypatch.setattr(neardup, "write_video", real)  # a rerun retries the failed video only
-    generate_benchmark(tmp_path, num_sources=2, num_distractors=0, seed=2, size=(32, 32), fps=4.0, duration=2.0,
-                       progress=False)
+    generate_benchmark(
+        tmp_path,
+        num_sources=2,
+        num_distractors=0,
+        seed=2,
+        size=(32, 32),
+        fps=4.0,
+        duration=2.0,
+        progress=False,
+    )
     assert (paths.videos / "f001_nd1.mp4").exists() and "f001_nd1" in paths.annotation.read_text()

@@ -21,8 +21,9 @@ FPS, DURATION, SIZE = 8.0, 3.0, (64, 64)
 @pytest.fixture(scope="module")
 def captioned(tmp_path_factory):
     root = tmp_path_factory.mktemp("captions")
-    paths = generate_captioned_videos(root, num_videos=6, seed=3, size=SIZE, fps=FPS, duration=DURATION,
-                                      progress=False)
+    paths = generate_captioned_videos(
+        root, num_videos=6, seed=3, size=SIZE, fps=FPS, duration=DURATION, progress=False
+    )
     with open(paths["captions.csv"]) as handle:
         rows = list(csv.DictReader(handle))
     return paths, rows
@@ -40,8 +41,12 @@ def color_pixels(frame, rgb, tolerance=60.0):
 
 
 def test_specs_are_deterministic():
-    assert build_caption_specs(5, seed=1, fps=FPS, duration=DURATION) == build_caption_specs(5, 1, FPS, DURATION)
-    assert build_caption_specs(5, seed=1, fps=FPS, duration=DURATION) != build_caption_specs(5, 2, FPS, DURATION)
+    assert build_caption_specs(5, seed=1, fps=FPS, duration=DURATION) == build_caption_specs(
+        5, 1, FPS, DURATION
+    )
+    assert build_caption_specs(5, seed=1, fps=FPS, duration=DURATION) != build_caption_specs(
+        5, 2, FPS, DURATION
+    )
 
 
 def test_spans_lie_inside_videos_and_splits_are_disjoint(captioned):
@@ -78,9 +83,17 @@ def test_described_object_is_drawn_in_its_span_and_moves_as_described(captioned)
         assert min(counts) >= 8, (row, counts)  # the object is on screen in every frame of its span
         for k in outside:
             assert len(color_pixels(frames[k], COLORS[color])) <= 2, (row, k)  # and nowhere else
-        first, last = color_pixels(frames[inside[0]], COLORS[color]), color_pixels(frames[inside[-1]], COLORS[color])
+        first, last = (
+            color_pixels(frames[inside[0]], COLORS[color]),
+            color_pixels(frames[inside[-1]], COLORS[color]),
+        )
         action = " ".join(row["caption"].split()[3:])
-        axis_sign = {"slides left": (1, -1), "slides right": (1, 1), "moves up": (0, -1), "moves down": (0, 1)}
+        axis_sign = {
+            "slides left": (1, -1),
+            "slides right": (1, 1),
+            "moves up": (0, -1),
+            "moves down": (0, 1),
+        }
         if action in axis_sign and len(inside) >= 3:
             axis, sign = axis_sign[action]
             assert sign * (last[:, axis].mean() - first[:, axis].mean()) > 3, row
@@ -104,14 +117,28 @@ def test_charades_sta_lines_match_the_csv(captioned):
             assert float(start) == pytest.approx(float(row["start"]), abs=0.005)
             assert float(end) == pytest.approx(float(row["end"]), abs=0.005)
     assert json.loads(paths["captions.json"].read_text()) == [
-        {**r, "start": float(r["start"]), "end": float(r["end"])} for r in rows]
+        {**r, "start": float(r["start"]), "end": float(r["end"])} for r in rows
+    ]
 
 
 def test_cli_reuses_complete_output_and_refuses_other_parameters(captioned, capsys):
     paths, _ = captioned
     root = str(paths["videos"].parent)
     mtime = paths["info.json"].stat().st_mtime_ns
-    args = [root, "--num-videos", "6", "--seed", "3", "--size", "64x64", "--fps", "8", "--duration", "3", "--no-progress"]
+    args = [
+        root,
+        "--num-videos",
+        "6",
+        "--seed",
+        "3",
+        "--size",
+        "64x64",
+        "--fps",
+        "8",
+        "--duration",
+        "3",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert paths["info.json"].stat().st_mtime_ns == mtime
     with pytest.raises(ValueError, match="other parameters"):

@@ -50,8 +50,14 @@ def _special_tokens_only() -> DistilBertTokenizerFast:
     """What `DistilBertTokenizerFast(vocab_file=...)` gave in transformers 5.24: the special tokens alone."""
     backend = Tokenizer(models.WordPiece({t: i for i, t in enumerate(SPECIAL_TOKENS)}, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    return DistilBertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    return DistilBertTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
 
 
 def test_training_refuses_a_tokenizer_that_cannot_read_the_captions(captions, tmp_path):

@@ -238,9 +238,13 @@ def test_fine_grained_loss_matches_reference_with_all_batch_words_as_negatives()
 def test_fine_grained_loss_is_bounded_by_default_for_a_perfect_positive():
     """An anchor equal to its positive, far from every word: §2.2's literal form goes below 0, ours cannot."""
     anchor = F.normalize(torch.ones(1, 1, 4, dtype=torch.float64), dim=-1)
-    words = F.normalize(torch.tensor([[[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]]], dtype=torch.float64), dim=-1)
+    words = F.normalize(
+        torch.tensor([[[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]]], dtype=torch.float64), dim=-1
+    )
     mask = torch.ones(1, 1, dtype=torch.bool)
-    literal = fine_grained_contrastive_loss(anchor, anchor, mask, words, None, TAU, positive_in_denominator=False)
+    literal = fine_grained_contrastive_loss(
+        anchor, anchor, mask, words, None, TAU, positive_in_denominator=False
+    )
     bounded = fine_grained_contrastive_loss(anchor, anchor, mask, words, None, TAU)
     # by hand: a·p = 1, a·w = 0 for both words -> literal = -1/τ + log 2, bounded = log(e^{1/τ} + 2) - 1/τ
     assert literal.item() == pytest.approx(-1 / TAU + math.log(2), rel=1e-12)

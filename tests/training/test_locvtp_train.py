@@ -35,18 +35,26 @@ CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "locvtp_
 @pytest.fixture(scope="module")
 def captioned(tmp_path_factory):
     root = tmp_path_factory.mktemp("captioned")
-    return generate_captioned_videos(root, num_videos=10, seed=3, size=(32, 32), fps=8.0, duration=4.0,
-                                     progress=False)
+    return generate_captioned_videos(
+        root, num_videos=10, seed=3, size=(32, 32), fps=8.0, duration=4.0, progress=False
+    )
 
 
 def test_caption_table_rows_units_and_errors(tmp_path):
     (tmp_path / "clips").mkdir()
     path = tmp_path / "caps.csv"
-    path.write_text("video_path,start,end,caption,split\nclips/a.mp4,2,4,second event,train\n"
-                    "clips/a.mp4,0,2,first event,train\nclips/b.mp4,,,whole video,test\n")
+    path.write_text(
+        "video_path,start,end,caption,split\nclips/a.mp4,2,4,second event,train\n"
+        "clips/a.mp4,0,2,first event,train\nclips/b.mp4,,,whole video,test\n"
+    )
     rows = load_caption_dataset(path)
-    assert rows[0] == {"video_id": "a", "video_path": str(tmp_path / "clips" / "a.mp4"), "start": 2.0, "end": 4.0,
-                       "caption": "second event"}
+    assert rows[0] == {
+        "video_id": "a",
+        "video_path": str(tmp_path / "clips" / "a.mp4"),
+        "start": 2.0,
+        "end": 4.0,
+        "caption": "second event",
+    }
     assert rows[2]["start"] == 0.0 and rows[2]["end"] == math.inf
     assert len(load_caption_dataset(path, split="train")) == 2
     videos = load_caption_dataset(path, unit="video")
@@ -86,20 +94,27 @@ def test_augment_against_reference():
 def test_step_decay_schedule():
     # the paper: x0.1 at epochs 100 and 160 of 200
     assert [step_decay_factor(s, 200, [0.5, 0.8], 0.1) for s in (0, 99, 100, 159, 160, 199)] == pytest.approx(
-        [1, 1, 0.1, 0.1, 0.01, 0.01])
+        [1, 1, 0.1, 0.1, 0.01, 0.01]
+    )
 
 
 def test_collator_skips_bad_videos_and_trims_segments(captioned, tmp_path):
     from vidtempo.processing.processing_locvtp import LocVTPProcessor, default_image_processor
 
     rows = load_caption_dataset(captioned["captions.csv"], split="train")
-    processor = LocVTPProcessor(image_processor=default_image_processor(32),
-                                tokenizer=build_caption_tokenizer(rows["caption"], tmp_path / "tok"),
-                                num_clips=3, frames_per_clip=2)
+    processor = LocVTPProcessor(
+        image_processor=default_image_processor(32),
+        tokenizer=build_caption_tokenizer(rows["caption"], tmp_path / "tok"),
+        num_clips=3,
+        frames_per_clip=2,
+    )
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    items = [dict(rows[0]), {**rows[1], "video_id": "gone", "video_path": str(tmp_path / "missing.mp4")},
-             {**rows[2], "video_id": "broken", "video_path": str(broken)}]
+    items = [
+        dict(rows[0]),
+        {**rows[1], "video_id": "gone", "video_path": str(tmp_path / "missing.mp4")},
+        {**rows[2], "video_id": "broken", "video_path": str(broken)},
+    ]
     batch = VideoTextCollator(processor, VideoAugment(), seed=0)(items)
     assert [f["video_id"] for f in batch["failed"]] == ["gone", "broken"]
     assert batch["video_ids"] == [rows[0]["video_id"]]
@@ -114,25 +129,36 @@ def test_collator_skips_bad_videos_and_trims_segments(captioned, tmp_path):
 def _config(captioned, out, **overrides):
     # 7 training videos, batch 4 (drop_last): one step per epoch, lr x0.1 after steps 4 and 6 of 8
     settings = dict(batch_size=4, num_clips=4, epochs=8, progress=False) | overrides
-    return LocVTPTrainConfig.from_yaml(CONFIG, captions=str(captioned["captions.csv"]), output_dir=str(out),
-                                       **settings)
+    return LocVTPTrainConfig.from_yaml(
+        CONFIG, captions=str(captioned["captions.csv"]), output_dir=str(out), **settings
+    )
 
 
 def test_frames_are_normalised_with_the_vision_checkpoints_statistics(captioned, tmp_path):
     vit = tmp_path / "vit"  # as google/vit-base-patch16-224-in21k: mean = std = 0.5
     vit.mkdir()
-    (vit / "preprocessor_config.json").write_text(json.dumps(
-        {"image_processor_type": "ViTImageProcessor", "image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
+    (vit / "preprocessor_config.json").write_text(
+        json.dumps(
+            {"image_processor_type": "ViTImageProcessor", "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+        )
+    )
     config = _config(captioned, tmp_path / "out", vision_model=str(vit))
     processor = build_processor(config, ["a man opens a door"])
-    assert (processor.image_processor.image_mean, processor.image_processor.image_std) == ([0.5] * 3, [0.5] * 3)
+    assert (processor.image_processor.image_mean, processor.image_processor.image_std) == (
+        [0.5] * 3,
+        [0.5] * 3,
+    )
     bare = tmp_path / "bare"
     bare.mkdir()
     with pytest.warns(UserWarning, match="bare: no image_mean/image_std"):
         processor = build_processor(dataclasses.replace(config, vision_model=str(bare)), ["a door"])
     assert processor.image_processor.image_mean == [0.45] * 3  # Kinetics, TimeSformer's own
     paper = LocVTPTrainConfig.from_yaml(CONFIG.with_name("locvtp_vitb16.yaml"))
-    assert (paper.vision_model, paper.text_model) == ("google/vit-base-patch16-224-in21k", "distilbert-base-uncased")
+    assert (paper.vision_model, paper.text_model) == (
+        "google/vit-base-patch16-224-in21k",
+        "distilbert-base-uncased",
+    )
+
 
 @pytest.mark.slow
 def test_tiny_pretraining_loss_falls_and_resume_continues(captioned, tmp_path):
@@ -141,7 +167,9 @@ def test_tiny_pretraining_loss_falls_and_resume_continues(captioned, tmp_path):
     assert len(losses) == 8 and all(np.isfinite(losses))
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:2]), losses
     parts = full["history"][-1]
-    assert parts["loss"] == pytest.approx(0.5 * parts["loss_coarse"] + parts["loss_fine"] + parts["loss_temporal"])
+    assert parts["loss"] == pytest.approx(
+        0.5 * parts["loss_coarse"] + parts["loss_fine"] + parts["loss_temporal"]
+    )
     assert (tmp_path / "full" / "model" / "config.json").is_file()
     assert (tmp_path / "full" / "model" / "processor_config.json").is_file()
     # interrupted after step 4 (a checkpoint), resumed with the CLI: the same steps 5..8
@@ -159,7 +187,6 @@ def test_tiny_pretraining_loss_falls_and_resume_continues(captioned, tmp_path):
     np.testing.assert_allclose(resumed["losses"][4:], losses[4:], rtol=1e-4)
 
 
-
 @pytest.mark.slow
 def test_resume_in_the_middle_of_an_epoch_continues_the_same_run(captioned, tmp_path):
     # batch 2: 3 steps per epoch, so the step-4 checkpoint falls after the first batch of epoch 2 and the resumed
@@ -174,7 +201,8 @@ def test_resume_in_the_middle_of_an_epoch_continues_the_same_run(captioned, tmp_
     assert [r["epoch"] for r in resumed["history"]] == [r["epoch"] for r in full["history"]]
     np.testing.assert_allclose(resumed["losses"][4:], full["losses"][4:], rtol=1e-5)
 
-WORKER = textwrap.dedent('''
+
+WORKER = textwrap.dedent("""
     import json, sys
     from types import SimpleNamespace
     import torch, torch.distributed as dist
@@ -223,7 +251,7 @@ WORKER = textwrap.dedent('''
     out = {"loss": loss.item(), "rows": list(rows), "clip_grad": gc.tolist(), "word_grad": gw.tolist()}
     tag = sys.argv[2] if len(sys.argv) > 2 else str(dist.get_rank())
     json.dump(out, open(sys.argv[1] + f".{tag}.json", "w"))
-''')
+""")
 
 
 @pytest.mark.slow
@@ -233,8 +261,13 @@ def test_gather_with_grad_two_processes_matches_single_process(tmp_path, free_po
     prefix = str(tmp_path / "out")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).with_name("torchrun")
-    subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port), str(script), prefix],
-                   check=True, env=env, timeout=300, capture_output=True)
+    subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port), str(script), prefix],
+        check=True,
+        env=env,
+        timeout=300,
+        capture_output=True,
+    )
     subprocess.run([sys.executable, str(script), prefix, "ref"], check=True, env=env, timeout=300)
     ref = json.loads(Path(prefix + ".ref.json").read_text())
     for rank in (0, 1):

@@ -106,10 +106,14 @@ def test_collate_pads_to_the_longest_clip_and_the_embeddings_do_not_change():
 
     rng = np.random.default_rng(0)
     descriptors = {k: rng.standard_normal((n, 8)).astype(np.float32) for k, n in zip("abcn", (3, 5, 4, 2))}
-    dataset = TCAPairDataset(descriptors, [("a", "b"), ("c", "a")], ["n"], num_frames=64, num_negatives=2, seed=0)
+    dataset = TCAPairDataset(
+        descriptors, [("a", "b"), ("c", "a")], ["n"], num_frames=64, num_negatives=2, seed=0
+    )
     batch = collate_pairs([dataset[0], dataset[1]])
     assert batch["anchor"].shape == (2, 5, 8) and batch["negatives"].shape == (4, 5, 8)
-    model = TCAModel(TCAConfig(input_size=8, hidden_size=8, num_attention_heads=2, intermediate_size=16)).eval()
+    model = TCAModel(
+        TCAConfig(input_size=8, hidden_size=8, num_attention_heads=2, intermediate_size=16)
+    ).eval()
     frames, mask = batch["anchor"], batch["anchor_mask"]
     padded = torch.cat([frames, torch.full((2, 59, 8), 7.0)], 1)  # garbage in the masked tail
     padded_mask = torch.cat([mask, torch.zeros(2, 59, dtype=mask.dtype)], 1)
@@ -234,7 +238,9 @@ def test_load_best_model_at_end_keeps_the_best_validation_weights(synthetic, tmp
     assert 0 < metrics["best_step"] < metrics["global_step"]  # the last step is not the best one here
     assert curve[metrics["global_step"]] < metrics["best_val_map"]
     # the same run stopped at the best step (training is deterministic) has exactly the weights in model/
-    stopped = train(tiny_config(tmp_path / "stopped", desc, pair_file, max_steps=metrics["best_step"], **common))
+    stopped = train(
+        tiny_config(tmp_path / "stopped", desc, pair_file, max_steps=metrics["best_step"], **common)
+    )
     kept = load_file(str(tmp_path / "best" / "out" / "model" / "model.safetensors"))
     reference = load_file(str(Path(stopped["model_dir"]) / "model.safetensors"))
     assert kept.keys() == reference.keys()
@@ -268,7 +274,6 @@ def test_resume_continues_exactly(synthetic, tmp_path):
     assert names == ["step_00000002", "step_00000004", "step_00000006"]
 
 
-
 @pytest.mark.slow
 def test_resume_after_the_process_is_killed(synthetic, tmp_path):
     """SIGKILL a CLI run once a checkpoint exists (it may die mid-save), resume: the same run as an uninterrupted one."""
@@ -284,12 +289,22 @@ def test_resume_after_the_process_is_killed(synthetic, tmp_path):
     config = tiny_config(tmp_path / "killed", desc, pair_file, **common)
     config_file = tmp_path / "killed.yaml"
     config_file.write_text(yaml.safe_dump(dataclasses.asdict(config)))
-    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))  # same float reductions as this process
-    process = subprocess.Popen([sys.executable, "-m", "vidtempo.training.train_tca", "--config", str(config_file)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        os.environ, OMP_NUM_THREADS=str(torch.get_num_threads())
+    )  # same float reductions as this process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidtempo.training.train_tca", "--config", str(config_file)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     checkpoints = Path(config.output_dir) / "checkpoints"
     deadline = time.monotonic() + 120
-    while not (checkpoints / "step_00000003").is_dir() and process.poll() is None and time.monotonic() < deadline:
+    while (
+        not (checkpoints / "step_00000003").is_dir()
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
@@ -305,6 +320,7 @@ def test_resume_after_the_process_is_killed(synthetic, tmp_path):
         v for v in full["validation"] if v["step"] % 5 == 0
     ]
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step_00000039", "step_00000040"]
+
 
 def test_validation_map_matches_hand_ranking():
     """validation_map against a hand computation with an identity model: embeddings = mean of frames."""

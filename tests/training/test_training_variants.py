@@ -66,8 +66,10 @@ def test_variant_trains_with_a_falling_loss(synthetic, tmp_path, name):
     fixed = [tuple(p) for p in pair_list[:30]], [k for k in descriptors if k.startswith("d")][:40]
     before, after = (fixed_batch_loss(m, config, descriptors, *fixed) for m in (untrained, trained))
     first, last = falls(metrics["losses"])
-    print(f"{name}: fixed-batch loss {before:.3f} -> {after:.3f}; running loss {first:.3f} -> {last:.3f} "
-          f"over {metrics['global_step']} steps")
+    print(
+        f"{name}: fixed-batch loss {before:.3f} -> {after:.3f}; running loss {first:.3f} -> {last:.3f} "
+        f"over {metrics['global_step']} steps"
+    )
     assert after < 0.9 * before, (name, before, after, metrics["losses"])
     if config.bank_size == 0:  # in-batch: exactly this step's negatives (batch 16 x 4 per anchor)
         assert metrics["bank_filled"] == 16 * 4
@@ -126,7 +128,9 @@ def test_comparator_loss_falls_on_a_fixed_batch(synthetic, frozen_tca):
     batch = collate_pairs([dataset[i] for i in range(8)])
     tca = TCAModel.from_pretrained(frozen_tca["model_dir"]).eval()
     comparator = TCAComparatorModel.from_dns_state_dict(load_file(FIXTURES / "comparator.safetensors"))
-    config = ComparatorTrainConfig(descriptors="unused", pairs="unused")  # margin 1, r = 0.5, hardest negative
+    config = ComparatorTrainConfig(
+        descriptors="unused", pairs="unused"
+    )  # margin 1, r = 0.5, hardest negative
 
     def evaluate() -> tuple[float, float]:
         with torch.no_grad():
@@ -159,14 +163,18 @@ def test_comparator_trains_on_top_of_a_frozen_tca(synthetic, frozen_tca, tmp_pat
 
     desc, pairs, _, _ = synthetic
     tca_metrics = frozen_tca
-    before = {k: v.clone() for k, v in AutoModel.from_pretrained(tca_metrics["model_dir"]).state_dict().items()}
+    before = {
+        k: v.clone() for k, v in AutoModel.from_pretrained(tca_metrics["model_dir"]).state_dict().items()
+    }
     config = ComparatorTrainConfig(descriptors=str(desc), pairs=str(pairs), tca_model=tca_metrics["model_dir"],
                                    output_dir=str(tmp_path / "cmp"), epochs=1, max_steps=3, batch_size=8,
                                    negatives_per_anchor=3, num_frames=24, learning_rate=1e-3, cpu=True,
                                    init_from_dns=str(FIXTURES / "comparator.safetensors"))  # fmt: skip
     metrics = train_comparator(config)
     assert metrics["global_step"] == 3 and len(metrics["losses"]) == 3
-    assert all(np.isfinite(metrics["losses"])) and metrics["losses"][0] >= 0.9  # margin 1, untrained: s_p ≈ s_n
+    assert (
+        all(np.isfinite(metrics["losses"])) and metrics["losses"][0] >= 0.9
+    )  # margin 1, untrained: s_p ≈ s_n
     comparator = AutoModel.from_pretrained(metrics["model_dir"], trust_remote_code=True)
     assert type(comparator).__name__ == "TCAComparatorModel"
     initial = load_file(config.init_from_dns)  # the DnS weights it started from

@@ -39,7 +39,10 @@ class RetrievalRecall(evaluate.Metric):
             citation="",
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
-                {"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("int64")}
+                {
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
+                    "references": datasets.Value("int64"),
+                }
             ),
         )
 
@@ -51,7 +54,9 @@ class RetrievalRecall(evaluate.Metric):
         if not np.array_equal(refs, np.arange(len(refs))):
             # reorder columns so that each text's ground truth sits on the diagonal
             if sorted(refs.tolist()) != list(range(len(refs))):
-                raise ValueError("references must be a permutation of 0..N-1 (one ground-truth video per text)")
+                raise ValueError(
+                    "references must be a permutation of 0..N-1 (one ground-truth video per text)"
+                )
             sim = sim[:, refs]
         out = retrieval_metrics(sim, ties=ties)
         return {f"{direction}_{k}": v for direction, values in out.items() for k, v in values.items()}
