@@ -189,3 +189,16 @@ def test_modeling_file_loads_alone(name, tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     if "tca" not in name:  # a LocVTP or backbone checkpoint must not carry TCA's model code
         assert "modeling_tca.py" not in copied, f"{name} needs {sorted(copied)}"
+
+
+def test_readme_layout_table_matches_the_tree():
+    """README's layout table names every package folder with its layer, and nothing that is not there."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d*) \| `([a-z_]+)/` \|", section, flags=re.M)
+    listed = {folder: int(layer) for layer, folder in rows if layer}
+    assert listed == LAYERS
+    for _, folder in rows:
+        assert (ROOT / folder).is_dir(), f"README lists {folder}/, which does not exist"
