@@ -53,19 +53,35 @@ def build_train_parser(
     for action in parser._actions:
         if action.dest not in fields:
             continue
+        # shown as --dashed-names (the --underscored spellings still parse)
+        action.option_strings = [s for s in action.option_strings if "_" not in s] or action.option_strings
+        if "--output" in action.option_strings:
+            action.option_strings = ["--output", *(s for s in action.option_strings if s != "--output")]
         if action.dest == "model_config":  # a dict field: given as JSON
             action.type, action.metavar = _json_object, "JSON"
-        if action.option_strings[0].startswith("--no_"):
+        if isinstance(action, argparse._StoreFalseAction):
             action.help = f"turn off --{action.dest.replace('_', '-')}"
         else:
             default = action.default
             shown = "''" if default == "" else repr(default)
             action.help = f"{action.help or ''} (default: {shown})".replace("%", "%%")
+            if action.dest == "resume":
+                action.metavar = "latest|PATH"
+            elif action.nargs == "?":
+                action.metavar = "true|false"
+            elif action.metavar is None:
+                action.metavar = _metavar(action)
         action.default = argparse.SUPPRESS
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of these fields (flags override it)")
     add_common_flags(parser)
     parser.set_defaults(log_level="info")
     return parser
+
+
+def _metavar(action: argparse.Action) -> str | None:
+    if action.choices:
+        return None
+    return {int: "N", float: "X"}.get(action.type, "TEXT" if action.dest != "output_dir" else "FOLDER")
 
 
 def _json_object(text: str) -> dict:

@@ -424,6 +424,7 @@ def test_two_processes_share_the_bank(synthetic, tmp_path, free_port):
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 1  # rank 0 prints
     metrics = json.loads((out / "metrics.json").read_text())
     # every process ends with the same bank, and it is the one the step-6 checkpoint holds (the test hashes it)
     assert len(metrics["bank_fingerprints"]) == 2 and len(set(metrics["bank_fingerprints"])) == 1
