@@ -50,8 +50,9 @@ PATH_FIELDS = (
 # ------------------------------------------------------------------------------------------ run folder
 
 
-def prepare_output_dir(output_dir: Path, resume: str | None, force: bool) -> None:
-    """Refuse a folder that holds files unless resuming; `force` deletes an earlier run's artefacts."""
+def prepare_output_dir(output_dir: Path, resume: str | None, force: bool, clear: bool = True) -> None:
+    """Refuse a folder that holds files unless resuming; with `force` (and `clear`) delete an earlier run's
+    artefacts. Every process checks (the same answer everywhere); only the main one clears."""
     if resume or not output_dir.is_dir():
         return
     entries = sorted(p.name for p in output_dir.iterdir())
@@ -63,6 +64,8 @@ def prepare_output_dir(output_dir: Path, resume: str | None, force: bool) -> Non
             f"output folder {output_dir} is not empty ({shown}): pass --resume to continue that run, "
             "--force to delete it and train anew, or choose a new folder"
         )
+    if not clear:
+        return
     for name in RUN_ARTEFACTS:
         path = output_dir / name
         if path.is_dir():
@@ -97,8 +100,11 @@ def start_run(config) -> tuple[Accelerator, Path]:
         ),
         cpu=config.cpu,
     )
+    resume, force = getattr(config, "resume", None), getattr(config, "force", False)
+    prepare_output_dir(output_dir, resume, force, clear=False)  # every process: the same refusal
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        prepare_output_dir(output_dir, getattr(config, "resume", None), getattr(config, "force", False))
+        prepare_output_dir(output_dir, resume, force)
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
     local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
