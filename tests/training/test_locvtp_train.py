@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from vidtempo.cli.train_locvtp import main
 from vidtempo.processing.captions import load_caption_dataset
 from vidtempo.processing.video_reader import decode_segment
 from vidtempo.synthetic.captions import generate_captioned_videos
@@ -24,7 +25,6 @@ from vidtempo.training.train_locvtp import (
     LocVTPTrainConfig,
     build_caption_tokenizer,
     build_processor,
-    main,
     step_decay_factor,
     train,
 )
