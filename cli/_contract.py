@@ -60,11 +60,23 @@ def add_common_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever `sys.stderr` is at emit time (pytest and notebooks swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property ignores it
+        pass
+
+
 def configure_logging(level: str = "warning") -> None:
     """Route vidtempo's library logging to stderr at `level` (transformers' logging is left as it is)."""
     logger = logging.getLogger("vidtempo")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level.upper())

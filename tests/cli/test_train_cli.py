@@ -3,7 +3,6 @@ formats, a --help that imports no torch, consistent flag names, clean errors wit
 and the same weights from `python -m` and `accelerate launch`."""
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -13,17 +12,6 @@ import pytest
 from factories import make_synthetic
 
 from vidtempo.cli import train_comparator, train_locvtp, train_tca
-
-
-@pytest.fixture(autouse=True)
-def fresh_log_handler():
-    """`configure_logging` binds its handler to the sys.stderr of the first call (pytest's per-test capture)."""
-    logger = logging.getLogger("vidtempo")
-    saved = logger.handlers[:]
-    logger.handlers.clear()
-    yield
-    logger.handlers[:] = saved
-
 
 TRAINERS = {"tca": train_tca, "locvtp": train_locvtp, "comparator": train_comparator}
 CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "locvtp_tiny.yaml"
