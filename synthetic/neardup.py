@@ -30,10 +30,9 @@ Output folder::
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +43,8 @@ from ..processing.atomic_files import write_json_atomic as _write_json
 from .renderer import random_incident, random_scene, render_scenes, split_frames
 from .transforms import apply_transforms, random_transform, speed_indices
 from .video_writer import write_video
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 ND_TRANSFORMS = ("crop", "hflip", "color_shift", "logo", "text", "speed", "trim", "resize", "reencode")
@@ -424,9 +425,8 @@ def generate_benchmark(
         with open(root / "failed.jsonl", "a") as handle:
             for video_id, error in failed.items():
                 handle.write(json.dumps({"video_id": video_id, "error": error}) + "\n")
-        print(
-            f"warning: {len(failed)} synthetic videos could not be written (see {root / 'failed.jsonl'})",
-            file=sys.stderr,
+        logger.warning(
+            "%d synthetic videos could not be written (see %s)", len(failed), root / "failed.jsonl"
         )
     fivr, train = build_annotations(groups, set(failed))
     videos = [
@@ -460,69 +460,7 @@ def generate_benchmark(
     return paths
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x96, got {text!r}") from None
-    return width, height
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m vidtempo.synthetic.neardup",
-        description="Render the synthetic near-duplicate benchmark: per family a query, ND (transformed copies), "
-        "DS (shared scenes), CS (other viewpoint) and IS (same incident) relatives, plus distractors; "
-        "FIVR-schema annotation (held-out families, version 'synthetic') and VCDB-like training pairs. "
-        "Videos: 6 per family (with 2 ND) + distractors. Rerunning with the same arguments resumes.",
-    )
-    parser.add_argument("out_dir", help="output folder")
-    parser.add_argument("--num-sources", type=int, default=40, help="families (incidents); default 40")
-    parser.add_argument("--num-distractors", type=int, default=60, help="unrelated videos; default 60")
-    parser.add_argument("--nd-per-source", type=int, default=2, help="near-duplicates per family; default 2")
-    parser.add_argument("--size", type=_size, default=(128, 96), help="WIDTHxHEIGHT, even; default 128x96")
-    parser.add_argument("--fps", type=float, default=8.0, help="frame rate; default 8")
-    parser.add_argument(
-        "--duration", type=float, default=6.0, help="source video length in seconds; default 6"
-    )
-    parser.add_argument(
-        "--train-fraction", type=float, default=0.6, help="families used for training; default 0.6"
-    )
-    parser.add_argument(
-        "--num-channels",
-        type=int,
-        default=8,
-        help="uploader channels (intro bumper + watermark per channel; 0 = none); default 8",
-    )
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="processes")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    paths = generate_benchmark(
-        args.out_dir,
-        args.num_sources,
-        args.num_distractors,
-        args.seed,
-        args.size,
-        args.fps,
-        args.duration,
-        args.nd_per_source,
-        args.train_fraction,
-        args.num_channels,
-        args.workers,
-        progress=not args.no_progress,
-    )
-    info = json.loads(paths.info.read_text())
-    print(f"{info['num_videos']} videos ({info['num_failed']} failed) in {paths.videos}")
-    print(
-        f"annotation: {paths.annotation} (version 'synthetic' = held-out)\ntraining pairs: {paths.train_pairs}"
-    )
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from vidtempo.cli.synthetic import neardup_main
+
+    raise SystemExit(neardup_main())
