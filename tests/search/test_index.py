@@ -281,3 +281,22 @@ def test_a_hub_name_offline_fails_at_once_with_the_fix(tmp_path, capsys, monkeyp
         == 1
     )
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_search_command_lives_in_its_own_module_and_refuses_absent_queries(tmp_path, capsys):
+    from vidtempo.cli import index as index_cli
+    from vidtempo.cli import search as search_cli
+    from vidtempo.search.index import INDEX_TYPES
+
+    assert index_cli.INDEX_TYPES == INDEX_TYPES  # spelled out in the CLI so that --help stays light
+    ids, _, frames = random_collection(6, seed=11)
+    features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
+    argv = ["--index", str(tmp_path / "idx"), "--features", str(features), "--no-progress"]
+    assert search_cli.main([*argv, "--queries", "nobody"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: query videos (") and "nobody" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:  # checked by the parser, before any work
+        search_cli.main([*argv, "--k", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --k: expected a positive number" in capsys.readouterr().err
