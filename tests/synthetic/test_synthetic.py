@@ -7,9 +7,9 @@ import av
 import numpy as np
 import pytest
 
+from vidtempo.cli.synthetic import neardup_main as main
 from vidtempo.evaluation.benchmarks import evaluate_fivr, load_fivr_annotation
 from vidtempo.synthetic import transforms as T
-from vidtempo.cli.synthetic import neardup_main as main
 from vidtempo.synthetic.neardup import build_specs, generate_benchmark, render_video
 from vidtempo.synthetic.renderer import random_incident, random_scene, render_scene, shape_mask
 from vidtempo.synthetic.video_writer import write_video
