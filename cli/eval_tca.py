@@ -121,6 +121,7 @@ def check_args(args: argparse.Namespace) -> None:
 def _body(args: argparse.Namespace) -> int:
     check_args(args)
     from ..evaluation.tca_eval import evaluate_folder, format_table, resolve_device, write_results
+    from ..hub_cards.publish import model_index_entries
 
     result = evaluate_folder(
         args.features,
@@ -138,6 +139,7 @@ def _body(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         seed=args.seed,
     )
+    result["eval_results"] = model_index_entries([result])  # the card's entries, ready for vidtempo-publish
     results_json, plot = write_results(result, args.output)
     print(format_table(result))
     print(f"\nwrote {results_json} and {plot}")

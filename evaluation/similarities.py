@@ -3,12 +3,4 @@
 from __future__ import annotations
 
 SIMILARITIES = ("cosine", "chamfer", "symmetric_chamfer", "cascade", "comparator")
-# The paper's names of the scores, used in tables and model cards.
-SIMILARITY_NAMES = {
-    "cosine": "TCA_c",
-    "chamfer": "TCA_f",
-    "symmetric_chamfer": "TCA_sym",
-    "cascade": "cascade",
-    "comparator": "TCA_v",
-}
 RERANK_SIMILARITIES = ("chamfer", "symmetric_chamfer", "comparator")

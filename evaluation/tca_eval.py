@@ -35,7 +35,6 @@ from .benchmarks import (
     evaluate_benchmark,
 )
 from .embedding import VideoEmbeddings, compute_similarities, embed_descriptors
-from .similarities import SIMILARITY_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -157,26 +156,6 @@ def protocol_label(result: dict) -> str:
     return f"{protocol.get('variant')}, missing={protocol.get('missing')}"
 
 
-def eval_results_for_card(result: dict) -> list[dict]:
-    """`huggingface_hub.EvalResult` keyword sets, one per metric (a non-reference protocol is named in the
-    metric name)."""
-    label = protocol_label(result)
-    suffix = "" if label == "reference" else f"; {label}"
-    return [
-        {
-            "task_type": "video-retrieval",
-            "dataset_type": result["benchmark"],
-            "dataset_name": result["benchmark"].upper(),
-            "metric_type": "map",
-            "metric_name": f"{name} mAP ({SIMILARITY_NAMES.get(result.get('similarity'), result.get('similarity'))}"
-            f"{suffix})",
-            "metric_value": round(value, 4),
-        }
-        for name, value in result["metrics"].items()
-        if value is not None and "/" not in name
-    ]
-
-
 def format_table(result: dict) -> str:
     counts = result["counts"]
     lines = [
@@ -256,8 +235,7 @@ def evaluate_folder(
 ) -> dict:
     """Embed the benchmark's videos of the descriptor folder `features` with the TCA checkpoint `model`
     (``none``: the baseline) and run the benchmark's protocol (see `evaluate_embeddings`). The result names
-    the model and features, counts the videos skipped for bad descriptors and holds the model-card entries
-    (``eval_results``)."""
+    the model and features and counts the videos skipped for bad descriptors."""
     if needs_comparator(similarity, cascade_rerank) and not comparator:
         raise ValueError(f"similarity {similarity}: needs a TCA_v comparator checkpoint")
     torch.manual_seed(seed)
@@ -290,7 +268,6 @@ def evaluate_folder(
     result.update({"model": str(model), "features": str(features)})
     result["counts"]["videos_skipped_bad_descriptors"] = len(embeddings.skipped)
     result["skipped_videos"] = embeddings.skipped
-    result["eval_results"] = eval_results_for_card(result)
     return result
 
 

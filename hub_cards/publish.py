@@ -186,10 +186,10 @@ def coverage(result: Mapping) -> dict | None:
     return out
 
 
-def eval_results_from(results: Sequence[Mapping]) -> list:
-    """`huggingface_hub.EvalResult`s, one per numeric metric of every result."""
-    from huggingface_hub import EvalResult
-
+def model_index_entries(results: Sequence[Mapping]) -> list[dict]:
+    """The card's `model-index` entries as plain dicts (`huggingface_hub.EvalResult` keyword sets), one per
+    numeric metric of every result: the one builder of model-index entries (`vidtempo-eval` writes them into
+    its results JSON, `build_model_card` turns them into the card)."""
     entries = []
     for result in results:
         similarity = result.get("similarity")
@@ -198,19 +198,26 @@ def eval_results_from(results: Sequence[Mapping]) -> list:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue  # None (not computable) or nested values
             entries.append(
-                EvalResult(
-                    task_type=_task_type(result),
-                    dataset_type=str(result.get("dataset_type", result["benchmark"])),
-                    dataset_name=str(result.get("dataset_name", result["benchmark"])),
-                    dataset_split=result.get("split"),
-                    metric_type=metric_type(name),
-                    metric_name=f"{name} ({similarity})" if similarity else str(name),
-                    metric_value=round(float(value), 4),
-                    metric_config=protocol,
-                    dataset_args=counts,
-                )
+                {
+                    "task_type": _task_type(result),
+                    "dataset_type": str(result.get("dataset_type", result["benchmark"])),
+                    "dataset_name": str(result.get("dataset_name", result["benchmark"])),
+                    "dataset_split": result.get("split"),
+                    "metric_type": metric_type(name),
+                    "metric_name": f"{name} ({similarity})" if similarity else str(name),
+                    "metric_value": round(float(value), 4),
+                    "metric_config": protocol,
+                    "dataset_args": counts,
+                }
             )
     return entries
+
+
+def eval_results_from(results: Sequence[Mapping]) -> list:
+    """`huggingface_hub.EvalResult`s of `model_index_entries(results)`."""
+    from huggingface_hub import EvalResult
+
+    return [EvalResult(**entry) for entry in model_index_entries(results)]
 
 
 def _evaluation_section(results: Sequence[Mapping]) -> str:

@@ -88,7 +88,10 @@ def test_cli_similarity_comparator_end_to_end(tmp_path, comparator_folder, capsy
     }
     expected = evaluate_fivr(sims, fivr, "tiny")
     assert result["metrics"] == pytest.approx(expected["metrics"], abs=1e-6)
-    assert result["similarity"] == "comparator" and "TCA_v" in result["eval_results"][0]["metric_name"]
+    assert (
+        result["similarity"] == "comparator"
+        and result["eval_results"][0]["metric_name"] == "DSVR (comparator)"
+    )
 
 
 def test_netvlad_model_has_no_frame_level_similarity():

@@ -307,8 +307,8 @@ def test_cli_protocol_and_annotation_options_are_recorded(tmp_path, capsys):
     assert counts["positives_missing"] > 0
     # dropped (reference) vs counted as misses (strict): the strict mAP cannot be higher
     assert all(strict["metrics"][t] <= default["metrics"][t] for t in ("DSVR", "CSVR"))
-    assert all("strict, missing=miss" in r["metric_name"] for r in strict["eval_results"])
-    assert not any("strict" in r["metric_name"] for r in default["eval_results"])
+    assert all(r["metric_config"] == "strict, missing=miss" for r in strict["eval_results"])
+    assert all(r["metric_config"] == "reference" for r in default["eval_results"])
     out = capsys.readouterr().out
     assert "protocol=reference" in out and "protocol=strict, missing=miss  annotation=official" in out
     assert (
@@ -375,6 +375,13 @@ def test_model_card_states_protocol_and_what_was_evaluated(tmp_path):
     }
     front_matter = text.split("---\n")[1]
     assert "queries_evaluated: 2" in front_matter and "config: reference" in front_matter
+    # the results JSON's entries are the card's: one builder of model-index entries
+    from huggingface_hub import ModelCard
+
+    parsed = ModelCard(text).data.eval_results
+    assert sorted((e.metric_name, e.metric_value, e.metric_config) for e in parsed) == sorted(
+        (e["metric_name"], e["metric_value"], e["metric_config"]) for e in result["eval_results"]
+    )
 
 
 HEAVY = ("torch", "transformers", "datasets", "faiss")
