@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtempo.modeling import LocVTPConfig, LocVTPModel
+from vidtempo.processing.atomic_files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "bench" / "locvtp.md"
@@ -226,9 +227,7 @@ def main() -> None:
         "",
     ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, OUT)
+    write_text_atomic(OUT, "\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {OUT}", file=sys.stderr)
 

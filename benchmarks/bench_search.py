@@ -30,6 +30,7 @@ from _timing import best_time  # noqa: E402  (sibling module: scripts run from t
 from vidtempo.evaluation.benchmarks import SimilarityMatrix, benchmark_ids, evaluate_fivr
 from vidtempo.evaluation.embedding import VideoEmbeddings, compute_similarities, frame_level_similarities
 from vidtempo.modeling.modeling_tca import chamfer_similarity
+from vidtempo.processing.atomic_files import write_text_atomic
 from vidtempo.search.index import VideoIndex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -353,9 +354,7 @@ def main(argv=None) -> int:
         "",
     ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, OUT)
+    write_text_atomic(OUT, "\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {OUT}")
     return 0

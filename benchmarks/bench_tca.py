@@ -18,6 +18,7 @@ from _timing import best_time  # noqa: E402  (sibling module: scripts run from t
 from torch import nn
 
 from vidtempo.modeling import TCAConfig, TCAModel
+from vidtempo.processing.atomic_files import write_text_atomic
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "bench" / "tca.md"
 
@@ -130,9 +131,7 @@ def main() -> None:
         "",
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".tmp")
-    temporary.write_text("\n".join(lines))
-    os.replace(temporary, args.output)
+    write_text_atomic(args.output, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -421,16 +421,35 @@ def test_locvtp_eval_module_still_runs_the_command():
     assert run.returncode == 2 and "nothing to evaluate" in run.stderr, run.stderr[-2000:]
 
 
-def test_library_folders_never_print():
-    """Only `cli/` prints: the library folders this command family uses log instead."""
+def _calls(folders, match) -> list[str]:
     import ast
     from pathlib import Path
 
     root = Path(tca_eval.__file__).resolve().parents[1]
-    calls = []
-    for folder in ("evaluation", "search", "synthetic", "hub_cards"):
+    found = []
+    for folder in folders:
         for path in sorted((root / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
-                    calls.append(f"{path.relative_to(root)}:{node.lineno}")
-    assert calls == []
+                if isinstance(node, ast.Call) and match(node.func):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_library_folders_never_print():
+    """Only `cli/` prints: the library folders this command family uses log instead."""
+    assert (
+        _calls(
+            ("evaluation", "search", "synthetic", "hub_cards"), lambda f: getattr(f, "id", None) == "print"
+        )
+        == []
+    )
+
+
+def test_files_are_written_atomically_by_the_one_mechanism():
+    """No hand-written temporary + rename: `processing.atomic_files.write_atomically` is the one mechanism.
+    (Publishing swaps a whole folder into place, which `write_atomically`, a file writer, does not do.)"""
+    renames = _calls(
+        ("evaluation", "search", "synthetic", "hub_cards", "benchmarks"),
+        lambda f: getattr(f, "attr", None) in ("replace", "rename") and getattr(f.value, "id", None) == "os",
+    )
+    assert [r for r in renames if not r.startswith("hub_cards/publish.py")] == []
