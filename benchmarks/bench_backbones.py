@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
@@ -165,9 +166,7 @@ def main() -> None:
         "the other.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(OUT, lines)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
 from vidtempo.processing.descriptor_pca import StreamingPCA
@@ -208,9 +208,7 @@ def main() -> None:
         "processes overlaps with it when cores are free. A decoder crash (segfault) costs one retry, not the job.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(OUT, lines)
 
 
 if __name__ == "__main__":

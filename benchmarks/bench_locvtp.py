@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtempo.modeling import LocVTPConfig, LocVTPModel
-from vidtempo.processing.atomic_files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "bench" / "locvtp.md"
@@ -226,9 +226,7 @@ def main() -> None:
         f"(x{losses['naive_s'] / losses['ours_s']:.0f}); the two agree to {losses['max_abs_diff']:.1e}.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(OUT, "\n".join(lines))
-    print("\n".join(lines))
+    write_report(OUT, lines)
     print(f"wrote {OUT}", file=sys.stderr)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.grounding import ground_sentence, grounding_metrics, read_charades_sta
 from vidtempo.evaluation.locvtp_eval import (
@@ -240,9 +241,7 @@ def main() -> None:
         f"ViT-B/16 training step on this CPU: {quoted_vitb16_step()}.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(OUT, lines)
 
 
 if __name__ == "__main__":

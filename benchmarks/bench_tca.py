@@ -14,11 +14,10 @@ import platform
 from pathlib import Path
 
 import torch
-from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch import nn
 
 from vidtempo.modeling import TCAConfig, TCAModel
-from vidtempo.processing.atomic_files import write_text_atomic
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "bench" / "tca.md"
 
@@ -130,9 +129,7 @@ def main() -> None:
         *rows,
         "",
     ]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.output, "\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.output, lines)
 
 
 if __name__ == "__main__":
