@@ -23,6 +23,19 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _video_flags(parser: argparse.ArgumentParser, size: tuple[int, int], duration_help: str):
+    """The rendering flags both generators share (`--size`, `--fps`, `--duration`, `--seed`, `--no-progress`)
+    and the common ones."""
+    parser.add_argument(
+        "--size", type=_size, default=size, help=f"WIDTHxHEIGHT, even; default {size[0]}x{size[1]}"
+    )
+    parser.add_argument("--fps", type=positive(float), default=8.0, help="frame rate; default 8")
+    parser.add_argument("--duration", type=positive(float), default=6.0, help=f"{duration_help}; default 6")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return add_common_flags(parser)
+
+
 def neardup_parser() -> argparse.ArgumentParser:
     """The parser of `python -m vidtempo.synthetic.neardup`."""
     parser = argparse.ArgumentParser(
@@ -45,11 +58,6 @@ def neardup_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--nd-per-source", type=positive(int), default=2, help="near-duplicates per family; default 2"
     )
-    parser.add_argument("--size", type=_size, default=(128, 96), help="WIDTHxHEIGHT, even; default 128x96")
-    parser.add_argument("--fps", type=positive(float), default=8.0, help="frame rate; default 8")
-    parser.add_argument(
-        "--duration", type=positive(float), default=6.0, help="source video length in seconds; default 6"
-    )
     parser.add_argument(
         "--train-fraction", type=float, default=0.6, help="families used for training; default 0.6"
     )
@@ -62,9 +70,7 @@ def neardup_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers", type=positive(int), default=max(1, (os.cpu_count() or 1)), help="processes"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return add_common_flags(parser)
+    return _video_flags(parser, (128, 96), "source video length in seconds")
 
 
 def _neardup(args: argparse.Namespace) -> int:
@@ -102,15 +108,10 @@ def captions_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("out_dir", help="output folder")
     parser.add_argument("--num-videos", type=positive(int), default=40, help="videos; default 40")
-    parser.add_argument("--size", type=_size, default=(112, 112), help="WIDTHxHEIGHT, even; default 112x112")
-    parser.add_argument("--fps", type=positive(float), default=8.0, help="frame rate; default 8")
-    parser.add_argument("--duration", type=positive(float), default=6.0, help="seconds per video; default 6")
     parser.add_argument(
         "--test-fraction", type=float, default=0.3, help="videos held out for test; default 0.3"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return add_common_flags(parser)
+    return _video_flags(parser, (112, 112), "seconds per video")
 
 
 def _captions(args: argparse.Namespace) -> int:

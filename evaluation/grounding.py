@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtempo.processing.atomic_files import write_atomically
-
 from .degenerate import DegenerateScoresWarning
 
 DEFAULT_THRESHOLDS = (0.3, 0.5, 0.7)
@@ -206,6 +204,7 @@ def export_clip_features(
         raise ValueError(f"video_id {video_id!r} is not usable as a file name")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from vidtempo.processing.atomic_files import write_atomically  # here: `processing` imports torch
 
     def save(temporary: Path) -> None:
         with open(temporary, "wb") as handle:  # a handle: np.savez would add ".npz" to the temporary name

@@ -225,26 +225,9 @@ def test_bad_descriptors_are_skipped_and_reported(tmp_path, tiny_model, caplog):
     features = write_descriptors(tmp_path / "features", broken)
     annotation = tmp_path / "a.json"
     annotation.write_text(json.dumps(fivr))
-    assert (
-        eval_tca.main(
-            [
-                "--benchmark",
-                "fivr",
-                "--annotations",
-                str(annotation),
-                "--version",
-                "tiny",
-                "--features",
-                str(features),
-                "--model",
-                "none",
-                "--output",
-                str(tmp_path / "out"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    fivr_file = ["--benchmark", "fivr", "--annotations", str(annotation), "--version", "tiny"]
+    argv = [*fivr_file, "--features", str(features), "--model", "none", "--output", str(tmp_path / "out")]
+    assert eval_tca.main([*argv, "--no-progress"]) == 0
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     logged = [
         r for r in caplog.records if r.name == "vidtempo.evaluation.tca_eval" and "d1" in r.getMessage()

@@ -200,45 +200,11 @@ def test_index_refuses_another_model_and_search_works_from_any_directory(tmp_pat
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     out = tmp_path / "results.json"
-    assert (
-        search_main(
-            [
-                "--index",
-                str(tmp_path / "idx"),
-                "--features",
-                str(tmp_path / "features"),
-                "--queries",
-                ids[2],
-                "--k",
-                "3",
-                "--output",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    search = ["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"), "--queries", ids[2]]
+    assert search_main([*search, "--k", "3", "--output", str(out), "--no-progress"]) == 0
     first = json.loads(out.read_text())["results"][ids[2]]
     assert first[0]["id"] == ids[2] and len(first) == 3  # the query itself, first
-    assert (
-        search_main(
-            [
-                "--index",
-                str(tmp_path / "idx"),
-                "--features",
-                str(tmp_path / "features"),
-                "--queries",
-                ids[2],
-                "--k",
-                "3",
-                "--exclude-self",
-                "--output",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert search_main([*search, "--k", "3", "--exclude-self", "--output", str(out), "--no-progress"]) == 0
     without = json.loads(out.read_text())["results"][ids[2]]
     assert [r["id"] for r in without] == [r["id"] for r in first[1:]] + [without[-1]["id"]]
     assert ids[2] not in {r["id"] for r in without} and len(without) == 3

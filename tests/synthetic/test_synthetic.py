@@ -399,30 +399,15 @@ def test_a_video_that_fails_is_reported_and_left_out_of_the_annotation(tmp_path,
         return real(path, frames, fps, **kwargs)
 
     monkeypatch.setattr(neardup, "write_video", flaky)
-    paths = generate_benchmark(
-        tmp_path,
-        num_sources=2,
-        num_distractors=0,
-        seed=2,
-        size=(32, 32),
-        fps=4.0,
-        duration=2.0,
-        progress=False,
+    tiny = dict(
+        num_sources=2, num_distractors=0, seed=2, size=(32, 32), fps=4.0, duration=2.0, progress=False
     )
+    paths = generate_benchmark(tmp_path, **tiny)
     failures = [json.loads(line) for line in (tmp_path / "failed.jsonl").read_text().splitlines()]
     assert failures == [{"video_id": "f001_nd1", "error": "OSError: disk full"}]
     assert len(list(paths.videos.glob("*.mp4"))) == 11
     text = paths.annotation.read_text() + paths.train_pairs.read_text()
     assert "f001_nd1" not in text and "f001_nd0" in text
     monkeypatch.setattr(neardup, "write_video", real)  # a rerun retries the failed video only
-    generate_benchmark(
-        tmp_path,
-        num_sources=2,
-        num_distractors=0,
-        seed=2,
-        size=(32, 32),
-        fps=4.0,
-        duration=2.0,
-        progress=False,
-    )
+    generate_benchmark(tmp_path, **tiny)
     assert (paths.videos / "f001_nd1.mp4").exists() and "f001_nd1" in paths.annotation.read_text()
