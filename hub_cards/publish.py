@@ -6,7 +6,7 @@ Evaluation results are JSON files (or dicts) of the shape written by `vidtempo-e
     {"benchmark": "fivr:synthetic", "similarity": "chamfer", "metrics": {"DSVR": 0.81, "CSVR": 0.77, ...},
      "task": "video-retrieval" (optional), "dataset_name": "..." (optional), ...}
 
-or a list of such objects, or the LocVTP evaluation JSON (`python -m vidtempo.evaluation.locvtp_eval`):
+or a list of such objects, or the LocVTP evaluation JSON (`vidtempo-eval-locvtp`):
 ``{"retrieval": {"t2v": {"R@1": ...}, "v2t": {...}}, "grounding": {"R@1,IoU=0.5": ..., "mIoU": ...},
 "dataset": name (optional)}``, read as one text-to-video-retrieval and one temporal-grounding result.
 Every numeric metric becomes one `model-index` entry: ``metric_type`` from the
