@@ -112,6 +112,8 @@ def quoted_vitb16_step() -> str:
 
 
 def main() -> None:
+    """Measure, then write this benchmark's report section. One linear procedure on purpose (over 80 lines):
+    each number is measured right above the sentence of the report that states it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer videos and steps (a smoke run)")
     parser.add_argument("--steps", type=int, help="optimizer steps per variant")

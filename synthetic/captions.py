@@ -133,6 +133,34 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     write_atomically(path, write)
 
 
+def _render_videos(specs: list[dict], videos_dir: Path, size: tuple[int, int], fps: float, progress: bool):
+    """Write each spec's video (kept when already there) -> (caption rows, failures, written paths)."""
+    from tqdm.auto import tqdm
+
+    rows, failed, written = [], [], []
+    for spec in tqdm(specs, desc="captioned videos", unit="video", disable=not progress):
+        path = (videos_dir / f"{spec['video_id']}.mp4").resolve()
+        try:
+            if not path.exists():
+                write_video(path, render_scene(spec["scene"], size, fps), fps)
+        except Exception as error:  # noqa: BLE001 - skip and report one bad video
+            failed.append({"video_id": spec["video_id"], "error": f"{type(error).__name__}: {error}"})
+            continue
+        written.append(str(path))
+        rows += [
+            {
+                "video_id": spec["video_id"],
+                "video_path": str(path),
+                "start": e["start"],
+                "end": e["end"],
+                "caption": e["caption"],
+                "split": spec["split"],
+            }
+            for e in spec["events"]
+        ]
+    return rows, failed, written
+
+
 def generate_captioned_videos(
     out_dir: str | os.PathLike,
     num_videos: int = 40,
@@ -182,29 +210,7 @@ def generate_captioned_videos(
             return paths
     paths["videos"].mkdir(parents=True, exist_ok=True)
     specs = build_caption_specs(num_videos, seed, fps, duration, test_fraction)
-    from tqdm.auto import tqdm
-
-    rows, failed, written = [], [], []
-    for spec in tqdm(specs, desc="captioned videos", unit="video", disable=not progress):
-        path = (paths["videos"] / f"{spec['video_id']}.mp4").resolve()
-        try:
-            if not path.exists():
-                write_video(path, render_scene(spec["scene"], (width, height), fps), fps)
-        except Exception as error:  # noqa: BLE001 - skip and report one bad video
-            failed.append({"video_id": spec["video_id"], "error": f"{type(error).__name__}: {error}"})
-            continue
-        written.append(str(path))
-        rows += [
-            {
-                "video_id": spec["video_id"],
-                "video_path": str(path),
-                "start": e["start"],
-                "end": e["end"],
-                "caption": e["caption"],
-                "split": spec["split"],
-            }
-            for e in spec["events"]
-        ]
+    rows, failed, written = _render_videos(specs, paths["videos"], (width, height), fps, progress)
     _write_csv(paths["captions.csv"], rows)
     write_text_atomic(paths["captions.json"], json.dumps(rows, indent=1))
     for split in ("train", "test"):

@@ -125,6 +125,40 @@ def _video(
     }
 
 
+def _nd_transforms(
+    rng: np.random.Generator, num_frames: int, size: tuple[int, int], hard: bool
+) -> list[dict]:
+    """A near-duplicate's transforms: one or two of `ND_TRANSFORMS` (after a `HARD_TRANSFORMS` one if `hard`),
+    each with parameters that fit the video as the previous ones left it."""
+    names = [str(rng.choice(HARD_TRANSFORMS))] if hard else []
+    names += [str(n) for n in rng.choice(ND_TRANSFORMS, int(rng.integers(1, 3)), replace=False)]
+    transforms, length = [], num_frames
+    for name in dict.fromkeys(names):
+        transforms.append(random_transform(rng, name, length, size))
+        length = _length_after(transforms[-1], length)
+    return transforms
+
+
+def _ds_scenes(rng: np.random.Generator, scenes: list, num_frames: int) -> list:
+    """DS: one or two of the query's scenes spliced with a scene of an unrelated incident."""
+    keep = sorted(rng.choice(len(scenes), min(len(scenes) - 1, int(rng.integers(1, 3))) or 1, replace=False))
+    other = random_scene(rng, random_incident(rng), int(rng.integers(num_frames // 4, num_frames // 2 + 2)))
+    ds_scenes = [scenes[i] for i in keep]
+    ds_scenes.insert(int(rng.integers(0, len(ds_scenes) + 1)), other)
+    return ds_scenes
+
+
+def _distractor_incident(rng: np.random.Generator, incidents: list | None) -> dict:
+    """An unrelated incident; with `incidents`, one with the palette of a random one of them (other objects)."""
+    near = incidents[int(rng.integers(len(incidents)))] if incidents is not None else None
+    incident = random_incident(rng, near=near)
+    if near is not None:  # similar palette, different objects
+        incident["objects"] = random_incident(rng)["objects"]
+        for obj in incident["objects"]:
+            obj["color"] = incident["palette"][int(rng.integers(5))]
+    return incident
+
+
 def build_specs(
     num_sources: int,
     num_distractors: int,
@@ -151,25 +185,12 @@ def build_specs(
         scenes = _source_scenes(rng, incident, num_frames)
         group = [_video(f"{family}_q", "query", family, split, scenes, size=size)]
         for k in range(nd_per_source):
-            names = [str(rng.choice(HARD_TRANSFORMS))] if k == 0 else []
-            names += [str(n) for n in rng.choice(ND_TRANSFORMS, int(rng.integers(1, 3)), replace=False)]
-            names = list(dict.fromkeys(names))
-            transforms, length = [], num_frames
-            for name in names:  # each transform's parameters fit the video as the previous ones left it
-                transforms.append(random_transform(rng, name, length, size))
-                length = _length_after(transforms[-1], length)
+            transforms = _nd_transforms(rng, num_frames, size, hard=k == 0)
             out_size = next(((t["width"], t["height"]) for t in transforms if t["name"] == "resize"), size)
             group.append(_video(f"{family}_nd{k}", "ND", family, split, scenes, transforms, out_size, size))
-        # DS: one or two of the query's scenes spliced with a scene of an unrelated incident.
-        keep = sorted(
-            rng.choice(len(scenes), min(len(scenes) - 1, int(rng.integers(1, 3))) or 1, replace=False)
+        group.append(
+            _video(f"{family}_ds", "DS", family, split, _ds_scenes(rng, scenes, num_frames), size=size)
         )
-        other = random_scene(
-            rng, random_incident(rng), int(rng.integers(num_frames // 4, num_frames // 2 + 2))
-        )
-        ds_scenes = [scenes[i] for i in keep]
-        ds_scenes.insert(int(rng.integers(0, len(ds_scenes) + 1)), other)
-        group.append(_video(f"{family}_ds", "DS", family, split, ds_scenes, size=size))
         # CS: the same events from another viewpoint.
         group.append(
             _video(
@@ -188,25 +209,10 @@ def build_specs(
         groups.append(group)
     num_train_d = int(round(train_fraction * num_distractors)) if num_sources > 1 else 0
     for d in range(num_distractors):
-        near = incidents[int(rng.integers(num_sources))] if d % 3 == 0 else None
-        incident = random_incident(rng, near=near)
-        if near is not None:  # similar palette, different objects
-            incident["objects"] = random_incident(rng)["objects"]
-            for obj in incident["objects"]:
-                obj["color"] = incident["palette"][int(rng.integers(5))]
+        incident = _distractor_incident(rng, incidents if d % 3 == 0 else None)
         split = "train" if d < num_train_d else "test"
-        groups.append(
-            [
-                _video(
-                    f"d{d:03d}",
-                    "distractor",
-                    f"d{d:03d}",
-                    split,
-                    _source_scenes(rng, incident, num_frames),
-                    size=size,
-                )
-            ]
-        )
+        scenes = _source_scenes(rng, incident, num_frames)
+        groups.append([_video(f"d{d:03d}", "distractor", f"d{d:03d}", split, scenes, size=size)])
     if num_channels > 0:
         assign_channels(groups, num_channels, np.random.default_rng([seed, 1]), fps)
     return groups
@@ -376,23 +382,10 @@ def generate_benchmark(
         "train_fraction": train_fraction,
         "num_channels": num_channels,
     }
-    params_file = root / "params.json"
-    if params_file.exists():
-        previous = json.loads(params_file.read_text())
-        if previous != params:
-            raise ValueError(
-                f"{root} holds a benchmark made with other parameters ({previous}); "
-                "use another output folder or delete it"
-            )
-        manifest = json.loads(paths.manifest.read_text()) if paths.info.exists() else None
-        if (
-            manifest
-            and not manifest["failed"]
-            and all((paths.videos / f"{v}.mp4").exists() for v in manifest["ok_videos"])
-        ):
-            return paths  # complete; a run with failures is retried (finished videos are kept)
+    if _is_complete(paths, params):
+        return paths  # complete; a run with failures is retried (finished videos are kept)
     paths.videos.mkdir(parents=True, exist_ok=True)
-    _write_json(params_file, params)
+    _write_json(root / "params.json", params)
 
     groups = build_specs(
         num_sources,
@@ -405,21 +398,7 @@ def generate_benchmark(
         train_fraction,
         num_channels,
     )
-    records = []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=sum(len(g) for g in groups), desc="synthetic videos", unit="video", disable=not progress)
-    if workers <= 1:
-        for group in groups:
-            records += _write_group(group, str(paths.videos), fps)
-            bar.update(len(group))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_write_group, g, str(paths.videos), fps): len(g) for g in groups}
-            for future in as_completed(futures):
-                records += future.result()
-                bar.update(futures[future])
-    bar.close()
+    records = _render_groups(groups, paths.videos, fps, workers, progress)
     failed = {r["video_id"]: r["error"] for r in records if not r["ok"]}
     if failed:
         with open(root / "failed.jsonl", "a") as handle:
@@ -428,6 +407,51 @@ def generate_benchmark(
         logger.warning(
             "%d synthetic videos could not be written (see %s)", len(failed), root / "failed.jsonl"
         )
+    _write_outputs(paths, params, groups, failed, fps)
+    return paths
+
+
+def _is_complete(paths: BenchmarkPaths, params: dict) -> bool:
+    """Whether `paths.root` holds a finished benchmark of `params` (ValueError: made with other parameters)."""
+    params_file = paths.root / "params.json"
+    if not params_file.exists():
+        return False
+    previous = json.loads(params_file.read_text())
+    if previous != params:
+        raise ValueError(
+            f"{paths.root} holds a benchmark made with other parameters ({previous}); "
+            "use another output folder or delete it"
+        )
+    manifest = json.loads(paths.manifest.read_text()) if paths.info.exists() else None
+    return bool(
+        manifest
+        and not manifest["failed"]
+        and all((paths.videos / f"{v}.mp4").exists() for v in manifest["ok_videos"])
+    )
+
+
+def _render_groups(groups: list, videos_dir: Path, fps: float, workers: int, progress: bool) -> list[dict]:
+    """Write every group's videos (in `workers` processes) -> one record per video (``ok``, ``error``)."""
+    from tqdm.auto import tqdm
+
+    records = []
+    bar = tqdm(total=sum(len(g) for g in groups), desc="synthetic videos", unit="video", disable=not progress)
+    if workers <= 1:
+        for group in groups:
+            records += _write_group(group, str(videos_dir), fps)
+            bar.update(len(group))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_write_group, g, str(videos_dir), fps): len(g) for g in groups}
+            for future in as_completed(futures):
+                records += future.result()
+                bar.update(futures[future])
+    bar.close()
+    return records
+
+
+def _write_outputs(paths: BenchmarkPaths, params: dict, groups: list, failed: dict, fps: float) -> None:
+    """The annotation, training pairs, manifest and (last, marking the folder complete) info files."""
     fivr, train = build_annotations(groups, set(failed))
     videos = [
         {k: v for k, v in spec.items() if k != "scenes"}
@@ -457,7 +481,6 @@ def generate_benchmark(
             "paths": paths.to_dict(),
         },
     )
-    return paths
 
 
 if __name__ == "__main__":

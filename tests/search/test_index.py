@@ -216,36 +216,11 @@ def test_a_hub_name_offline_fails_at_once_with_the_fix(tmp_path, capsys, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     ids, _, frames = random_collection(4, seed=10)
     features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
-    assert (
-        index_main(
-            [
-                "--features",
-                str(features),
-                "--index",
-                str(tmp_path / "idx"),
-                "--model",
-                "someone/tca-fivr",
-                "--no-progress",
-            ]
-        )
-        == 1
-    )
+    argv = ["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]
+    assert index_main([*argv, "--model", "someone/tca-fivr"]) == 1
     err = capsys.readouterr().err
     assert "'someone/tca-fivr' is not a local folder" in err and "pass a local folder" in err
-    assert (
-        index_main(
-            [
-                "--features",
-                str(features),
-                "--index",
-                str(tmp_path / "idx"),
-                "--model",
-                str(tmp_path / "missing" / "tca"),
-                "--no-progress",
-            ]
-        )
-        == 1
-    )
+    assert index_main([*argv, "--model", str(tmp_path / "missing" / "tca")]) == 1
     assert "no such folder" in capsys.readouterr().err
 
 
