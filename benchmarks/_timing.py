@@ -1,9 +1,12 @@
-"""Timing helper shared by the benchmark scripts (run as `python benchmarks/bench_*.py`)."""
+"""Helpers shared by the benchmark scripts (run as `python benchmarks/bench_*.py`): timing and the report."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from vidtempo.processing.atomic_files import write_text_atomic
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3, warmup: bool = True) -> float:
@@ -16,3 +19,12 @@ def best_time(fn: Callable[[], object], repeats: int = 3, warmup: bool = True) -
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def write_report(path: str | os.PathLike, lines: Sequence[str]) -> str:
+    """Write the markdown section `lines` to `path` atomically (parent folders created), print it, and
+    return the text."""
+    text = "\n".join(lines)
+    write_text_atomic(path, text)
+    print(text)
+    return text

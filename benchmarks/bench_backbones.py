@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
@@ -56,6 +57,8 @@ def flops_per_frame(model: torch.nn.Module) -> float:
 
 
 def main() -> None:
+    """Measure, then write this benchmark's report section. One linear procedure on purpose (over 80 lines):
+    each number is measured right above the sentence of the report that states it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer videos and rounds")
     args = parser.parse_args()
@@ -165,9 +168,7 @@ def main() -> None:
         "the other.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(OUT, lines)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.embedding import frame_level_similarities
 from vidtempo.modeling import TCAComparatorConfig, TCAComparatorModel, cosine_similarity
@@ -69,10 +70,7 @@ def main() -> None:
     ]
     for name, seconds in result.items():
         lines.append(f"| {name} | {seconds * 1e6:.1f} | {seconds / chamfer:.2f} |")
-    text = "\n".join(lines) + "\n"
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
-    print(text)
+    write_report(OUTPUT, [*lines, ""])
 
 
 if __name__ == "__main__":

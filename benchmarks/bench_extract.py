@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
 from vidtempo.processing.descriptor_pca import StreamingPCA
@@ -73,6 +73,8 @@ def interleaved_best(functions: dict, rounds: int) -> dict:
 
 
 def main() -> None:
+    """Measure, then write this benchmark's report section. One linear procedure on purpose (over 80 lines):
+    each number is measured right above the sentence of the report that states it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller videos and fewer repeats")
     args = parser.parse_args()
@@ -208,9 +210,7 @@ def main() -> None:
         "processes overlaps with it when cores are free. A decoder crash (segfault) costs one retry, not the job.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(OUT, lines)
 
 
 if __name__ == "__main__":

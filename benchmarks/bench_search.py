@@ -25,7 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
-from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.benchmarks import SimilarityMatrix, benchmark_ids, evaluate_fivr
 from vidtempo.evaluation.embedding import VideoEmbeddings, compute_similarities, frame_level_similarities
@@ -352,11 +352,7 @@ def main(argv=None) -> int:
         f"Peak RSS of the whole run: {peak_rss_gib():.2f} GiB; wall time {time.perf_counter() - start:.0f} s.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, OUT)
-    print("\n".join(lines))
+    write_report(OUT, lines)
     print(f"wrote {OUT}")
     return 0
 

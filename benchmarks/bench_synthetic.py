@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.synthetic.captions import generate_captioned_videos
 from vidtempo.synthetic.neardup import build_specs, generate_benchmark, render_video
@@ -140,9 +140,7 @@ def main(argv=None) -> int:
         f"| captioned set (112x112, 6 s, 1 process) | {num_cap} | {cap_s:.1f} s | {num_cap / cap_s:.1f} | |",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(OUT, lines)
     return 0
 
 

@@ -14,7 +14,7 @@ import platform
 from pathlib import Path
 
 import torch
-from _timing import best_time  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch import nn
 
 from vidtempo.modeling import TCAConfig, TCAModel
@@ -129,11 +129,7 @@ def main() -> None:
         *rows,
         "",
     ]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".tmp")
-    temporary.write_text("\n".join(lines))
-    os.replace(temporary, args.output)
-    print("\n".join(lines))
+    write_report(args.output, lines)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.modeling import TCAConfig, TCAModel
 from vidtempo.training.tca_losses import circle_loss, contrastive_similarities
@@ -128,9 +129,7 @@ def main(argv=None) -> None:
         "negatives, but each step still encodes 16 new distractors per anchor, as in the paper.",
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(Path(args.out), lines)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ Usage: `python benchmarks/run_all.py [--quick] [--only NAME ...] [--collect-only
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from vidtempo.processing.atomic_files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"
@@ -33,9 +34,7 @@ def collect() -> None:
     parts = [HEADER]
     for section in sorted(SECTIONS.glob("*.md")):
         parts.append(section.read_text().strip() + "\n")
-    tmp = OUTPUT.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(parts))
-    os.replace(tmp, OUTPUT)
+    write_text_atomic(OUTPUT, "\n".join(parts))
     print(f"wrote {OUTPUT.relative_to(ROOT)} ({len(parts) - 1} sections)")
 
 

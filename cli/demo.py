@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
+import shutil
 import time
 from pathlib import Path
 
-import torch
+from ..evaluation.ap import FIVR_LABELS, FIVR_TASKS
+from ._contract import add_common_flags, positive, run_command
 
-from vidtempo.processing.atomic_files import write_atomically, write_json_atomic
-
-LABEL_ORDER = ("ND", "DS", "CS", "IS", "DA")
+CASCADE_ROW = "cascade (cosine top-20 -> chamfer)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,16 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the benchmark, the backbone and training"
     )
     size = parser.add_argument_group("benchmark size")
-    size.add_argument("--num-sources", type=int, default=200, help="video families (6 videos each)")
-    size.add_argument("--num-distractors", type=int, default=300, help="unrelated videos")
+    size.add_argument("--num-sources", type=positive(int), default=200, help="video families (6 videos each)")
+    size.add_argument(
+        "--num-distractors", type=positive(int, allow_zero=True), default=300, help="unrelated videos"
+    )
     size.add_argument(
         "--num-channels",
-        type=int,
+        type=positive(int, allow_zero=True),
         default=8,
         help="uploader channels, each with an intro and a watermark (0 = none)",
     )
-    size.add_argument("--duration", type=float, default=8.0, help="seconds per source video")
-    size.add_argument("--fps", type=float, default=8.0, help="frame rate of the rendered videos")
+    size.add_argument("--duration", type=positive(float), default=8.0, help="seconds per source video")
+    size.add_argument("--fps", type=positive(float), default=8.0, help="frame rate of the rendered videos")
     model = parser.add_argument_group("models")
     model.add_argument(
         "--backbone",
@@ -60,18 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
         "'resnet18-random' / 'resnet50-random' (random weights, offline) or a ResNet checkpoint / descriptor "
         "folder (e.g. microsoft/resnet-50, needs network or a local folder)",
     )
-    model.add_argument("--image-size", type=int, default=112, help="centre-crop size fed to the CNN")
-    model.add_argument("--pca-dim", type=int, default=256, help="PCA-whitened descriptor size (paper: 1024)")
+    model.add_argument(
+        "--image-size", type=positive(int), default=112, help="centre-crop size fed to the CNN"
+    )
+    model.add_argument(
+        "--pca-dim", type=positive(int), default=256, help="PCA-whitened descriptor size (paper: 1024)"
+    )
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=12, help="the best epoch by validation mAP is kept")
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float, default=3e-4)
+    train.add_argument(
+        "--epochs", type=positive(int), default=12, help="the best epoch by validation mAP is kept"
+    )
+    train.add_argument("--batch-size", type=positive(int), default=16)
+    train.add_argument("--learning-rate", type=positive(float), default=3e-4)
     train.add_argument("--loss", default="circle", choices=["infonce", "circle", "triplet"])
     train.add_argument("--dropout", type=float, default=0.5, help="paper: 0.5")
-    train.add_argument("--bank-size", type=int, default=512)
-    parser.add_argument("--workers", type=int, default=2, help="processes for rendering videos")
+    train.add_argument("--bank-size", type=positive(int, allow_zero=True), default=512)
+    parser.add_argument("--workers", type=positive(int), default=2, help="processes for rendering videos")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser
+    return add_common_flags(parser)
 
 
 def _stage(name: str, started: float) -> None:
@@ -79,6 +85,7 @@ def _stage(name: str, started: float) -> None:
 
 
 def _descriptor_model(backbone: str, seed: int):
+    import torch
     from transformers import ResNetConfig
 
     from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
@@ -102,51 +109,10 @@ def _done(marker: Path) -> bool:
     return marker.is_file()
 
 
-def _mark(marker: Path, payload: dict) -> None:
+def _mark(marker: Path, payload) -> None:
+    from vidtempo.processing.atomic_files import write_json_atomic
+
     write_json_atomic(marker, payload, indent=2)
-
-
-_RELOAD_SCRIPT = """
-import sys, numpy as np, torch
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "vidtempo" or name.startswith("vidtempo."):
-            raise ImportError("vidtempo is blocked in this process")
-sys.meta_path.insert(0, _Block())
-from transformers import AutoModel
-model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-data = np.load(sys.argv[2])
-with torch.no_grad():
-    keys = sorted(data.files, key=lambda k: int(k[1:]))
-    out = [model(torch.from_numpy(data[k].astype(np.float32))[None]).video_embeds[0].numpy() for k in keys]
-np.save(sys.argv[3], np.stack(out))
-"""
-
-
-def _reload_without_vidtempo(
-    folder: Path, descriptors_dir: Path, ids: list[str], expected: torch.Tensor
-) -> float:
-    """Load `folder` with AutoModel(trust_remote_code=True) in a subprocess where vidtempo cannot be imported;
-    return the largest difference of its video embeddings from `expected` ([len(ids), H])."""
-    import subprocess
-    import tempfile
-
-    import numpy as np
-
-    from vidtempo.processing.descriptor_store import load_descriptors
-
-    descriptors = load_descriptors(descriptors_dir, ids)
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs, outputs = Path(tmp, "inputs.npz"), Path(tmp, "outputs.npy")
-        np.savez(inputs, **{f"v{i}": descriptors[video_id] for i, video_id in enumerate(ids)})
-        env = {**os.environ, "PYTHONPATH": ""}
-        subprocess.run(
-            [sys.executable, "-c", _RELOAD_SCRIPT, str(folder), str(inputs), str(outputs)],
-            check=True,
-            cwd=tmp,
-            env=env,
-        )
-        return float(np.abs(np.load(outputs) - expected.numpy()).max())
 
 
 def summary_figure(metrics: dict, rows: list[tuple[str, dict]]):
@@ -178,7 +144,7 @@ def summary_figure(metrics: dict, rows: list[tuple[str, dict]]):
     validation.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=8)
     curve.set_title("TCA training")
 
-    tasks = ("DSVR", "CSVR", "ISVR")
+    tasks = tuple(FIVR_TASKS)
     width = 0.8 / len(rows)
     for i, (name, values) in enumerate(rows):
         offsets = np.arange(len(tasks)) + (i - (len(rows) - 1) / 2) * width
@@ -199,31 +165,17 @@ def plot_summary(metrics: dict, rows: list[tuple[str, dict]], path: Path) -> Pat
     import matplotlib.pyplot as plt
 
     fig = summary_figure(metrics, rows)
+    from vidtempo.processing.atomic_files import write_atomically
+
     write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=100, format="png"))
     plt.close(fig)
     return Path(path)
 
 
-def run(args: argparse.Namespace) -> dict:
-    from transformers import AutoModel
-
-    from vidtempo.evaluation.tca_eval import embed_folder, evaluate_embeddings
-    from vidtempo.hub_cards.publish import publish_model
-    from vidtempo.processing import TCAImageProcessor
-    from vidtempo.processing.descriptor_pca import whiten_descriptor_folder
-    from vidtempo.processing.descriptor_store import iter_descriptors, read_failures, read_info
-    from vidtempo.processing.extract import extract
-    from vidtempo.search.index import VideoIndex
+def _generate(args: argparse.Namespace, out: Path, progress: bool):
+    """Stage 1: the synthetic benchmark -> (paths, annotation, held-out version, rendered videos)."""
     from vidtempo.synthetic import generate_benchmark
-    from vidtempo.training.train_tca import TrainConfig, train
 
-    started = time.perf_counter()
-    progress = not args.no_progress
-    out = Path(args.output).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"vidtempo demo: all outputs under {out}")
-
-    _stage("1/7 generate the synthetic near-duplicate benchmark", started)
     paths = generate_benchmark(
         out / "benchmark",
         num_sources=args.num_sources,
@@ -241,8 +193,15 @@ def run(args: argparse.Namespace) -> dict:
     print(
         f"{len(videos)} videos; held-out: {len(heldout['queries'])} queries, {len(heldout['database'])} database"
     )
+    return paths, annotation, heldout, videos
 
-    _stage("2/7 extract L3-iRMAC frame descriptors at 1 fps", started)
+
+def _extract(args: argparse.Namespace, paths, out: Path, progress: bool):
+    """Stage 2: raw frame descriptors of every video -> (raw folder, processor, descriptor model)."""
+    from vidtempo.processing import TCAImageProcessor
+    from vidtempo.processing.descriptor_store import read_failures, read_info
+    from vidtempo.processing.extract import extract
+
     raw_dir = out / "descriptors_raw"
     statistics = {}
     if args.backbone == "efficientnet-lite0":  # the normalisation Lite0 was trained with
@@ -266,13 +225,19 @@ def run(args: argparse.Namespace) -> dict:
         f"extracted {counts['done']} new videos ({counts['frames']} frames), {counts['skipped']} already done, "
         f"{len(failures)} failed; descriptor dim {read_info(raw_dir)['dim']}"
     )
+    return raw_dir, processor, descriptor_model
 
-    _stage(f"3/7 fit PCA whitening ({args.pca_dim} dims) on training videos, whiten all", started)
+
+def _whiten(
+    args, raw_dir: Path, heldout: dict, descriptor_model, processor, out: Path, progress: bool
+) -> Path:
+    """Stage 3: PCA whitening fitted on the training videos' frames, applied to every video -> the folder."""
+    from vidtempo.processing.descriptor_pca import StreamingPCA, whiten_descriptor_folder
+    from vidtempo.processing.descriptor_store import iter_descriptors, read_info
+
     white_dir = out / "descriptors"
     pca_marker = out / "pca.done.json"
     if not _done(pca_marker):
-        from vidtempo.processing.descriptor_pca import StreamingPCA
-
         heldout_ids = set(heldout["queries"]) | set(heldout["database"])
         accumulator = StreamingPCA(read_info(raw_dir)["dim"])
         for video_id, features, _ in iter_descriptors(raw_dir):
@@ -280,8 +245,6 @@ def run(args: argparse.Namespace) -> dict:
                 accumulator.update(features)
         pca = accumulator.fit(args.pca_dim)
         if white_dir.exists():
-            import shutil
-
             shutil.rmtree(white_dir)
         whiten_descriptor_folder(raw_dir, white_dir, pca, progress=progress)
         descriptor_model.set_pca(pca)
@@ -291,8 +254,15 @@ def run(args: argparse.Namespace) -> dict:
     print(
         f"whitened descriptors in {white_dir}; descriptor network (CNN + PCA) in {out / 'descriptor_model'}"
     )
+    return white_dir
 
-    _stage("4/7 train TCA (Accelerate loop, memory bank of distractors)", started)
+
+def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress: bool):
+    """Stage 4: TCA training (reused when a finished run is there) -> (metrics.json, the kept model)."""
+    from transformers import AutoModel
+
+    from vidtempo.training.train_tca import TrainConfig, train
+
     train_dir = out / "train"
     config = TrainConfig(
         descriptors=str(white_dir),
@@ -332,12 +302,15 @@ def run(args: argparse.Namespace) -> dict:
             f"{metrics['best_val_map']:.3f} (untrained {metrics['initial_val_map']:.3f}, last "
             f"{metrics['final_val_map']:.3f}; {metrics['num_val_pairs']} pairs of training families held out)"
         )
-    model = AutoModel.from_pretrained(train_dir / "model", trust_remote_code=True).eval()
+    return metrics, AutoModel.from_pretrained(train_dir / "model", trust_remote_code=True).eval()
 
-    _stage("5/7 evaluate on held-out queries (FIVR protocol)", started)
+
+def _evaluate(model, white_dir: Path, heldout: dict, paths, out: Path):
+    """Stage 5: held-out FIVR-protocol mAP of the baselines and TCA -> (table rows, TCA results, embeddings)."""
+    from vidtempo.evaluation.tca_eval import embed_folder, evaluate_embeddings
+
     ids = list(dict.fromkeys(heldout["queries"] + heldout["database"]))
-    rows = []
-    results = []
+    rows, results = [], []
     baseline = embed_folder(None, white_dir, ids=ids, progress=False)
     trained = embed_folder(model, white_dir, ids=ids, progress=False)
     for name, embeddings, similarity in (
@@ -346,7 +319,7 @@ def run(args: argparse.Namespace) -> dict:
         ("TCA_c (cosine)", trained, "cosine"),
         ("TCA_sym (symmetric chamfer)", trained, "symmetric_chamfer"),
         ("TCA_f (chamfer)", trained, "chamfer"),
-        ("cascade (cosine top-20 -> chamfer)", trained, "cascade"),
+        (CASCADE_ROW, trained, "cascade"),
     ):
         result = evaluate_embeddings(
             embeddings, "fivr", similarity, annotation=paths.annotation, version="synthetic", cascade_depth=20
@@ -355,9 +328,20 @@ def run(args: argparse.Namespace) -> dict:
         rows.append((name, result["metrics"]))
         if embeddings is trained:
             results.append(result)
-    write_json_atomic(out / "results.json", results, indent=2)
+    _mark(out / "results.json", results)
+    return rows, results, trained
 
-    _stage("6/7 publish a Hub-ready folder and reload it with AutoModel(trust_remote_code=True)", started)
+
+def _publish(args, model, results: list, trained, white_dir: Path, n_videos: int, out: Path):
+    """Stage 6: the Hub-ready folder, reloaded here and without vidtempo; refuses differing embeddings.
+    Returns (folder, reloaded model's embeddings, difference here, difference without vidtempo)."""
+    from transformers import AutoModel
+
+    from vidtempo.evaluation.tca_eval import embed_folder
+    from vidtempo.hub_cards.publish import publish_model
+    from vidtempo.hub_cards.reload_check import reload_difference
+    from vidtempo.processing.descriptor_store import load_descriptors
+
     published = out / "published"
     publish_model(
         model,
@@ -368,41 +352,45 @@ def run(args: argparse.Namespace) -> dict:
         tags=["video-retrieval", "near-duplicate-video-retrieval", "tca"],
         training=(
             f"Trained by `make demo` (seed {args.seed}) on the embedded synthetic benchmark: "
-            f"{len(videos)} videos, {args.epochs} epochs, loss {args.loss}, lr {args.learning_rate}."
+            f"{n_videos} videos, {args.epochs} epochs, loss {args.loss}, lr {args.learning_rate}."
         ),
     )
     reloaded = AutoModel.from_pretrained(published, trust_remote_code=True).eval()
-    check = embed_folder(reloaded, white_dir, ids=ids, progress=False)
+    check = embed_folder(reloaded, white_dir, ids=trained.ids, progress=False)
     max_diff = float((check.video_embeds - trained.video_embeds).abs().max())
-    remote_diff = _reload_without_vidtempo(
-        published, white_dir, ids[:8], trained.subset(ids[:8]).video_embeds
+    few = list(trained.ids[:8])
+    descriptors = load_descriptors(white_dir, few)
+    remote_diff = reload_difference(
+        published, {v: descriptors[v] for v in few}, trained.subset(few).video_embeds.numpy()
     )
     print(
         f"published to {published}; max |embedding difference| vs the trained model: {max_diff:.2e} "
         f"(reloaded here), {remote_diff:.2e} (reloaded in a Python process that cannot import vidtempo)"
     )
     if max(max_diff, remote_diff) > 1e-5:
-        raise RuntimeError(f"the reloaded model's embeddings differ from the trained model's by {max_diff}")
+        raise RuntimeError(
+            f"published model ({published}): its reloaded embeddings differ from the trained model's by "
+            f"{max(max_diff, remote_diff):.2e}, expected at most 1e-5"
+        )
+    return published, check, max_diff, remote_diff
 
-    _stage("7/7 search: FAISS index of the held-out database, one query", started)
+
+def _search(check, heldout: dict, annotation: dict, rows: list, out: Path, dim: int) -> Path:
+    """Stage 7: a FAISS index of the held-out database and one query's top matches with their labels."""
+    from vidtempo.search.index import VideoIndex
+
     index_dir = out / "index"
     if index_dir.exists():
-        import shutil
-
         shutil.rmtree(index_dir)
     database = check.subset(heldout["database"])
-    index = VideoIndex(index_dir, dim=reloaded.config.hidden_size)
+    index = VideoIndex(index_dir, dim=dim)
     index.add(database.ids, database.video_embeds.numpy(), [f.numpy() for f in database.frame_embeds])
     index.save()
     query_id = heldout["queries"][0]
     query = check.subset([query_id])
     # re-rank with chamfer only where the evaluation above found the cascade at least as good as cosine
     measured = dict(rows)
-    rerank = (
-        20
-        if measured["cascade (cosine top-20 -> chamfer)"]["DSVR"] >= measured["TCA_c (cosine)"]["DSVR"]
-        else None
-    )
+    rerank = 20 if measured[CASCADE_ROW]["DSVR"] >= measured["TCA_c (cosine)"]["DSVR"] else None
     how = "cosine top-20 re-ranked by chamfer" if rerank else "cosine; chamfer re-ranking scored lower above"
     hits = index.search(
         query.video_embeds.numpy(),
@@ -411,23 +399,51 @@ def run(args: argparse.Namespace) -> dict:
         query_frames=[query.frame_embeds[0].numpy()] if rerank else None,
     )[0]
     labels = {
-        vid: label for label in LABEL_ORDER for vid in annotation["annotation"][query_id].get(label, [])
+        vid: label for label in FIVR_LABELS for vid in annotation["annotation"][query_id].get(label, [])
     }
     print(f"query {query_id}: top {len(hits.ids)} of {len(database.ids)} ({how})")
     for rank, (vid, score) in enumerate(zip(hits.ids, hits.scores), start=1):
         print(f"  {rank:2d}. {vid:<28s} {score:.3f}  {labels.get(vid, '-')}")
+    return index_dir
 
-    plot = plot_summary(metrics, rows, out / "demo.png")
-    elapsed = time.perf_counter() - started
+
+def _print_summary(rows: list, heldout: dict, seed: int) -> None:
     print(
         f"\n=== summary: held-out FIVR-style mAP ({len(heldout['queries'])} queries, "
-        f"{len(heldout['database'])} database videos, seed {args.seed})"
+        f"{len(heldout['database'])} database videos, seed {seed})"
     )
-    header = f"| {'method':<44s} | DSVR  | CSVR  | ISVR  |"
-    print(header)
+    print(f"| {'method':<44s} | DSVR  | CSVR  | ISVR  |")
     print("|" + "-" * 46 + "|-------|-------|-------|")
     for name, metrics in rows:
         print(f"| {name:<44s} | {metrics['DSVR']:.3f} | {metrics['CSVR']:.3f} | {metrics['ISVR']:.3f} |")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The seven stages in order (module docstring); returns (and writes as summary.json) the summary."""
+    started = time.perf_counter()
+    progress = not args.no_progress
+    out = Path(args.output).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"vidtempo demo: all outputs under {out}")
+    _stage("1/7 generate the synthetic near-duplicate benchmark", started)
+    paths, annotation, heldout, videos = _generate(args, out, progress)
+    _stage("2/7 extract L3-iRMAC frame descriptors at 1 fps", started)
+    raw_dir, processor, descriptor_model = _extract(args, paths, out, progress)
+    _stage(f"3/7 fit PCA whitening ({args.pca_dim} dims) on training videos, whiten all", started)
+    white_dir = _whiten(args, raw_dir, heldout, descriptor_model, processor, out, progress)
+    _stage("4/7 train TCA (Accelerate loop, memory bank of distractors)", started)
+    metrics, model = _train(args, white_dir, paths, out, progress)
+    _stage("5/7 evaluate on held-out queries (FIVR protocol)", started)
+    rows, results, trained = _evaluate(model, white_dir, heldout, paths, out)
+    _stage("6/7 publish a Hub-ready folder and reload it with AutoModel(trust_remote_code=True)", started)
+    published, check, max_diff, remote_diff = _publish(
+        args, model, results, trained, white_dir, len(videos), out
+    )
+    _stage("7/7 search: FAISS index of the held-out database, one query", started)
+    index_dir = _search(check, heldout, annotation, rows, out, model.config.hidden_size)
+    plot = plot_summary(metrics, rows, out / "demo.png")
+    elapsed = time.perf_counter() - started
+    _print_summary(rows, heldout, args.seed)
     print(f"\nDone in {elapsed:.0f} s. Outputs: {out}")
     print(f"  model (Hub-ready): {published}\n  results: {out / 'results.json'}\n  index: {index_dir}")
     print(f"  plot (training curve, mAP per method): {plot}")
@@ -445,11 +461,15 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _body(args: argparse.Namespace) -> int:
     run(args)
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`vidtempo-demo`: exit 0 on success, 2 on a usage error, 1 on a runtime error."""
+    return run_command(build_parser(), _body, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -8,6 +8,11 @@ import numpy as np
 
 from .degenerate import mostly_tied, warn_tied_queries
 
+# The FIVR labels and, for each task, the labels that are its positives (METHODS.md §1.5): the one home of the
+# table (`benchmarks` and the `fivr_map` metric use it from here).
+FIVR_LABELS = ("ND", "DS", "CS", "IS", "DA")
+FIVR_TASKS = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "DS", "CS", "IS")}
+
 
 def _ranked_hits(scores, relevant, num_positives: int | None) -> tuple[np.ndarray, int]:
     """0-based ranks of the relevant items after a stable descending sort, and |P|."""
@@ -91,9 +96,8 @@ def fivr_task_average_precision(
     """AP of one FIVR query for DSVR / CSVR / ISVR from the labels of its ranked database items
     (``ND``, ``DS``, ``CS``, ``IS``, ``DA`` or anything else for unrelated). None where a task has no positive."""
     labels = np.asarray([str(label).upper() for label in labels])
-    tasks = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "DS", "CS", "IS")}
     out: dict[str, float | None] = {}
-    for task, positive in tasks.items():
+    for task, positive in FIVR_TASKS.items():
         relevant = np.isin(labels, positive)
         out[task] = average_precision(scores, relevant) if relevant.any() else None
     return out
@@ -105,11 +109,11 @@ def fivr_task_map(
     """FIVR mAP per task over queries (queries without a positive for a task are left out of its mean)."""
     if len(per_query_scores) != len(per_query_labels):
         raise ValueError(f"{len(per_query_scores)} score lists for {len(per_query_labels)} label lists")
-    per_task: dict[str, list[float]] = {"DSVR": [], "CSVR": [], "ISVR": []}
+    per_task: dict[str, list[float]] = {task: [] for task in FIVR_TASKS}
     tied = [
         str(i)
         for i, (s, labels) in enumerate(zip(per_query_scores, per_query_labels))
-        if mostly_tied(s, np.isin([str(x).upper() for x in labels], ("ND", "DS", "CS", "IS")))
+        if mostly_tied(s, np.isin([str(x).upper() for x in labels], FIVR_TASKS["ISVR"]))
     ]
     warn_tied_queries(tied, len(per_query_scores), "fivr_task_map")
     for scores, labels in zip(per_query_scores, per_query_labels):
@@ -120,6 +124,8 @@ def fivr_task_map(
 
 
 __all__ = [
+    "FIVR_LABELS",
+    "FIVR_TASKS",
     "ap_from_hit_ranks",
     "average_precision",
     "evve_ap_from_hit_ranks",

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ap import ap_from_hit_ranks, evve_ap_from_hit_ranks
+from .ap import FIVR_LABELS, FIVR_TASKS, ap_from_hit_ranks, evve_ap_from_hit_ranks
 from .degenerate import mostly_tied, warn_tied_queries
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ BENCHMARK_FILES = {
     "evve": "evve.json.gz",
     "vcdb": "vcdb.json.gz",
 }
-FIVR_LABELS = ("ND", "DS", "CS", "IS", "DA")
-FIVR_TASKS = {"DSVR": ("ND", "DS"), "CSVR": ("ND", "DS", "CS"), "ISVR": ("ND", "DS", "CS", "IS")}
 FIVR_ANNOTATIONS = {
     "published": "the annotation file of the TCA/ViSiL evaluation code, used by the published tables (default)",
     "official": "the FIVR-200K dataset's own annotation.json (labels 1 / 4 / 22 queries differently for "

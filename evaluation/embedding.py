@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from vidtempo.modeling.modeling_tca import chamfer_similarity, cosine_similarity, symmetric_chamfer_similarity
 
-SIMILARITIES = ("cosine", "chamfer", "symmetric_chamfer", "cascade", "comparator")
+from .similarities import SIMILARITIES
+
 # Cascade scores of candidates that were not re-ranked are their cosine minus this offset, so they rank
 # below every re-ranked candidate (chamfer of unit vectors lies in [-1, 1]) and keep their cosine order.
 CASCADE_OFFSET = 3.0

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -205,12 +204,13 @@ def export_clip_features(
         raise ValueError(f"video_id {video_id!r} is not usable as a file name")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"{video_id}.npz"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{video_id}.", suffix=".npz")
-    with os.fdopen(fd, "wb") as handle:
-        np.savez(handle, features=features, start=clip_times[:, 0], end=clip_times[:, 1])
-    os.replace(tmp, final)
-    return final
+    from vidtempo.processing.atomic_files import write_atomically  # here: `processing` imports torch
+
+    def save(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:  # a handle: np.savez would add ".npz" to the temporary name
+            np.savez(handle, features=features, start=clip_times[:, 0], end=clip_times[:, 1])
+
+    return write_atomically(out_dir / f"{video_id}.npz", save)
 
 
 def load_clip_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

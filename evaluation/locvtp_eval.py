@@ -1,8 +1,11 @@
-"""Evaluate a LocVTP model: text–video retrieval and zero-shot temporal grounding -> one results JSON.
+"""Evaluate a LocVTP model: text–video retrieval and zero-shot temporal grounding -> one results dict
+(`evaluate_locvtp`; the command line is `cli/eval_locvtp.py`)::
 
-    python -m vidtempo.evaluation.locvtp_eval --model runs/locvtp/model \
+    vidtempo-eval-locvtp --model runs/locvtp/model \
         --captions data/captioned/captions.csv --split test \
         --grounding data/captioned/charades_sta_test.txt --output results/locvtp.json
+
+(`python -m vidtempo.evaluation.locvtp_eval ...` runs the same command.)
 
 Retrieval pairs come from a captions file (each (video, start, end, caption) row: the segment is the video,
 the caption its text) or from an MSR-VTT 1k-A CSV (`--msrvtt-csv` + `--video-dir`). Grounding reads a
@@ -15,10 +18,9 @@ are skipped, listed under "failed" in the JSON, and their queries left out (coun
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..modeling.modeling_locvtp import LocVTPModel
-from ..processing.atomic_files import write_json_atomic
 from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor
 from ..processing.video_reader import VideoDecodeError, decode_segment
@@ -38,7 +39,7 @@ from .grounding import (
     grounding_metrics,
     read_charades_sta,
 )
-from .text_video_retrieval import TIE_MODES, read_msrvtt_csv, retrieval_metrics
+from .text_video_retrieval import read_msrvtt_csv, retrieval_metrics
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 
@@ -158,122 +159,84 @@ def _find_video(video_dir: Path, video_id: str) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> dict:
-    torch.manual_seed(args.seed)
-    model = LocVTPModel.from_pretrained(args.model).eval()
-    processor = LocVTPProcessor.from_pretrained(args.processor or args.model)
-    if args.frames_per_clip is not None:
-        processor.frames_per_clip = args.frames_per_clip
-    progress = not args.no_progress
-    results: dict = {"model": str(args.model), "frames_per_clip": processor.frames_per_clip}
-    captions = load_caption_dataset(args.captions, split=args.split) if args.captions else None
+def retrieval_pairs_from_msrvtt(msrvtt_csv: str | os.PathLike, video_dir: str | os.PathLike) -> list[dict]:
+    """Retrieval pairs of an MSR-VTT 1k-A CSV: each video whole, found as `<video_dir>/<video_id>.<ext>`."""
+    return [
+        {
+            "video_id": r["video_id"],
+            "video_path": _find_video(Path(video_dir), r["video_id"])
+            or str(Path(video_dir) / f"{r['video_id']}.mp4"),
+            "start": 0.0,
+            "end": math.inf,
+            "caption": r["sentence"],
+        }
+        for r in read_msrvtt_csv(msrvtt_csv)
+    ]
+
+
+def evaluate_locvtp(
+    model: str | os.PathLike,
+    processor_path: str | os.PathLike | None = None,
+    captions: str | os.PathLike | None = None,
+    split: str | None = None,
+    msrvtt_csv: str | os.PathLike | None = None,
+    video_dir: str | os.PathLike | None = None,
+    grounding: str | os.PathLike | None = None,
+    frames_per_clip: int | None = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    score: str = "mean",
+    ties: str = "mean",
+    export_features: str | os.PathLike | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Retrieval (captions file or MSR-VTT CSV) and/or grounding (Charades-STA file) of the saved LocVTP
+    model folder `model` (processor from `processor_path` or the model folder) -> one results dict."""
+    if not (captions or msrvtt_csv or grounding):
+        raise ValueError("nothing to evaluate (no inputs): give captions, an MSR-VTT CSV or a grounding file")
+    if msrvtt_csv and not video_dir:
+        raise ValueError(f"MSR-VTT CSV ({msrvtt_csv}): needs a video folder")
+    torch.manual_seed(seed)
+    locvtp = LocVTPModel.from_pretrained(model).eval()
+    processor = LocVTPProcessor.from_pretrained(processor_path or model)
+    if frames_per_clip is not None:
+        processor.frames_per_clip = frames_per_clip
+    results: dict = {"model": str(model), "frames_per_clip": processor.frames_per_clip}
+    caption_rows = load_caption_dataset(captions, split=split) if captions else None
     video_paths = {}
-    if captions is not None:
-        video_paths = dict(zip(captions["video_id"], captions["video_path"]))
-    if args.msrvtt_csv:
-        if not args.video_dir:
-            raise ValueError("--msrvtt-csv needs --video-dir")
-        pairs = [
-            {
-                "video_id": r["video_id"],
-                "video_path": _find_video(Path(args.video_dir), r["video_id"])
-                or str(Path(args.video_dir) / f"{r['video_id']}.mp4"),
-                "start": 0.0,
-                "end": math.inf,
-                "caption": r["sentence"],
-            }
-            for r in read_msrvtt_csv(args.msrvtt_csv)
-        ]
-        results["retrieval"] = evaluate_retrieval(model, processor, pairs, progress, args.ties)
-    elif captions is not None:
-        results["retrieval"] = evaluate_retrieval(model, processor, list(captions), progress, args.ties)
-    if args.grounding:
-        queries = read_charades_sta(args.grounding)
-        if args.video_dir:
+    if caption_rows is not None:
+        video_paths = dict(zip(caption_rows["video_id"], caption_rows["video_path"]))
+    if msrvtt_csv:
+        pairs = retrieval_pairs_from_msrvtt(msrvtt_csv, video_dir)
+        results["retrieval"] = evaluate_retrieval(locvtp, processor, pairs, progress, ties)
+    elif caption_rows is not None:
+        results["retrieval"] = evaluate_retrieval(locvtp, processor, list(caption_rows), progress, ties)
+    if grounding:
+        queries = read_charades_sta(grounding)
+        if video_dir:
             for video_id in {q["video_id"] for q in queries} - set(video_paths):
-                found = _find_video(Path(args.video_dir), video_id)
+                found = _find_video(Path(video_dir), video_id)
                 if found:
                     video_paths[video_id] = found
         results["grounding"] = evaluate_grounding(
-            model,
-            processor,
-            queries,
-            video_paths,
-            args.export_features,
-            tuple(args.thresholds),
-            args.score,
-            progress,
+            locvtp, processor, queries, video_paths, export_features, tuple(thresholds), score, progress
         )
-    if "retrieval" not in results and "grounding" not in results:
-        raise ValueError("nothing to evaluate: give --captions, --msrvtt-csv or --grounding")
     return results
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-eval-locvtp",
-        description="Evaluate LocVTP: text<->video retrieval (R@1/5/10, MdR, MnR) and zero-shot temporal grounding "
-        "(R@{1,5} at IoU > thresholds, strictly, after NMS; mIoU), written to one JSON for the model card.",
-    )
-    parser.add_argument("--model", required=True, help="a saved LocVTPModel folder (with its processor)")
-    parser.add_argument("--processor", help="processor folder if not saved with the model")
-    parser.add_argument("--captions", help="captions CSV/JSON: retrieval pairs and video paths for grounding")
-    parser.add_argument("--split", default=None, help="keep captions rows of this split (e.g. test)")
-    parser.add_argument("--msrvtt-csv", help="MSR-VTT 1k-A test CSV (video_id, sentence) for retrieval")
-    parser.add_argument("--video-dir", help="folder of <video_id>.<ext> videos (MSR-VTT, Charades-STA)")
-    parser.add_argument(
-        "--ties",
-        choices=list(TIE_MODES),
-        default="mean",
-        help="retrieval tie rule: mean (expected rank over random tie orders; constant scores "
-        "give chance), optimistic (ground truth first among equals, as CLIP4Clip), pessimistic",
-    )
-    parser.add_argument("--grounding", help="Charades-STA annotation file (video_id start end##sentence)")
-    parser.add_argument(
-        "--thresholds",
-        type=float,
-        nargs="+",
-        default=list(DEFAULT_THRESHOLDS),
-        help="IoU thresholds (strictly greater); default 0.3 0.5 0.7",
-    )
-    parser.add_argument(
-        "--score",
-        choices=["mean", "contrast"],
-        default="mean",
-        help="window score: mean clip-sentence similarity, or mean inside minus mean outside",
-    )
-    parser.add_argument("--frames-per-clip", type=int, help="override the processor's clip length")
-    parser.add_argument("--export-features", help="also write <video_id>.npz clip features here")
-    parser.add_argument("--output", required=True, help="results JSON (written atomically)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.frames_per_clip is not None and args.frames_per_clip <= 0:
-        parser.error(f"argument --frames-per-clip: expected a positive integer, got {args.frames_per_clip}")
-    bad = [t for t in args.thresholds if not 0 <= t < 1]
-    if bad:
-        parser.error(f"argument --thresholds: IoU thresholds must be in [0, 1), got {bad}")
-    try:
-        results = run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    out = write_json_atomic(args.output, results)
-    summary = {
+def summary(results: dict) -> dict:
+    """The headline numbers of `evaluate_locvtp`'s results: grounding R@1,IoU=0.5 and mIoU, t2v R@1."""
+    out = {
         k: {m: v for m, v in results[k].items() if m in ("R@1,IoU=0.5", "mIoU")}
         for k in ("grounding",)
         if k in results
     }
     if "retrieval" in results:
-        summary["t2v R@1"] = results["retrieval"]["t2v"]["R@1"]
-    print(f"results: {out} {json.dumps(summary)}")
-    return 0
+        out["t2v R@1"] = results["retrieval"]["t2v"]["R@1"]
+    return out
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vidtempo.cli.eval_locvtp import main
+
+    raise SystemExit(main())

@@ -1,11 +1,9 @@
-"""`vidtempo-eval`: evaluate a TCA model (or the no-TCA baseline) on FIVR, CC_WEB_VIDEO or EVVE.
+"""TCA retrieval evaluation of a descriptor folder on FIVR, CC_WEB_VIDEO or EVVE (the library behind
+`vidtempo-eval`, whose parser lives in `cli/eval_tca.py`).
 
-Example::
-
-    vidtempo-eval --benchmark fivr-5k --features descriptors/fivr --model checkpoints/tca \\
-        --similarity chamfer --output results/fivr5k-chamfer
-
-prints a table, writes ``results.json`` (ready for a model card) and ``ap_per_query.png``.
+`evaluate_folder` embeds a descriptor folder with a TCA model (or the no-TCA baseline) and runs a benchmark
+protocol; `write_results` writes ``results.json`` (ready for a model card) and ``ap_per_query.png``;
+`format_table` renders the result as a markdown table.
 
 The defaults reproduce the published evaluators (TCA / ViSiL / DnS / S2VS) exactly: ``--protocol reference``
 with the annotation the published tables used. ``--protocol strict`` never ranks a query against itself nor
@@ -17,10 +15,9 @@ and the positives without features.
 
 from __future__ import annotations
 
-import argparse
 import itertools
+import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,23 +30,13 @@ from vidtempo.processing.descriptor_store import iter_descriptors, read_info
 from vidtempo.processing.provenance import require_local_or_hub
 
 from .benchmarks import (
-    BENCHMARKS,
-    DEFAULT_MISSING,
-    FIVR_ANNOTATIONS,
-    PROTOCOL_VARIANTS,
     SimilarityMatrix,
     benchmark_ids,
     evaluate_benchmark,
 )
-from .embedding import SIMILARITIES, VideoEmbeddings, compute_similarities, embed_descriptors
+from .embedding import VideoEmbeddings, compute_similarities, embed_descriptors
 
-SIMILARITY_NAMES = {
-    "cosine": "TCA_c",
-    "chamfer": "TCA_f",
-    "symmetric_chamfer": "TCA_sym",
-    "cascade": "cascade",
-    "comparator": "TCA_v",
-}
+logger = logging.getLogger(__name__)
 
 
 def load_model(checkpoint: str | os.PathLike | None, device: str = "cpu"):
@@ -101,7 +88,7 @@ def embed_folder(
             bar.update(len(chunk))
     bar.close()
     for item in skipped:
-        print(f"vidtempo-eval: skipped {item['video_id']}: {item['error']}", file=sys.stderr)
+        logger.warning("skipped %s: %s", item["video_id"], item["error"])
     if not parts:
         raise ValueError(
             f"{features_dir}: none of the requested videos has usable descriptors in this folder"
@@ -169,26 +156,6 @@ def protocol_label(result: dict) -> str:
     return f"{protocol.get('variant')}, missing={protocol.get('missing')}"
 
 
-def eval_results_for_card(result: dict) -> list[dict]:
-    """`huggingface_hub.EvalResult` keyword sets, one per metric (a non-reference protocol is named in the
-    metric name)."""
-    label = protocol_label(result)
-    suffix = "" if label == "reference" else f"; {label}"
-    return [
-        {
-            "task_type": "video-retrieval",
-            "dataset_type": result["benchmark"],
-            "dataset_name": result["benchmark"].upper(),
-            "metric_type": "map",
-            "metric_name": f"{name} mAP ({SIMILARITY_NAMES.get(result.get('similarity'), result.get('similarity'))}"
-            f"{suffix})",
-            "metric_value": round(value, 4),
-        }
-        for name, value in result["metrics"].items()
-        if value is not None and "/" not in name
-    ]
-
-
 def format_table(result: dict) -> str:
     counts = result["counts"]
     lines = [
@@ -238,133 +205,74 @@ def plot_ap_per_query(result: dict, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-eval",
-        description="Evaluate video retrieval on FIVR-5K/200K (DSVR/CSVR/ISVR), CC_WEB_VIDEO (4 variants) or "
-        "EVVE with the published protocols. Videos are embedded full-length and deterministically.",
-    )
-    parser.add_argument(
-        "--benchmark",
-        choices=[*BENCHMARKS, "fivr"],
-        required=True,
-        help="benchmark protocol; 'fivr' with --annotation FILE/--version for a custom FIVR-schema file",
-    )
-    parser.add_argument(
-        "--annotation",
-        "--annotations",
-        dest="annotation",
-        default="published",
-        help="FIVR annotation: "
-        + "; ".join(f"'{k}' = {v}" for k, v in FIVR_ANNOTATIONS.items())
-        + "; or a FIVR-schema JSON file (e.g. a synthetic benchmark)",
-    )
-    parser.add_argument(
-        "--version", help="version inside --annotation FILE (default: from --benchmark, e.g. 5k)"
-    )
-    parser.add_argument(
-        "--protocol",
-        choices=PROTOCOL_VARIANTS,
-        default="reference",
-        help="'reference' (default) = the published TCA/ViSiL/DnS/S2VS evaluators exactly: ties keep "
-        "the database order; FIVR keeps a query labelled positive for itself as an unretrievable "
-        "positive; CC_WEB_VIDEO ranks the query against itself, counts its own E label and counts "
-        "4_160_Y (listed twice) twice; FIVR/EVVE drop positives without features. 'strict' = the "
-        "query is never ranked against itself nor its own positive, every video counts once, "
-        "positives without features count as misses",
-    )
-    parser.add_argument("--features", required=True, help="descriptor folder (vidtempo-extract output)")
-    parser.add_argument(
-        "--model",
-        default="none",
-        help="TCA checkpoint folder or hub id, or 'none' for the baseline (mean of frame descriptors "
-        "for cosine, raw descriptors for chamfer)",
-    )
-    parser.add_argument(
-        "--similarity",
-        choices=SIMILARITIES,
-        default="cosine",
-        help="cosine (TCA_c), chamfer (TCA_f), symmetric_chamfer (TCA_sym), comparator (TCA_v, "
-        "needs --comparator) or cascade (cosine, then --cascade-rerank of the top --cascade-depth)",
-    )
-    parser.add_argument(
-        "--cascade-depth", type=int, default=100, help="candidates re-ranked per query (cascade)"
-    )
-    parser.add_argument(
-        "--comparator",
-        help="TCA_v comparator checkpoint (for --similarity comparator or --cascade-rerank comparator)",
-    )
-    parser.add_argument(
-        "--cascade-rerank",
-        choices=["chamfer", "symmetric_chamfer", "comparator"],
-        default="chamfer",
-        help="what re-scores the cascade's top candidates",
-    )
-    parser.add_argument(
-        "--missing",
-        choices=["drop", "miss"],
-        help="positives without features: 'drop' them from P or count them as 'miss'es (default: "
-        f"the protocol's rule, reference {DEFAULT_MISSING['reference']}, strict: miss)",
-    )
-    parser.add_argument(
-        "--output", default="eval_results", help="folder for results.json and ap_per_query.png"
-    )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seed", type=int, default=0, help="seed (evaluation itself is deterministic)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; any other name is returned as given."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    custom = args.annotation not in FIVR_ANNOTATIONS
-    if args.benchmark == "fivr" and not (custom and args.version):
-        raise SystemExit("vidtempo-eval: --benchmark fivr needs --annotation FILE and --version NAME")
-    if not args.benchmark.startswith("fivr") and args.annotation != "published":
-        raise SystemExit(
-            f"vidtempo-eval: --annotation applies to FIVR only, not to --benchmark {args.benchmark}"
-        )
-    torch.manual_seed(args.seed)
-    queries, database = benchmark_ids(args.benchmark, args.annotation, args.version)
-    model = load_model(args.model, args.device)
-    needs_comparator = args.similarity == "comparator" or (
-        args.similarity == "cascade" and args.cascade_rerank == "comparator"
+def needs_comparator(similarity: str, cascade_rerank: str = "chamfer") -> bool:
+    """Whether `similarity` (with the cascade's `cascade_rerank`) scores with a TCA_v comparator."""
+    return similarity == "comparator" or (similarity == "cascade" and cascade_rerank == "comparator")
+
+
+def evaluate_folder(
+    features: str | os.PathLike,
+    benchmark: str,
+    model: str | os.PathLike | None = "none",
+    similarity: str = "cosine",
+    annotation="published",
+    version: str | None = None,
+    cascade_depth: int = 100,
+    missing: str | None = None,
+    protocol: str = "reference",
+    comparator: str | os.PathLike | None = None,
+    cascade_rerank: str = "chamfer",
+    device: str = "cpu",
+    progress: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Embed the benchmark's videos of the descriptor folder `features` with the TCA checkpoint `model`
+    (``none``: the baseline) and run the benchmark's protocol (see `evaluate_embeddings`). The result names
+    the model and features and counts the videos skipped for bad descriptors."""
+    if needs_comparator(similarity, cascade_rerank) and not comparator:
+        raise ValueError(f"similarity {similarity}: needs a TCA_v comparator checkpoint")
+    torch.manual_seed(seed)
+    queries, database = benchmark_ids(benchmark, annotation, version)
+    tca = load_model(model, device)
+    comparator_model = (
+        load_model(comparator, device) if needs_comparator(similarity, cascade_rerank) else None
     )
-    if needs_comparator and not args.comparator:
-        raise SystemExit("vidtempo-eval: this similarity needs --comparator CHECKPOINT (a TCA_v comparator)")
-    comparator = load_model(args.comparator, args.device) if needs_comparator else None
     embeddings = embed_folder(
-        model,
-        args.features,
+        tca,
+        features,
         set(queries) | set(database),
-        keep_frames=args.similarity != "cosine",
-        device=args.device,
-        progress=not args.no_progress,
+        keep_frames=similarity != "cosine",
+        device=device,
+        progress=progress,
     )
     result = evaluate_embeddings(
         embeddings,
-        args.benchmark,
-        args.similarity,
-        args.annotation,
-        args.version,
-        args.cascade_depth,
-        args.missing,
-        progress=not args.no_progress,
-        protocol=args.protocol,
-        comparator=comparator,
-        cascade_rerank=args.cascade_rerank,
+        benchmark,
+        similarity,
+        annotation,
+        version,
+        cascade_depth,
+        missing,
+        progress=progress,
+        protocol=protocol,
+        comparator=comparator_model,
+        cascade_rerank=cascade_rerank,
     )
-    result.update({"model": str(args.model), "features": str(args.features)})
+    result.update({"model": str(model), "features": str(features)})
     result["counts"]["videos_skipped_bad_descriptors"] = len(embeddings.skipped)
     result["skipped_videos"] = embeddings.skipped
-    result["eval_results"] = eval_results_for_card(result)
-    output = Path(args.output)
-    write_json_atomic(output / "results.json", result, indent=2)
-    plot_ap_per_query(result, output / "ap_per_query.png")
-    print(format_table(result))
-    print(f"\nwrote {output / 'results.json'} and {output / 'ap_per_query.png'}")
-    return 0
+    return result
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def write_results(result: dict, output: str | os.PathLike) -> tuple[Path, Path]:
+    """``results.json`` and ``ap_per_query.png`` of `result` in the folder `output` (both written atomically)."""
+    output = Path(output)
+    json_path = write_json_atomic(output / "results.json", result, indent=2)
+    return Path(json_path), plot_ap_per_query(result, output / "ap_per_query.png")

@@ -1,12 +1,12 @@
-"""`vidtempo-publish`: write a Hub-ready model folder (weights, config, code, processor, model card) and
-optionally upload it.
+"""Write a Hub-ready model folder (weights, config, code, processor, model card) and optionally upload it
+(the library behind `vidtempo-publish`, whose parser lives in `cli/publish.py`).
 
 Evaluation results are JSON files (or dicts) of the shape written by `vidtempo-eval`::
 
     {"benchmark": "fivr:synthetic", "similarity": "chamfer", "metrics": {"DSVR": 0.81, "CSVR": 0.77, ...},
      "task": "video-retrieval" (optional), "dataset_name": "..." (optional), ...}
 
-or a list of such objects, or the LocVTP evaluation JSON (`python -m vidtempo.evaluation.locvtp_eval`):
+or a list of such objects, or the LocVTP evaluation JSON (`vidtempo-eval-locvtp`):
 ``{"retrieval": {"t2v": {"R@1": ...}, "v2t": {...}}, "grounding": {"R@1,IoU=0.5": ..., "mIoU": ...},
 "dataset": name (optional)}``, read as one text-to-video-retrieval and one temporal-grounding result.
 Every numeric metric becomes one `model-index` entry: ``metric_type`` from the
@@ -19,14 +19,15 @@ evaluated and the positives without features; the card's evaluation section list
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
 import re
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 TEMPLATES = {"tca": "tca_card.md", "locvtp": "locvtp_card.md"}
 METRIC_TYPES = {
@@ -185,10 +186,10 @@ def coverage(result: Mapping) -> dict | None:
     return out
 
 
-def eval_results_from(results: Sequence[Mapping]) -> list:
-    """`huggingface_hub.EvalResult`s, one per numeric metric of every result."""
-    from huggingface_hub import EvalResult
-
+def model_index_entries(results: Sequence[Mapping]) -> list[dict]:
+    """The card's `model-index` entries as plain dicts (`huggingface_hub.EvalResult` keyword sets), one per
+    numeric metric of every result: the one builder of model-index entries (`vidtempo-eval` writes them into
+    its results JSON, `build_model_card` turns them into the card)."""
     entries = []
     for result in results:
         similarity = result.get("similarity")
@@ -197,19 +198,26 @@ def eval_results_from(results: Sequence[Mapping]) -> list:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue  # None (not computable) or nested values
             entries.append(
-                EvalResult(
-                    task_type=_task_type(result),
-                    dataset_type=str(result.get("dataset_type", result["benchmark"])),
-                    dataset_name=str(result.get("dataset_name", result["benchmark"])),
-                    dataset_split=result.get("split"),
-                    metric_type=metric_type(name),
-                    metric_name=f"{name} ({similarity})" if similarity else str(name),
-                    metric_value=round(float(value), 4),
-                    metric_config=protocol,
-                    dataset_args=counts,
-                )
+                {
+                    "task_type": _task_type(result),
+                    "dataset_type": str(result.get("dataset_type", result["benchmark"])),
+                    "dataset_name": str(result.get("dataset_name", result["benchmark"])),
+                    "dataset_split": result.get("split"),
+                    "metric_type": metric_type(name),
+                    "metric_name": f"{name} ({similarity})" if similarity else str(name),
+                    "metric_value": round(float(value), 4),
+                    "metric_config": protocol,
+                    "dataset_args": counts,
+                }
             )
     return entries
+
+
+def eval_results_from(results: Sequence[Mapping]) -> list:
+    """`huggingface_hub.EvalResult`s of `model_index_entries(results)`."""
+    from huggingface_hub import EvalResult
+
+    return [EvalResult(**entry) for entry in model_index_entries(results)]
 
 
 def _evaluation_section(results: Sequence[Mapping]) -> str:
@@ -456,10 +464,7 @@ def publish_model(
         try:
             card.validate()
         except Exception as error:  # noqa: BLE001 - a warning: the folder is still usable
-            print(
-                f"warning: the Hub could not validate the card ({type(error).__name__}: {error})",
-                file=sys.stderr,
-            )
+            logger.warning("the Hub could not validate the card (%s: %s)", type(error).__name__, error)
     card.save(tmp / "README.md")
     (tmp / "eval_results.json").write_text(json.dumps(results, indent=1))
     if output_dir.exists():
@@ -467,72 +472,23 @@ def publish_model(
     os.replace(tmp, output_dir)
     if push_to_hub:
         url = push_folder(output_dir, push_to_hub, private)
-        print(f"pushed {output_dir} to {url}")
+        logger.info("pushed %s to %s", output_dir, url)
     return output_dir
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-publish",
-        description="Write a Hub-ready folder from a saved vidtempo model: model.safetensors, config.json with "
-        "auto_map, the model code (loads with AutoModel.from_pretrained(..., trust_remote_code=True) "
-        "without vidtempo), processor files and a model card whose model-index holds the metrics of "
-        "the evaluation JSON(s) written by vidtempo-eval. --push-to-hub uploads it.",
-    )
-    parser.add_argument("model", help="saved model folder (save_pretrained output, e.g. the training output)")
-    parser.add_argument("output_dir", help="folder to write (replaced if it exists)")
-    parser.add_argument(
-        "--results",
-        nargs="*",
-        default=[],
-        help="evaluation JSON files: {'benchmark', 'similarity', 'metrics': {name: value}} or lists",
-    )
-    parser.add_argument("--processor", help="folder with the saved processor / image processor files")
-    parser.add_argument("--model-name", help="title of the card (default vidtempo-<model_type>)")
-    parser.add_argument(
-        "--license", default="apache-2.0", help="license id for the card (default apache-2.0)"
-    )
-    parser.add_argument("--dataset", action="append", default=[], help="training dataset id (repeatable)")
-    parser.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
-    parser.add_argument(
-        "--training", help="JSON file (dict of hyper-parameters) or markdown file for the training section"
-    )
-    parser.add_argument(
-        "--push-to-hub", metavar="REPO", help="upload the folder to this model repo (needs network)"
-    )
-    parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="unused: publishing is deterministic (kept for uniformity)"
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    training = None
-    if args.training:
-        text = Path(args.training).read_text()
-        training = json.loads(text) if args.training.endswith(".json") else text
+def read_training(path: str | os.PathLike | None) -> Mapping | str | None:
+    """The card's training section from a file: a ``.json`` file is a dict of hyper-parameters, anything else
+    markdown text."""
+    if path is None:
+        return None
+    path = Path(path)
     try:
-        folder = publish_model(
-            args.model,
-            args.output_dir,
-            args.results,
-            args.processor,
-            args.model_name,
-            args.license,
-            args.dataset,
-            args.tag,
-            training,
-            args.push_to_hub,
-            args.private,
-        )
-    except PublishError as error:
-        print(f"vidtempo-publish: error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {folder} ({', '.join(sorted(os.listdir(folder)))})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        text = path.read_text()
+    except FileNotFoundError:
+        raise PublishError(f"training section ({path}): the file does not exist") from None
+    if path.suffix != ".json":
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PublishError(f"training section ({path}): expected a JSON object ({error})") from None

@@ -26,6 +26,8 @@ import faiss
 import numpy as np
 import torch
 
+from vidtempo.processing.atomic_files import write_atomically
+
 from ..evaluation.embedding import frame_level_similarities
 
 INDEX_TYPES = ("flat", "ivf", "ivfpq")
@@ -39,12 +41,15 @@ CONFIG_FILE, IDS_FILE, FAISS_FILE, FRAMES_FILE, OFFSETS_FILE = (
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """`data` written to `path` atomically and synced to disk before the rename."""
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    write_atomically(path, write)
 
 
 def _as_matrix(embeds, dim: int, what: str) -> np.ndarray:
@@ -102,9 +107,12 @@ class FrameStore:
     def commit(self) -> None:
         """Record the appended videos (until then a reload drops them)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{OFFSETS_FILE}.tmp.npy"
-        np.save(tmp, self.offsets)
-        os.replace(tmp, self.directory / OFFSETS_FILE)
+
+        def save(temporary: Path) -> None:
+            with open(temporary, "wb") as handle:  # a handle: np.save would add ".npy" to the name
+                np.save(handle, self.offsets)
+
+        write_atomically(self.directory / OFFSETS_FILE, save)
 
     def _frames(self) -> np.ndarray:
         if self._map is None:
@@ -259,9 +267,9 @@ class VideoIndex:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.frames is not None:
             self.frames.commit()
-        tmp = self.directory / f".{FAISS_FILE}.tmp"
-        faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, self.directory / FAISS_FILE)
+        write_atomically(
+            self.directory / FAISS_FILE, lambda temporary: faiss.write_index(self.index, str(temporary))
+        )
         _atomic_write_bytes(self.directory / CONFIG_FILE, json.dumps(self.config, indent=2).encode())
         _atomic_write_bytes(self.directory / IDS_FILE, json.dumps(self.ids).encode())
         return self.directory

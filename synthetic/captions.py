@@ -12,11 +12,10 @@ drawn only inside its span, in a colour used once per video. Output folder::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ import numpy as np
 from ..processing.atomic_files import write_atomically, write_text_atomic
 from .renderer import render_scene, split_frames
 from .video_writer import write_video
+
+logger = logging.getLogger(__name__)
 
 COLORS = {
     "red": (230, 30, 30),
@@ -132,6 +133,34 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     write_atomically(path, write)
 
 
+def _render_videos(specs: list[dict], videos_dir: Path, size: tuple[int, int], fps: float, progress: bool):
+    """Write each spec's video (kept when already there) -> (caption rows, failures, written paths)."""
+    from tqdm.auto import tqdm
+
+    rows, failed, written = [], [], []
+    for spec in tqdm(specs, desc="captioned videos", unit="video", disable=not progress):
+        path = (videos_dir / f"{spec['video_id']}.mp4").resolve()
+        try:
+            if not path.exists():
+                write_video(path, render_scene(spec["scene"], size, fps), fps)
+        except Exception as error:  # noqa: BLE001 - skip and report one bad video
+            failed.append({"video_id": spec["video_id"], "error": f"{type(error).__name__}: {error}"})
+            continue
+        written.append(str(path))
+        rows += [
+            {
+                "video_id": spec["video_id"],
+                "video_path": str(path),
+                "start": e["start"],
+                "end": e["end"],
+                "caption": e["caption"],
+                "split": spec["split"],
+            }
+            for e in spec["events"]
+        ]
+    return rows, failed, written
+
+
 def generate_captioned_videos(
     out_dir: str | os.PathLike,
     num_videos: int = 40,
@@ -181,29 +210,7 @@ def generate_captioned_videos(
             return paths
     paths["videos"].mkdir(parents=True, exist_ok=True)
     specs = build_caption_specs(num_videos, seed, fps, duration, test_fraction)
-    from tqdm.auto import tqdm
-
-    rows, failed, written = [], [], []
-    for spec in tqdm(specs, desc="captioned videos", unit="video", disable=not progress):
-        path = (paths["videos"] / f"{spec['video_id']}.mp4").resolve()
-        try:
-            if not path.exists():
-                write_video(path, render_scene(spec["scene"], (width, height), fps), fps)
-        except Exception as error:  # noqa: BLE001 - skip and report one bad video
-            failed.append({"video_id": spec["video_id"], "error": f"{type(error).__name__}: {error}"})
-            continue
-        written.append(str(path))
-        rows += [
-            {
-                "video_id": spec["video_id"],
-                "video_path": str(path),
-                "start": e["start"],
-                "end": e["end"],
-                "caption": e["caption"],
-                "split": spec["split"],
-            }
-            for e in spec["events"]
-        ]
+    rows, failed, written = _render_videos(specs, paths["videos"], (width, height), fps, progress)
     _write_csv(paths["captions.csv"], rows)
     write_text_atomic(paths["captions.json"], json.dumps(rows, indent=1))
     for split in ("train", "test"):
@@ -224,46 +231,11 @@ def generate_captioned_videos(
         ),
     )
     if failed:
-        print(f"warning: {len(failed)} captioned videos could not be written: {failed}", file=sys.stderr)
+        logger.warning("%d captioned videos could not be written: %s", len(failed), failed)
     return paths
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vidtempo.synthetic.captions",
-        description="Render the synthetic captioned-video set for LocVTP: videos with 2-3 timed events, captions "
-        "with start/end seconds (captions.csv, train.csv, test.csv) and Charades-STA-style grounding "
-        "files (charades_sta_{train,test}.txt). Rerunning with the same arguments reuses the output.",
-    )
-    parser.add_argument("out_dir", help="output folder")
-    parser.add_argument("--num-videos", type=int, default=40, help="videos; default 40")
-    parser.add_argument("--size", default="112x112", help="WIDTHxHEIGHT, even; default 112x112")
-    parser.add_argument("--fps", type=float, default=8.0, help="frame rate; default 8")
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per video; default 6")
-    parser.add_argument(
-        "--test-fraction", type=float, default=0.3, help="videos held out for test; default 0.3"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
-    try:
-        size = tuple(int(v) for v in args.size.lower().split("x"))
-        assert len(size) == 2
-    except (ValueError, AssertionError):
-        parser.error(f"--size: expected WIDTHxHEIGHT such as 112x112, got {args.size!r}")
-    paths = generate_captioned_videos(
-        args.out_dir,
-        args.num_videos,
-        args.seed,
-        size,
-        args.fps,
-        args.duration,
-        args.test_fraction,
-        progress=not args.no_progress,
-    )
-    print(f"captions: {paths['captions.csv']}\ngrounding: {paths['charades_sta_test.txt']}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from vidtempo.cli.synthetic import captions_main
+
+    raise SystemExit(captions_main())

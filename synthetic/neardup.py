@@ -30,10 +30,9 @@ Output folder::
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +43,8 @@ from ..processing.atomic_files import write_json_atomic as _write_json
 from .renderer import random_incident, random_scene, render_scenes, split_frames
 from .transforms import apply_transforms, random_transform, speed_indices
 from .video_writer import write_video
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 ND_TRANSFORMS = ("crop", "hflip", "color_shift", "logo", "text", "speed", "trim", "resize", "reencode")
@@ -124,6 +125,40 @@ def _video(
     }
 
 
+def _nd_transforms(
+    rng: np.random.Generator, num_frames: int, size: tuple[int, int], hard: bool
+) -> list[dict]:
+    """A near-duplicate's transforms: one or two of `ND_TRANSFORMS` (after a `HARD_TRANSFORMS` one if `hard`),
+    each with parameters that fit the video as the previous ones left it."""
+    names = [str(rng.choice(HARD_TRANSFORMS))] if hard else []
+    names += [str(n) for n in rng.choice(ND_TRANSFORMS, int(rng.integers(1, 3)), replace=False)]
+    transforms, length = [], num_frames
+    for name in dict.fromkeys(names):
+        transforms.append(random_transform(rng, name, length, size))
+        length = _length_after(transforms[-1], length)
+    return transforms
+
+
+def _ds_scenes(rng: np.random.Generator, scenes: list, num_frames: int) -> list:
+    """DS: one or two of the query's scenes spliced with a scene of an unrelated incident."""
+    keep = sorted(rng.choice(len(scenes), min(len(scenes) - 1, int(rng.integers(1, 3))) or 1, replace=False))
+    other = random_scene(rng, random_incident(rng), int(rng.integers(num_frames // 4, num_frames // 2 + 2)))
+    ds_scenes = [scenes[i] for i in keep]
+    ds_scenes.insert(int(rng.integers(0, len(ds_scenes) + 1)), other)
+    return ds_scenes
+
+
+def _distractor_incident(rng: np.random.Generator, incidents: list | None) -> dict:
+    """An unrelated incident; with `incidents`, one with the palette of a random one of them (other objects)."""
+    near = incidents[int(rng.integers(len(incidents)))] if incidents is not None else None
+    incident = random_incident(rng, near=near)
+    if near is not None:  # similar palette, different objects
+        incident["objects"] = random_incident(rng)["objects"]
+        for obj in incident["objects"]:
+            obj["color"] = incident["palette"][int(rng.integers(5))]
+    return incident
+
+
 def build_specs(
     num_sources: int,
     num_distractors: int,
@@ -150,25 +185,12 @@ def build_specs(
         scenes = _source_scenes(rng, incident, num_frames)
         group = [_video(f"{family}_q", "query", family, split, scenes, size=size)]
         for k in range(nd_per_source):
-            names = [str(rng.choice(HARD_TRANSFORMS))] if k == 0 else []
-            names += [str(n) for n in rng.choice(ND_TRANSFORMS, int(rng.integers(1, 3)), replace=False)]
-            names = list(dict.fromkeys(names))
-            transforms, length = [], num_frames
-            for name in names:  # each transform's parameters fit the video as the previous ones left it
-                transforms.append(random_transform(rng, name, length, size))
-                length = _length_after(transforms[-1], length)
+            transforms = _nd_transforms(rng, num_frames, size, hard=k == 0)
             out_size = next(((t["width"], t["height"]) for t in transforms if t["name"] == "resize"), size)
             group.append(_video(f"{family}_nd{k}", "ND", family, split, scenes, transforms, out_size, size))
-        # DS: one or two of the query's scenes spliced with a scene of an unrelated incident.
-        keep = sorted(
-            rng.choice(len(scenes), min(len(scenes) - 1, int(rng.integers(1, 3))) or 1, replace=False)
+        group.append(
+            _video(f"{family}_ds", "DS", family, split, _ds_scenes(rng, scenes, num_frames), size=size)
         )
-        other = random_scene(
-            rng, random_incident(rng), int(rng.integers(num_frames // 4, num_frames // 2 + 2))
-        )
-        ds_scenes = [scenes[i] for i in keep]
-        ds_scenes.insert(int(rng.integers(0, len(ds_scenes) + 1)), other)
-        group.append(_video(f"{family}_ds", "DS", family, split, ds_scenes, size=size))
         # CS: the same events from another viewpoint.
         group.append(
             _video(
@@ -187,25 +209,10 @@ def build_specs(
         groups.append(group)
     num_train_d = int(round(train_fraction * num_distractors)) if num_sources > 1 else 0
     for d in range(num_distractors):
-        near = incidents[int(rng.integers(num_sources))] if d % 3 == 0 else None
-        incident = random_incident(rng, near=near)
-        if near is not None:  # similar palette, different objects
-            incident["objects"] = random_incident(rng)["objects"]
-            for obj in incident["objects"]:
-                obj["color"] = incident["palette"][int(rng.integers(5))]
+        incident = _distractor_incident(rng, incidents if d % 3 == 0 else None)
         split = "train" if d < num_train_d else "test"
-        groups.append(
-            [
-                _video(
-                    f"d{d:03d}",
-                    "distractor",
-                    f"d{d:03d}",
-                    split,
-                    _source_scenes(rng, incident, num_frames),
-                    size=size,
-                )
-            ]
-        )
+        scenes = _source_scenes(rng, incident, num_frames)
+        groups.append([_video(f"d{d:03d}", "distractor", f"d{d:03d}", split, scenes, size=size)])
     if num_channels > 0:
         assign_channels(groups, num_channels, np.random.default_rng([seed, 1]), fps)
     return groups
@@ -375,23 +382,10 @@ def generate_benchmark(
         "train_fraction": train_fraction,
         "num_channels": num_channels,
     }
-    params_file = root / "params.json"
-    if params_file.exists():
-        previous = json.loads(params_file.read_text())
-        if previous != params:
-            raise ValueError(
-                f"{root} holds a benchmark made with other parameters ({previous}); "
-                "use another output folder or delete it"
-            )
-        manifest = json.loads(paths.manifest.read_text()) if paths.info.exists() else None
-        if (
-            manifest
-            and not manifest["failed"]
-            and all((paths.videos / f"{v}.mp4").exists() for v in manifest["ok_videos"])
-        ):
-            return paths  # complete; a run with failures is retried (finished videos are kept)
+    if _is_complete(paths, params):
+        return paths  # complete; a run with failures is retried (finished videos are kept)
     paths.videos.mkdir(parents=True, exist_ok=True)
-    _write_json(params_file, params)
+    _write_json(root / "params.json", params)
 
     groups = build_specs(
         num_sources,
@@ -404,30 +398,60 @@ def generate_benchmark(
         train_fraction,
         num_channels,
     )
-    records = []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=sum(len(g) for g in groups), desc="synthetic videos", unit="video", disable=not progress)
-    if workers <= 1:
-        for group in groups:
-            records += _write_group(group, str(paths.videos), fps)
-            bar.update(len(group))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_write_group, g, str(paths.videos), fps): len(g) for g in groups}
-            for future in as_completed(futures):
-                records += future.result()
-                bar.update(futures[future])
-    bar.close()
+    records = _render_groups(groups, paths.videos, fps, workers, progress)
     failed = {r["video_id"]: r["error"] for r in records if not r["ok"]}
     if failed:
         with open(root / "failed.jsonl", "a") as handle:
             for video_id, error in failed.items():
                 handle.write(json.dumps({"video_id": video_id, "error": error}) + "\n")
-        print(
-            f"warning: {len(failed)} synthetic videos could not be written (see {root / 'failed.jsonl'})",
-            file=sys.stderr,
+        logger.warning(
+            "%d synthetic videos could not be written (see %s)", len(failed), root / "failed.jsonl"
         )
+    _write_outputs(paths, params, groups, failed, fps)
+    return paths
+
+
+def _is_complete(paths: BenchmarkPaths, params: dict) -> bool:
+    """Whether `paths.root` holds a finished benchmark of `params` (ValueError: made with other parameters)."""
+    params_file = paths.root / "params.json"
+    if not params_file.exists():
+        return False
+    previous = json.loads(params_file.read_text())
+    if previous != params:
+        raise ValueError(
+            f"{paths.root} holds a benchmark made with other parameters ({previous}); "
+            "use another output folder or delete it"
+        )
+    manifest = json.loads(paths.manifest.read_text()) if paths.info.exists() else None
+    return bool(
+        manifest
+        and not manifest["failed"]
+        and all((paths.videos / f"{v}.mp4").exists() for v in manifest["ok_videos"])
+    )
+
+
+def _render_groups(groups: list, videos_dir: Path, fps: float, workers: int, progress: bool) -> list[dict]:
+    """Write every group's videos (in `workers` processes) -> one record per video (``ok``, ``error``)."""
+    from tqdm.auto import tqdm
+
+    records = []
+    bar = tqdm(total=sum(len(g) for g in groups), desc="synthetic videos", unit="video", disable=not progress)
+    if workers <= 1:
+        for group in groups:
+            records += _write_group(group, str(videos_dir), fps)
+            bar.update(len(group))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_write_group, g, str(videos_dir), fps): len(g) for g in groups}
+            for future in as_completed(futures):
+                records += future.result()
+                bar.update(futures[future])
+    bar.close()
+    return records
+
+
+def _write_outputs(paths: BenchmarkPaths, params: dict, groups: list, failed: dict, fps: float) -> None:
+    """The annotation, training pairs, manifest and (last, marking the folder complete) info files."""
     fivr, train = build_annotations(groups, set(failed))
     videos = [
         {k: v for k, v in spec.items() if k != "scenes"}
@@ -457,72 +481,9 @@ def generate_benchmark(
             "paths": paths.to_dict(),
         },
     )
-    return paths
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x96, got {text!r}") from None
-    return width, height
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m vidtempo.synthetic.neardup",
-        description="Render the synthetic near-duplicate benchmark: per family a query, ND (transformed copies), "
-        "DS (shared scenes), CS (other viewpoint) and IS (same incident) relatives, plus distractors; "
-        "FIVR-schema annotation (held-out families, version 'synthetic') and VCDB-like training pairs. "
-        "Videos: 6 per family (with 2 ND) + distractors. Rerunning with the same arguments resumes.",
-    )
-    parser.add_argument("out_dir", help="output folder")
-    parser.add_argument("--num-sources", type=int, default=40, help="families (incidents); default 40")
-    parser.add_argument("--num-distractors", type=int, default=60, help="unrelated videos; default 60")
-    parser.add_argument("--nd-per-source", type=int, default=2, help="near-duplicates per family; default 2")
-    parser.add_argument("--size", type=_size, default=(128, 96), help="WIDTHxHEIGHT, even; default 128x96")
-    parser.add_argument("--fps", type=float, default=8.0, help="frame rate; default 8")
-    parser.add_argument(
-        "--duration", type=float, default=6.0, help="source video length in seconds; default 6"
-    )
-    parser.add_argument(
-        "--train-fraction", type=float, default=0.6, help="families used for training; default 0.6"
-    )
-    parser.add_argument(
-        "--num-channels",
-        type=int,
-        default=8,
-        help="uploader channels (intro bumper + watermark per channel; 0 = none); default 8",
-    )
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="processes")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same videos)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    paths = generate_benchmark(
-        args.out_dir,
-        args.num_sources,
-        args.num_distractors,
-        args.seed,
-        args.size,
-        args.fps,
-        args.duration,
-        args.nd_per_source,
-        args.train_fraction,
-        args.num_channels,
-        args.workers,
-        progress=not args.no_progress,
-    )
-    info = json.loads(paths.info.read_text())
-    print(f"{info['num_videos']} videos ({info['num_failed']} failed) in {paths.videos}")
-    print(
-        f"annotation: {paths.annotation} (version 'synthetic' = held-out)\ntraining pairs: {paths.train_pairs}"
-    )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vidtempo.cli.synthetic import neardup_main
+
+    raise SystemExit(neardup_main())

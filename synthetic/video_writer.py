@@ -8,7 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vidtempo.processing.atomic_files import write_atomically
+
 _CODEC_FOR_SUFFIX = {".mp4": "libx264", ".mkv": "libx264", ".webm": "libvpx", ".avi": "mpeg4"}
+# the container format of each suffix (the temporary file of an atomic write has none)
+_FORMAT_FOR_SUFFIX = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
 
 
 def write_video(
@@ -45,27 +49,40 @@ def write_video(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     codec = codec or _CODEC_FOR_SUFFIX.get(path.suffix.lower(), "libx264")
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        options = {}
-        if crf is not None:
-            options["crf"] = str(crf)
-        if codec == "libx264":
-            options["preset"] = "veryfast"
-            options["x264-params"] = "mbtree=0"  # the mb-tree lookahead is not deterministic (see above)
-        stream.options = options
-        if bit_rate is not None:
-            stream.bit_rate = int(bit_rate)
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
+    container_format = _FORMAT_FOR_SUFFIX.get(path.suffix.lower())
+    if container_format is None:
+        raise ValueError(f"write_video({path}): expected one of the suffixes {sorted(_FORMAT_FOR_SUFFIX)}")
+
+    def encode(temporary: Path) -> None:
+        with av.open(str(temporary), mode="w", format=container_format) as container:
+            _encode(container, frames, codec, rate, width, height, crf, bit_rate)
+
+    return write_atomically(path, encode)
+
+
+def _encode(
+    container, frames: np.ndarray, codec: str, rate: Fraction, width: int, height: int, crf, bit_rate
+):
+    """Encode `frames` as one yuv420p stream of `container` (deterministic x264 settings)."""
+    import av
+
+    stream = container.add_stream(codec, rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    options = {}
+    if crf is not None:
+        options["crf"] = str(crf)
+    if codec == "libx264":
+        options["preset"] = "veryfast"
+        options["x264-params"] = "mbtree=0"  # the mb-tree lookahead is not deterministic (see above)
+    stream.options = options
+    if bit_rate is not None:
+        stream.bit_rate = int(bit_rate)
+    for frame in frames:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
             container.mux(packet)
-    os.replace(tmp, path)
-    return path
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 __all__ = ["write_video"]

@@ -1,26 +1,10 @@
 """Prefix for subprocess scripts that must run like a user who has not installed vidtempo.
 
 `BLOCK_VIDTEMPO + script` raises ImportError for every `vidtempo` module in the child process and checks
-that the block works, so a trust_remote_code load there proves the saved folder is self-contained.
+that the block works, so a trust_remote_code load there proves the saved folder is self-contained. Its one
+home is `vidtempo.hub_cards.reload_check` (the check publishing runs).
 """
 
-BLOCK_VIDTEMPO = """
-import importlib.abc
-import sys
+from vidtempo.hub_cards.reload_check import BLOCK_VIDTEMPO
 
-
-class _BlockVidtempo(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "vidtempo" or name.startswith("vidtempo."):
-            raise ImportError(f"vidtempo is blocked in this process ({name})")
-        return None
-
-
-sys.meta_path.insert(0, _BlockVidtempo())
-try:
-    import vidtempo.modeling  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("the import blocker failed")
-"""
+__all__ = ["BLOCK_VIDTEMPO"]

@@ -11,7 +11,7 @@ from factories import FIXTURES as _FIXTURES
 from factories import tiny_collection
 from safetensors.torch import load_file
 
-from vidtempo.evaluation import tca_eval
+from vidtempo.cli import eval_tca
 from vidtempo.evaluation.benchmarks import evaluate_fivr
 from vidtempo.evaluation.embedding import CASCADE_OFFSET, compute_similarities, embed_descriptors
 from vidtempo.modeling import TCAComparatorModel, TCAConfig, TCAModel
@@ -77,9 +77,9 @@ def test_cli_similarity_comparator_end_to_end(tmp_path, comparator_folder, capsy
     annotation.write_text(json.dumps(fivr))
     argv = ["--benchmark", "fivr", "--annotations", str(annotation), "--version", "tiny", "--features", str(features),
             "--model", "none", "--no-progress", "--output", str(tmp_path / "run")]  # fmt: skip
-    with pytest.raises(SystemExit, match="--comparator"):
-        tca_eval.main([*argv, "--similarity", "comparator"])
-    assert tca_eval.main([*argv, "--similarity", "comparator", "--comparator", str(folder)]) == 0
+    assert eval_tca.main([*argv, "--similarity", "comparator"]) == 2
+    assert "needs --comparator" in capsys.readouterr().err
+    assert eval_tca.main([*argv, "--similarity", "comparator", "--comparator", str(folder)]) == 0
     result = json.loads((tmp_path / "run" / "results.json").read_text())
     queries, database = fivr["versions"]["tiny"]["queries"], fivr["versions"]["tiny"]["database"]
     stored = {k: v.astype(np.float16).astype(np.float32) for k, v in descriptors.items()}
@@ -88,7 +88,10 @@ def test_cli_similarity_comparator_end_to_end(tmp_path, comparator_folder, capsy
     }
     expected = evaluate_fivr(sims, fivr, "tiny")
     assert result["metrics"] == pytest.approx(expected["metrics"], abs=1e-6)
-    assert result["similarity"] == "comparator" and "TCA_v" in result["eval_results"][0]["metric_name"]
+    assert (
+        result["similarity"] == "comparator"
+        and result["eval_results"][0]["metric_name"] == "DSVR (comparator)"
+    )
 
 
 def test_netvlad_model_has_no_frame_level_similarity():

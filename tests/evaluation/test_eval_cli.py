@@ -1,6 +1,8 @@
 """Full-length embedding, similarity kinds and `vidtempo-eval` end to end on a tiny descriptor folder."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import torch
 from factories import EVAL_DIM as DIM
 from factories import tiny_collection
 
+from vidtempo.cli import eval_tca
 from vidtempo.evaluation import tca_eval
 from vidtempo.evaluation.benchmarks import evaluate_fivr, load_benchmark
 from vidtempo.evaluation.embedding import (
@@ -128,8 +131,8 @@ def test_cli_end_to_end_on_custom_fivr_annotation(tmp_path, tiny_model, similari
         similarity,
         "--no-progress",
     ]
-    assert tca_eval.main([*argv, "--output", str(tmp_path / "run1")]) == 0
-    assert tca_eval.main([*argv, "--output", str(tmp_path / "run2")]) == 0
+    assert eval_tca.main([*argv, "--output", str(tmp_path / "run1")]) == 0
+    assert eval_tca.main([*argv, "--output", str(tmp_path / "run2")]) == 0
     out = capsys.readouterr().out
     assert "| DSVR |" in out
     result = json.loads((tmp_path / "run1" / "results.json").read_text())
@@ -170,7 +173,7 @@ def test_cli_counts_missing_videos_on_a_packaged_benchmark(tmp_path, tiny_model)
     descriptors = {v: rng.normal(size=(int(rng.integers(2, 6)), DIM)).astype(np.float32) for v in ids}
     features = write_descriptors(tmp_path / "features", descriptors)
     assert (
-        tca_eval.main(
+        eval_tca.main(
             [
                 "--benchmark",
                 "cc_web",
@@ -197,14 +200,22 @@ def test_cli_counts_missing_videos_on_a_packaged_benchmark(tmp_path, tiny_model)
     assert counts["positives_missing"] == len(positives - set(ids))
 
 
-def test_cli_errors_are_clear(tmp_path):
-    with pytest.raises(SystemExit):
-        tca_eval.main(["--benchmark", "fivr", "--features", str(tmp_path)])
-    with pytest.raises(FileNotFoundError):
-        tca_eval.main(["--benchmark", "evve", "--features", str(tmp_path / "nowhere"), "--no-progress"])
+def test_cli_errors_are_clear(tmp_path, capsys):
+    # a usage error: exit 2, argparse style, before any work
+    assert eval_tca.main(["--benchmark", "fivr", "--features", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "vidtempo-eval: error: --benchmark fivr" in err and "needs --annotation FILE and --version" in err
+    # a runtime error: exit 1, one `error:` line naming the folder, no traceback
+    missing = tmp_path / "nowhere"
+    assert eval_tca.main(["--benchmark", "evve", "--features", str(missing), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(FileNotFoundError):  # --debug shows the traceback
+        eval_tca.main(["--benchmark", "evve", "--features", str(missing), "--no-progress", "--debug"])
 
 
-def test_bad_descriptors_are_skipped_and_reported(tmp_path, tiny_model):
+def test_bad_descriptors_are_skipped_and_reported(tmp_path, tiny_model, caplog):
     model, _ = tiny_model
     descriptors, fivr = tiny_collection(seed=3)
     broken = dict(descriptors)
@@ -214,27 +225,14 @@ def test_bad_descriptors_are_skipped_and_reported(tmp_path, tiny_model):
     features = write_descriptors(tmp_path / "features", broken)
     annotation = tmp_path / "a.json"
     annotation.write_text(json.dumps(fivr))
-    assert (
-        tca_eval.main(
-            [
-                "--benchmark",
-                "fivr",
-                "--annotations",
-                str(annotation),
-                "--version",
-                "tiny",
-                "--features",
-                str(features),
-                "--model",
-                "none",
-                "--output",
-                str(tmp_path / "out"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    fivr_file = ["--benchmark", "fivr", "--annotations", str(annotation), "--version", "tiny"]
+    argv = [*fivr_file, "--features", str(features), "--model", "none", "--output", str(tmp_path / "out")]
+    assert eval_tca.main([*argv, "--no-progress"]) == 0
     result = json.loads((tmp_path / "out" / "results.json").read_text())
+    logged = [
+        r for r in caplog.records if r.name == "vidtempo.evaluation.tca_eval" and "d1" in r.getMessage()
+    ]
+    assert len(logged) == 1 and logged[0].levelname == "WARNING"  # logged by the library, not printed
     assert (
         result["counts"]["videos_skipped_bad_descriptors"] == 1
         and result["skipped_videos"][0]["video_id"] == "d1"
@@ -267,9 +265,9 @@ def fivr5k_features(tmp_path, count=30):
 def test_cli_protocol_and_annotation_options_are_recorded(tmp_path, capsys):
     features, ids = fivr5k_features(tmp_path)
     base = ["--benchmark", "fivr-5k", "--features", str(features), "--model", "none", "--no-progress"]
-    assert tca_eval.main([*base, "--output", str(tmp_path / "default")]) == 0
+    assert eval_tca.main([*base, "--output", str(tmp_path / "default")]) == 0
     assert (
-        tca_eval.main(
+        eval_tca.main(
             [*base, "--output", str(tmp_path / "strict"), "--protocol", "strict", "--annotation", "official"]
         )
         == 0
@@ -292,17 +290,18 @@ def test_cli_protocol_and_annotation_options_are_recorded(tmp_path, capsys):
     assert counts["positives_missing"] > 0
     # dropped (reference) vs counted as misses (strict): the strict mAP cannot be higher
     assert all(strict["metrics"][t] <= default["metrics"][t] for t in ("DSVR", "CSVR"))
-    assert all("strict, missing=miss" in r["metric_name"] for r in strict["eval_results"])
-    assert not any("strict" in r["metric_name"] for r in default["eval_results"])
+    assert all(r["metric_config"] == "strict, missing=miss" for r in strict["eval_results"])
+    assert all(r["metric_config"] == "reference" for r in default["eval_results"])
     out = capsys.readouterr().out
     assert "protocol=reference" in out and "protocol=strict, missing=miss  annotation=official" in out
-    with pytest.raises(SystemExit):
-        tca_eval.main(["--benchmark", "evve", "--annotation", "official", "--features", str(features)])
+    assert (
+        eval_tca.main(["--benchmark", "evve", "--annotation", "official", "--features", str(features)]) == 2
+    )
 
 
 def test_cli_help_names_the_protocol_variants(capsys):
     with pytest.raises(SystemExit):
-        tca_eval.main(["--help"])
+        eval_tca.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     for phrase in (
         "--protocol {reference,strict}",
@@ -319,7 +318,7 @@ def test_model_card_states_protocol_and_what_was_evaluated(tmp_path):
 
     features, _ = fivr5k_features(tmp_path)
     assert (
-        tca_eval.main(
+        eval_tca.main(
             [
                 "--benchmark",
                 "fivr-5k",
@@ -359,3 +358,81 @@ def test_model_card_states_protocol_and_what_was_evaluated(tmp_path):
     }
     front_matter = text.split("---\n")[1]
     assert "queries_evaluated: 2" in front_matter and "config: reference" in front_matter
+    # the results JSON's entries are the card's: one builder of model-index entries
+    from huggingface_hub import ModelCard
+
+    parsed = ModelCard(text).data.eval_results
+    assert sorted((e.metric_name, e.metric_value, e.metric_config) for e in parsed) == sorted(
+        (e["metric_name"], e["metric_value"], e["metric_config"]) for e in result["eval_results"]
+    )
+
+
+HEAVY = ("torch", "transformers", "datasets", "faiss")
+
+
+@pytest.mark.parametrize(
+    "module, entry, prog",
+    [
+        ("vidtempo.cli.eval_tca", "main", "vidtempo-eval"),
+        ("vidtempo.cli.eval_locvtp", "main", "vidtempo-eval-locvtp"),
+        ("vidtempo.cli.index", "index_main", "vidtempo-index"),
+        ("vidtempo.cli.search", "main", "vidtempo-search"),
+        ("vidtempo.cli.publish", "main", "vidtempo-publish"),
+        ("vidtempo.cli.demo", "main", "vidtempo-demo"),
+    ],
+)
+def test_help_imports_no_heavy_module(module, entry, prog):
+    script = (
+        "import sys, importlib\n"
+        f"main = getattr(importlib.import_module({module!r}), {entry!r})\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"usage: {prog}" in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout[-300:]
+
+
+def test_locvtp_eval_module_still_runs_the_command():
+    run = subprocess.run(
+        [sys.executable, "-m", "vidtempo.evaluation.locvtp_eval", "--model", "m", "--output", "r.json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and "nothing to evaluate" in run.stderr, run.stderr[-2000:]
+
+
+def _calls(folders, match) -> list[str]:
+    import ast
+    from pathlib import Path
+
+    root = Path(tca_eval.__file__).resolve().parents[1]
+    found = []
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and match(node.func):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_library_folders_never_print():
+    """Only `cli/` prints: the library folders this command family uses log instead."""
+    assert (
+        _calls(
+            ("evaluation", "search", "synthetic", "hub_cards"), lambda f: getattr(f, "id", None) == "print"
+        )
+        == []
+    )
+
+
+def test_files_are_written_atomically_by_the_one_mechanism():
+    """No hand-written temporary + rename: `processing.atomic_files.write_atomically` is the one mechanism.
+    (Publishing swaps a whole folder into place, which `write_atomically`, a file writer, does not do.)"""
+    renames = _calls(
+        ("evaluation", "search", "synthetic", "hub_cards", "benchmarks"),
+        lambda f: getattr(f, "attr", None) in ("replace", "rename") and getattr(f.value, "id", None) == "os",
+    )
+    assert [r for r in renames if not r.startswith("hub_cards/publish.py")] == []

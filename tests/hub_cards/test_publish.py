@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from vidtempo.cli import publish as publish_cli
 from vidtempo.hub_cards import publish as P
 from vidtempo.modeling import TCAConfig, TCAModel
 
@@ -145,10 +146,10 @@ def test_offline_push_fails_clearly_but_leaves_the_folder(published, tmp_path, m
     with pytest.raises(P.PublishError, match="HF_HUB_OFFLINE"):
         P.push_folder(folder, "someone/tca")
     out = tmp_path / "cli"
-    code = P.main(
+    code = publish_cli.main(
         [str(folder), str(out), "--results", str(root / "results.json"), "--push-to-hub", "someone/tca"]
     )
-    assert code == 2
+    assert code == 1
     assert "cannot push to someone/tca" in capsys.readouterr().err
     assert (out / "model.safetensors").exists()
 
@@ -210,3 +211,37 @@ def test_locvtp_evaluation_json_is_read_as_retrieval_and_grounding(tmp_path):
             ("temporal-grounding", "miou", "mIoU", 38.0),
         ]
     )
+
+
+def test_reload_check_matches_the_model_and_refuses_a_folder_that_needs_vidtempo(published, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from vidtempo.hub_cards.reload_check import embed_without_vidtempo, reload_difference
+
+    _, model, folder = published
+    rng = np.random.default_rng(0)
+    descriptors = {f"v{i}": rng.standard_normal((5 + i, 16)).astype(np.float32) for i in range(3)}
+    with torch.no_grad():  # the reference: the in-memory model, one video at a time
+        expected = np.stack(
+            [model(torch.from_numpy(d)[None]).video_embeds[0].numpy() for d in descriptors.values()]
+        )
+    assert reload_difference(folder, descriptors, expected) <= 1e-5
+    assert reload_difference(folder, descriptors, expected + 0.5) == pytest.approx(0.5, abs=1e-5)
+    broken = tmp_path / "no_code"
+    shutil.copytree(folder, broken)
+    for code in broken.glob("*.py"):  # without its code the folder could only load through vidtempo
+        code.unlink()
+    with pytest.raises(RuntimeError, match="cannot import vidtempo"):
+        embed_without_vidtempo(broken, list(descriptors.values()))
+
+
+def test_publish_command_errors_are_one_line(tmp_path, capsys):
+    assert publish_cli.main([str(tmp_path / "nothing"), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no config.json" in err and len(err.strip().splitlines()) == 1
+    training = tmp_path / "training.json"
+    training.write_text("{not json")
+    with pytest.raises(P.PublishError, match=r"training section \(.*training.json\): expected a JSON object"):
+        P.read_training(training)

@@ -200,45 +200,11 @@ def test_index_refuses_another_model_and_search_works_from_any_directory(tmp_pat
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     out = tmp_path / "results.json"
-    assert (
-        search_main(
-            [
-                "--index",
-                str(tmp_path / "idx"),
-                "--features",
-                str(tmp_path / "features"),
-                "--queries",
-                ids[2],
-                "--k",
-                "3",
-                "--output",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    search = ["--index", str(tmp_path / "idx"), "--features", str(tmp_path / "features"), "--queries", ids[2]]
+    assert search_main([*search, "--k", "3", "--output", str(out), "--no-progress"]) == 0
     first = json.loads(out.read_text())["results"][ids[2]]
     assert first[0]["id"] == ids[2] and len(first) == 3  # the query itself, first
-    assert (
-        search_main(
-            [
-                "--index",
-                str(tmp_path / "idx"),
-                "--features",
-                str(tmp_path / "features"),
-                "--queries",
-                ids[2],
-                "--k",
-                "3",
-                "--exclude-self",
-                "--output",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert search_main([*search, "--k", "3", "--exclude-self", "--output", str(out), "--no-progress"]) == 0
     without = json.loads(out.read_text())["results"][ids[2]]
     assert [r["id"] for r in without] == [r["id"] for r in first[1:]] + [without[-1]["id"]]
     assert ids[2] not in {r["id"] for r in without} and len(without) == 3
@@ -250,34 +216,28 @@ def test_a_hub_name_offline_fails_at_once_with_the_fix(tmp_path, capsys, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     ids, _, frames = random_collection(4, seed=10)
     features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
-    assert (
-        index_main(
-            [
-                "--features",
-                str(features),
-                "--index",
-                str(tmp_path / "idx"),
-                "--model",
-                "someone/tca-fivr",
-                "--no-progress",
-            ]
-        )
-        == 1
-    )
+    argv = ["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]
+    assert index_main([*argv, "--model", "someone/tca-fivr"]) == 1
     err = capsys.readouterr().err
     assert "'someone/tca-fivr' is not a local folder" in err and "pass a local folder" in err
-    assert (
-        index_main(
-            [
-                "--features",
-                str(features),
-                "--index",
-                str(tmp_path / "idx"),
-                "--model",
-                str(tmp_path / "missing" / "tca"),
-                "--no-progress",
-            ]
-        )
-        == 1
-    )
+    assert index_main([*argv, "--model", str(tmp_path / "missing" / "tca")]) == 1
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_search_command_lives_in_its_own_module_and_refuses_absent_queries(tmp_path, capsys):
+    from vidtempo.cli import index as index_cli
+    from vidtempo.cli import search as search_cli
+    from vidtempo.search.index import INDEX_TYPES
+
+    assert index_cli.INDEX_TYPES == INDEX_TYPES  # spelled out in the CLI so that --help stays light
+    ids, _, frames = random_collection(6, seed=11)
+    features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
+    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
+    argv = ["--index", str(tmp_path / "idx"), "--features", str(features), "--no-progress"]
+    assert search_cli.main([*argv, "--queries", "nobody"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: query videos (") and "nobody" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:  # checked by the parser, before any work
+        search_cli.main([*argv, "--k", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --k: expected a positive number" in capsys.readouterr().err

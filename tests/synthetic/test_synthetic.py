@@ -7,9 +7,10 @@ import av
 import numpy as np
 import pytest
 
+from vidtempo.cli.synthetic import neardup_main as main
 from vidtempo.evaluation.benchmarks import evaluate_fivr, load_fivr_annotation
 from vidtempo.synthetic import transforms as T
-from vidtempo.synthetic.neardup import build_specs, generate_benchmark, main, render_video
+from vidtempo.synthetic.neardup import build_specs, generate_benchmark, render_video
 from vidtempo.synthetic.renderer import random_incident, random_scene, render_scene, shape_mask
 from vidtempo.synthetic.video_writer import write_video
 
@@ -398,30 +399,15 @@ def test_a_video_that_fails_is_reported_and_left_out_of_the_annotation(tmp_path,
         return real(path, frames, fps, **kwargs)
 
     monkeypatch.setattr(neardup, "write_video", flaky)
-    paths = generate_benchmark(
-        tmp_path,
-        num_sources=2,
-        num_distractors=0,
-        seed=2,
-        size=(32, 32),
-        fps=4.0,
-        duration=2.0,
-        progress=False,
+    tiny = dict(
+        num_sources=2, num_distractors=0, seed=2, size=(32, 32), fps=4.0, duration=2.0, progress=False
     )
+    paths = generate_benchmark(tmp_path, **tiny)
     failures = [json.loads(line) for line in (tmp_path / "failed.jsonl").read_text().splitlines()]
     assert failures == [{"video_id": "f001_nd1", "error": "OSError: disk full"}]
     assert len(list(paths.videos.glob("*.mp4"))) == 11
     text = paths.annotation.read_text() + paths.train_pairs.read_text()
     assert "f001_nd1" not in text and "f001_nd0" in text
     monkeypatch.setattr(neardup, "write_video", real)  # a rerun retries the failed video only
-    generate_benchmark(
-        tmp_path,
-        num_sources=2,
-        num_distractors=0,
-        seed=2,
-        size=(32, 32),
-        fps=4.0,
-        duration=2.0,
-        progress=False,
-    )
+    generate_benchmark(tmp_path, **tiny)
     assert (paths.videos / "f001_nd1.mp4").exists() and "f001_nd1" in paths.annotation.read_text()
