@@ -294,6 +294,11 @@ def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress
     if (train_dir / "model" / "model.safetensors").is_file() and (train_dir / "metrics.json").is_file():
         print(f"reusing the trained model in {train_dir / 'model'}")
     else:
+        if train_dir.is_dir() and any(
+            train_dir.iterdir()
+        ):  # an interrupted run (the demo saves no checkpoints)
+            print(f"replacing the unfinished training run in {train_dir}")
+            config.force = True
         train(config)
     metrics = json.loads((train_dir / "metrics.json").read_text())
     if metrics.get("best_step") is not None:

@@ -443,33 +443,33 @@ def publish_model(
     results = load_results(results)
     model = _load_model(model)
     output_dir = Path(output_dir)
-    tmp = output_dir.with_name(f".{output_dir.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    if not (tmp / "model.safetensors").exists() or "auto_map" not in json.loads(
-        (tmp / "config.json").read_text()
-    ):
-        raise PublishError(
-            f"{type(model).__name__}.save_pretrained did not write model.safetensors and an auto_map; "
-            "import vidtempo.modeling before saving so its classes export their code"
+    from ..processing.atomic_files import write_folder_atomically  # lazy: processing imports torch
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        if not (tmp / "model.safetensors").exists() or "auto_map" not in json.loads(
+            (tmp / "config.json").read_text()
+        ):
+            raise PublishError(
+                f"{type(model).__name__}.save_pretrained did not write model.safetensors and an auto_map; "
+                "import vidtempo.modeling before saving so its classes export their code"
+            )
+        processor_files = _copy_processor(processor, tmp)
+        card = build_model_card(
+            model.config, results, model_name, push_to_hub, license, datasets, tags, training, processor_files
         )
-    processor_files = _copy_processor(processor, tmp)
-    card = build_model_card(
-        model.config, results, model_name, push_to_hub, license, datasets, tags, training, processor_files
-    )
-    check_card(card, results)
-    if not _hub_offline():  # the Hub's own metadata validation needs the network; offline checks ran above
-        try:
-            card.validate()
-        except Exception as error:  # noqa: BLE001 - a warning: the folder is still usable
-            logger.warning("the Hub could not validate the card (%s: %s)", type(error).__name__, error)
-    card.save(tmp / "README.md")
-    (tmp / "eval_results.json").write_text(json.dumps(results, indent=1))
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
+        check_card(card, results)
+        if (
+            not _hub_offline()
+        ):  # the Hub's own metadata validation needs the network; offline checks ran above
+            try:
+                card.validate()
+            except Exception as error:  # noqa: BLE001 - a warning: the folder is still usable
+                logger.warning("the Hub could not validate the card (%s: %s)", type(error).__name__, error)
+        card.save(tmp / "README.md")
+        (tmp / "eval_results.json").write_text(json.dumps(results, indent=1))
+
+    write_folder_atomically(output_dir, fill)
     if push_to_hub:
         url = push_folder(output_dir, push_to_hub, private)
         logger.info("pushed %s to %s", output_dir, url)

@@ -27,7 +27,7 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from ..processing.atomic_files import write_json_atomic
+from ..processing.atomic_files import replace_folder, write_json_atomic
 from .options import RESUME_SAFE
 
 logger = logging.getLogger(__name__)
@@ -169,9 +169,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, kee
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (temporary / STATE_FILE).write_text(json.dumps(state, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(temporary, final)
+        replace_folder(temporary, final)
         for old in _checkpoints(output_dir)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

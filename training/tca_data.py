@@ -247,16 +247,6 @@ def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
-def pad_batch(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full-length clips -> zero-padded float32 [B, max F, D] and mask [B, max F] (evaluation)."""
-    longest = max(clip.shape[0] for clip in clips)
-    out = np.zeros((len(clips), longest, clips[0].shape[1]), dtype=np.float32)
-    for row, clip in enumerate(clips):
-        out[row, : clip.shape[0]] = clip
-    lengths = np.asarray([clip.shape[0] for clip in clips])
-    return torch.from_numpy(out), torch.from_numpy(_mask(lengths, longest))
-
-
 class EpochPermutationSampler(Sampler[int]):
     """A random permutation that depends only on (seed, epoch): reproducible after a resume."""
 
@@ -294,7 +284,6 @@ __all__ = [
     "collate_pairs",
     "crop_or_pad",
     "load_training_descriptors",
-    "pad_batch",
     "read_pairs",
     "resolve_pairs",
     "split_pairs",

@@ -15,9 +15,7 @@ Outputs in `output_dir`: `checkpoints/step_N/` (accelerate state + memory bank +
 from __future__ import annotations
 
 import logging
-import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +27,9 @@ from torch.utils.data import DataLoader
 from transformers import get_cosine_schedule_with_warmup
 
 from ..evaluation.ap import mean_average_precision
+from ..evaluation.embedding import embed_descriptors
 from ..modeling import TCAConfig, TCAModel
+from ..processing.atomic_files import write_folder_atomically
 from ..processing.descriptor_store import existing_ids, read_info
 from .loop import (
     STATE_FILE,
@@ -52,7 +52,6 @@ from .tca_data import (
     TCAPairDataset,
     collate_pairs,
     load_training_descriptors,
-    pad_batch,
     read_pairs,
     resolve_pairs,
     split_pairs,
@@ -69,27 +68,25 @@ BEST_MODEL_DIR = "best_model"
 
 
 def save_model_atomically(model: TCAModel, folder: Path) -> None:
-    """`save_pretrained` into a temporary sibling folder, then rename it over `folder` (main process only)."""
-    temporary = folder.with_name(f".tmp_{folder.name}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(temporary)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(temporary, folder)
+    """`save_pretrained` into a temporary sibling folder, then swap it in (main process only)."""
+    write_folder_atomically(folder, model.save_pretrained)
 
 
 @torch.no_grad()
 def encode_videos(model: TCAModel, clips: list[np.ndarray], batch_size: int, device) -> torch.Tensor:
-    """Video embeddings [N, H] at full length (no cropping; padding masked), in length-sorted batches."""
-    order = sorted(range(len(clips)), key=lambda i: clips[i].shape[0])
-    out = torch.empty(len(clips), model.config.hidden_size)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        frames, mask = pad_batch([clips[i] for i in chunk])
-        out[chunk] = (
-            model(frame_features=frames.to(device), attention_mask=mask.to(device)).video_embeds.float().cpu()
-        )
-    return out
+    """Video embeddings [N, H] at full length (no cropping; padding masked), through the evaluation's
+    `embed_descriptors` (length-sorted batches of at most `batch_size` x 64 padded frames)."""
+    was_training = model.training
+    embeddings = embed_descriptors(
+        model,
+        list(enumerate(clips)),
+        keep_frames=False,
+        max_frames=max(batch_size, 1) * 64,
+        device=device,
+        progress=False,
+    )
+    model.train(was_training)
+    return embeddings.video_embeds
 
 
 def validation_map(

@@ -87,6 +87,16 @@ def test_miniature_demo_end_to_end(tmp_path, capsys):
     assert again["rows"] == summary["rows"]
     assert "reusing the trained model" in capsys.readouterr().out
 
+    # an interrupted training stage (run folder without a finished model) is replaced, not refused, and the
+    # retrained model gives the same results (same seed)
+    import shutil
+
+    shutil.rmtree(out / "train" / "model")
+    (out / "train" / "metrics.json").unlink()
+    third = run(build_parser().parse_args([*TINY, "--output", str(out)]))
+    assert "replacing the unfinished training run" in capsys.readouterr().out
+    assert third["rows"] == summary["rows"]
+
 
 def test_summary_figure_shows_the_numbers_it_is_given():
     from vidtempo.cli.demo import summary_figure

@@ -47,3 +47,30 @@ def test_a_writer_that_fails_halfway_keeps_the_old_file(tmp_path):
         write_atomically(target, half_then_crash)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["shard.bin"]
+
+
+def test_write_folder_atomically_swaps_whole_folders(tmp_path):
+    from vidtempo.processing.atomic_files import write_folder_atomically
+
+    target = tmp_path / "model"
+    write_folder_atomically(target, lambda folder: (folder / "a.txt").write_text("old"))
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    write_folder_atomically(target, lambda folder: (folder / "b.txt").write_text("new"))
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced, not merged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary or old folder left
+
+
+def test_a_failed_folder_write_leaves_the_old_folder(tmp_path):
+    from vidtempo.processing.atomic_files import write_folder_atomically
+
+    target = tmp_path / "model"
+    write_folder_atomically(target, lambda folder: (folder / "a.txt").write_text("old"))
+
+    def fails(folder):
+        (folder / "half.txt").write_text("x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_folder_atomically(target, fails)
+    assert (target / "a.txt").read_text() == "old" and not (target / "half.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -343,7 +343,9 @@ def test_validation_map_matches_hand_ranking():
         def forward(self, frame_features, attention_mask):
             mask = attention_mask.unsqueeze(-1).float()
             mean = (frame_features * mask).sum(1) / mask.sum(1)
-            return type("O", (), {"video_embeds": torch.nn.functional.normalize(mean, dim=-1)})
+            return type(
+                "O", (), {"video_embeds": torch.nn.functional.normalize(mean, dim=-1), "frame_embeds": None}
+            )
 
     model = MeanModel(TCAConfig(input_size=2, hidden_size=2, num_attention_heads=1, intermediate_size=2))
     descriptors = {
