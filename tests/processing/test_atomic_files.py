@@ -47,3 +47,18 @@ def test_a_writer_that_fails_halfway_keeps_the_old_file(tmp_path):
         write_atomically(target, half_then_crash)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["shard.bin"]
+
+
+def test_processing_writes_no_temp_and_rename_of_its_own():
+    """`write_atomically` is the one mechanism: no other processing/ module renames files into place."""
+    import re
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "processing"
+    pattern = re.compile(
+        r"os\.replace\(|os\.rename\(|\.rename\(|\.replace\(\s*[\w.]*path|mkstemp|NamedTemporaryFile"
+    )
+    offenders = [
+        p.name for p in folder.glob("*.py") if p.name != "atomic_files.py" and pattern.search(p.read_text())
+    ]
+    assert offenders == []
