@@ -191,4 +191,6 @@ def test_chamfer_symmetric_flag_is_tca_sym():
     torch.testing.assert_close(both, naive_matrix(q, q_mask, d, d_mask, True).float(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(both, symmetric_chamfer_similarity(q, q_mask, d, d_mask, chunk_bytes=64))
     one_way = chamfer_similarity(q, q_mask, d, d_mask)
-    torch.testing.assert_close(one_way, naive_matrix(q, q_mask, d, d_mask, False).float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        one_way, naive_matrix(q, q_mask, d, d_mask, False).float(), rtol=1e-5, atol=1e-5
+    )
