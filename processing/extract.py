@@ -380,23 +380,17 @@ def extract(
         handlers = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with state.split_between_processes(todo) as mine:
-            _extract_items(
-                mine,
-                out_dir,
-                model,
-                processor,
-                state,
-                metadata,
-                counts,
-                fps,
-                num_frames,
-                backend,
-                batch_size,
-                num_workers,
-                shard_size,
-                commit_seconds,
-                progress,
-            )
+            settings = {
+                "fps": fps,
+                "num_frames": num_frames,
+                "backend": backend,
+                "batch_size": batch_size,
+                "num_workers": num_workers,
+                "shard_size": shard_size,
+                "commit_seconds": commit_seconds,
+                "progress": progress,
+            }
+            _extract_items(mine, out_dir, model, processor, state, metadata, counts, settings)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -426,23 +420,17 @@ def _describe_and_write(
 
 
 def _extract_items(
-    mine,
-    out_dir,
-    model,
-    processor,
-    state,
-    metadata,
-    counts,
-    fps,
-    num_frames,
-    backend,
-    batch_size,
-    num_workers,
-    shard_size,
-    commit_seconds,
-    progress,
+    mine, out_dir, model, processor, state, metadata: dict, counts: dict, settings: dict
 ) -> None:
-    """One process's share of `extract`: decode in workers, describe in batches, write shards."""
+    """One process's share of `extract`: decode in workers, describe in batches, write shards. `settings` holds
+    `extract`'s fps, num_frames, backend, batch_size, num_workers, shard_size, commit_seconds and progress."""
+    fps, num_frames, backend = settings["fps"], settings["num_frames"], settings["backend"]
+    batch_size, num_workers = settings["batch_size"], settings["num_workers"]
+    shard_size, commit_seconds, progress = (
+        settings["shard_size"],
+        settings["commit_seconds"],
+        settings["progress"],
+    )
     dataset = VideoFramesDataset(
         mine,
         processor,
