@@ -28,6 +28,22 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def is_expected_error(error: BaseException) -> bool:
+    """An `EXPECTED_ERRORS` instance, or a config's `@strict` validation failure (huggingface_hub's
+    `StrictDataclassError`: its module is loaded whenever one was raised, so it is not imported here)."""
+    if isinstance(error, EXPECTED_ERRORS):
+        return True
+    errors = sys.modules.get("huggingface_hub.errors")
+    return errors is not None and isinstance(error, errors.StrictDataclassError)
+
+
+def error_line(error: BaseException) -> str:
+    """The one `error: ...` line: a `@strict` config failure shows its cause (the config's own message)."""
+    if isinstance(error, EXPECTED_ERRORS) or error.__cause__ is None:
+        return f"error: {error}"
+    return f"error: {error.__cause__}"
+
+
 class UsageError(ValueError):
     """A flag or argument combination the command cannot run with (exit code 2)."""
 
@@ -99,9 +115,9 @@ def run_command(
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    except EXPECTED_ERRORS as error:
-        if getattr(args, "debug", False):
+    except Exception as error:
+        if not is_expected_error(error) or getattr(args, "debug", False):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         return RUNTIME_ERROR
     return 0 if code is None else int(code)

@@ -1,9 +1,10 @@
 """Configuration of EfficientNet-Lite (Tan & Le 2019, the "lite" variant: ReLU6, no squeeze-excitation, stem and
 head not scaled), an ImageNet CNN usable as the frame-descriptor backbone (METHODS.md §1.1)."""
 
-from __future__ import annotations
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
 
-from transformers import PretrainedConfig
+from .configuration_checks import check_positive_int
 
 # (repeats, kernel, stride, expand ratio, input channels, output channels) of the seven MBConv stages of B0/Lite0
 LITE0_STAGES = (
@@ -30,7 +31,8 @@ def round_filters(filters: int, width_coefficient: float, divisor: int = 8) -> i
     return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
 
 
-class EfficientNetLiteConfig(PretrainedConfig):
+@strict
+class EfficientNetLiteConfig(PreTrainedConfig):
     r"""
     Configuration of [`EfficientNetLiteModel`] / [`EfficientNetLiteForImageClassification`] /
     [`EfficientNetLiteBackbone`]. Defaults are EfficientNet-Lite0 (224 x 224, 4.65M parameters).
@@ -41,7 +43,7 @@ class EfficientNetLiteConfig(PretrainedConfig):
         stem_channels (`int`, defaults to 32) / head_channels (`int`, defaults to 1280).
         stages (`list`, *optional*): per stage `[repeats, kernel, stride, expand_ratio, in_channels,
             out_channels]`, before scaling; defaults to B0's seven stages.
-        num_labels (`int`, defaults to 1000): classifier outputs (ImageNet-1k).
+        num_labels (`int`, defaults to 1000): classifier outputs (ImageNet-1k; the length of a saved `id2label`).
         dropout_rate (`float`, defaults to 0.2): dropout before the classifier.
         batch_norm_eps (`float`, defaults to 1e-3) / batch_norm_momentum (`float`, defaults to 0.01, PyTorch's
             convention): the batch normalisations (TensorFlow's eps and decay 0.99).
@@ -61,46 +63,52 @@ class EfficientNetLiteConfig(PretrainedConfig):
         "batch_norm_momentum",
     )
 
-    def __init__(
-        self,
-        width_coefficient: float = 1.0,
-        depth_coefficient: float = 1.0,
-        stem_channels: int = 32,
-        head_channels: int = 1280,
-        stages: list | None = None,
-        dropout_rate: float = 0.2,
-        batch_norm_eps: float = 1e-3,
-        batch_norm_momentum: float = 0.01,
-        out_features: list[str] | None = None,
-        num_labels: int = 1000,
-        **kwargs,
-    ):
-        stages = [list(s) for s in (stages if stages is not None else LITE0_STAGES)]
-        if any(len(s) != 6 or any(not isinstance(v, int) or v <= 0 for v in s) for s in stages) or not stages:
+    width_coefficient: float | int = 1.0
+    depth_coefficient: float | int = 1.0
+    stem_channels: int = 32
+    head_channels: int = 1280
+    stages: list | tuple | None = None
+    dropout_rate: float | int = 0.2
+    batch_norm_eps: float | int = 1e-3
+    batch_norm_momentum: float | int = 0.01
+    out_features: list[str] | tuple[str, ...] | None = None
+
+    def __post_init__(self, **kwargs):
+        self.stages = [list(s) for s in (self.stages if self.stages is not None else LITE0_STAGES)]
+        names = self.stage_names
+        features = list(self.out_features if self.out_features is not None else DEFAULT_OUT_FEATURES)
+        # in network order (unknown names last: the validator names them)
+        self.out_features = sorted(features, key=lambda n: names.index(n) if n in names else len(names))
+        for name in (
+            "width_coefficient",
+            "depth_coefficient",
+            "dropout_rate",
+            "batch_norm_eps",
+            "batch_norm_momentum",
+        ):
+            setattr(self, name, float(getattr(self, name)))
+        if self.id2label is None:  # a saved config carries its id2label; num_labels is its length
+            kwargs.setdefault("num_labels", 1000)
+        super().__post_init__(**kwargs)
+
+    def validate_efficientnet_lite(self) -> None:
+        """Stem, head and every stage entry are positive integers (six per stage); `out_features` are distinct
+        names among `stage_names`."""
+        check_positive_int(self, "stem_channels", "head_channels")
+        stages = self.stages
+        if not stages or any(
+            len(s) != 6 or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in s)
+            for s in stages
+        ):
             raise ValueError(
                 "EfficientNetLiteConfig.stages must be a non-empty list of [repeats, kernel, stride, expand_ratio, "
                 f"in_channels, out_channels] positive integers, got {stages!r}"
             )
-        names = ("stem", *(f"stage{i}" for i in range(1, len(stages) + 1)), "head")
-        out_features = list(out_features if out_features is not None else DEFAULT_OUT_FEATURES)
-        unknown = [n for n in out_features if n not in names]
-        if unknown or not out_features or len(set(out_features)) != len(out_features):
+        names, features = self.stage_names, self.out_features
+        if not features or any(n not in names for n in features) or len(set(features)) != len(features):
             raise ValueError(
-                f"EfficientNetLiteConfig.out_features must be distinct names among {list(names)}, "
-                f"got {out_features!r}"
+                f"EfficientNetLiteConfig.out_features must be distinct names among {names}, got {features!r}"
             )
-        self.width_coefficient = float(width_coefficient)
-        self.depth_coefficient = float(depth_coefficient)
-        self.stem_channels = int(stem_channels)
-        self.head_channels = int(head_channels)
-        self.stages = stages
-        self.dropout_rate = float(dropout_rate)
-        self.batch_norm_eps = float(batch_norm_eps)
-        self.batch_norm_momentum = float(batch_norm_momentum)
-        self.out_features = sorted(out_features, key=names.index)  # in network order
-        if kwargs.get("id2label") is None:  # a saved config carries its id2label; num_labels is its length
-            kwargs["num_labels"] = num_labels
-        super().__init__(**kwargs)
 
     @property
     def stage_names(self) -> list[str]:

@@ -1,9 +1,9 @@
 """Configuration of the frame descriptor network (TCA input features, METHODS.md §1.1)."""
 
-from __future__ import annotations
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig, ResNetConfig
 
-from transformers import PretrainedConfig, ResNetConfig
-
+from .configuration_checks import check_choice, check_positive_int
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
 
 POOLINGS = ("imac", "l3_irmac")
@@ -11,7 +11,8 @@ STAGES = ["stage1", "stage2", "stage3", "stage4"]
 BACKBONE_CONFIGS = {"resnet": ResNetConfig, EfficientNetLiteConfig.model_type: EfficientNetLiteConfig}
 
 
-class FrameDescriptorConfig(PretrainedConfig):
+@strict
+class FrameDescriptorConfig(PreTrainedConfig):
     r"""
     Configuration of a [`FrameDescriptorModel`]: a CNN backbone whose feature maps are pooled per map with iMAC
     or L3-iRMAC and concatenated, then optionally PCA-whitened to `pca_dim` dimensions and L2-normalised.
@@ -35,52 +36,39 @@ class FrameDescriptorConfig(PretrainedConfig):
     model_type = "vidtempo_frame_descriptor"
     sub_configs = {"backbone_config": ResNetConfig}
 
-    def __init__(
-        self,
-        backbone_config: dict | ResNetConfig | None = None,
-        pooling: str = "l3_irmac",
-        pca_dim: int | None = None,
-        pca_eps: float = 1e-9,
-        norm_eps: float = 1e-6,
-        **kwargs,
-    ):
-        if backbone_config is None:
-            backbone_config = ResNetConfig()
-        elif isinstance(backbone_config, dict):
-            model_type = backbone_config.get("model_type", "resnet")
-            if model_type not in BACKBONE_CONFIGS:
+    backbone_config: dict | ResNetConfig | EfficientNetLiteConfig | None = None
+    pooling: str = "l3_irmac"
+    pca_dim: int | None = None
+    pca_eps: float | int = 1e-9
+    norm_eps: float | int = 1e-6
+
+    def __post_init__(self, **kwargs):
+        backbone = self.backbone_config
+        if backbone is None:
+            backbone = ResNetConfig()
+        elif isinstance(backbone, dict):
+            model_type = backbone.get("model_type", "resnet")
+            check_choice(self, "backbone_config model_type", sorted(BACKBONE_CONFIGS), value=model_type)
+            backbone = BACKBONE_CONFIGS[model_type](
+                **{k: v for k, v in backbone.items() if k != "model_type"}
+            )
+        if isinstance(backbone, ResNetConfig):
+            backbone.out_features = list(STAGES)
+        self.backbone_config = backbone
+        self.pca_eps = float(self.pca_eps)
+        self.norm_eps = float(self.norm_eps)
+        super().__post_init__(**kwargs)
+
+    def validate_frame_descriptor(self) -> None:
+        """A known pooling, and a positive `pca_dim` (or None) no larger than the pooled dimension."""
+        check_choice(self, "pooling", POOLINGS)
+        if self.pca_dim is not None:
+            check_positive_int(self, "pca_dim")
+            if self.pca_dim > self.feature_dim:
                 raise ValueError(
-                    f"FrameDescriptorConfig.backbone_config: model_type must be one of "
-                    f"{sorted(BACKBONE_CONFIGS)}, got {model_type!r}"
+                    f"FrameDescriptorConfig.pca_dim ({self.pca_dim}) cannot exceed the pooled dimension "
+                    f"{self.feature_dim}"
                 )
-            backbone_config = BACKBONE_CONFIGS[model_type](
-                **{k: v for k, v in backbone_config.items() if k != "model_type"}
-            )
-        elif not isinstance(backbone_config, tuple(BACKBONE_CONFIGS.values())):
-            raise TypeError(
-                f"FrameDescriptorConfig.backbone_config must be a ResNetConfig, EfficientNetLiteConfig or dict, "
-                f"got {type(backbone_config).__name__}"
-            )
-        if isinstance(backbone_config, ResNetConfig):
-            backbone_config.out_features = list(STAGES)
-        if pooling not in POOLINGS:
-            raise ValueError(f"FrameDescriptorConfig.pooling must be one of {POOLINGS}, got {pooling!r}")
-        if pca_dim is not None and (
-            not isinstance(pca_dim, int) or isinstance(pca_dim, bool) or pca_dim <= 0
-        ):
-            raise ValueError(
-                f"FrameDescriptorConfig.pca_dim must be a positive integer or None, got {pca_dim!r}"
-            )
-        self.backbone_config = backbone_config
-        self.pooling = pooling
-        self.pca_dim = pca_dim
-        self.pca_eps = float(pca_eps)
-        self.norm_eps = float(norm_eps)
-        super().__init__(**kwargs)
-        if pca_dim is not None and pca_dim > self.feature_dim:
-            raise ValueError(
-                f"FrameDescriptorConfig.pca_dim ({pca_dim}) cannot exceed the pooled dimension {self.feature_dim}"
-            )
 
     @property
     def feature_dim(self) -> int:

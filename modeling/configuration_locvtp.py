@@ -1,7 +1,6 @@
 """Configuration of LocVTP (Video-Text Pre-training for Temporal Localization, Cao et al., ECCV 2022)."""
 
-from __future__ import annotations
-
+from huggingface_hub.dataclasses import strict
 from transformers import (
     AutoConfig,
     BertConfig,
@@ -11,6 +10,8 @@ from transformers import (
     TimesformerConfig,
 )
 from transformers.configuration_utils import SubConfigSpec
+
+from .configuration_checks import check_choice, check_positive_int
 
 CORRESPONDENCE_MODES = ("clip_topk", "word_topk", "2d_topk", "random")
 TEMPORAL_TARGETS = ("cross_modal", "intra_modal")
@@ -22,6 +23,7 @@ TEXT_CONFIGS = (DistilBertConfig, BertConfig)
 DISTILBERT_UNCASED_SPECIAL_IDS = (0, 101, 102)
 
 
+@strict
 class LocVTPConfig(PreTrainedConfig):
     r"""
     Configuration of a [`LocVTPModel`]: a clip-level video tower (TimeSformer, or a per-frame CLIP vision
@@ -66,28 +68,25 @@ class LocVTPConfig(PreTrainedConfig):
     }
 
     vision_config: dict | PreTrainedConfig | None = None
-    text_config: dict | DistilBertConfig | BertConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None  # DistilBertConfig or BertConfig (validate_towers)
     vision_backbone: str = "timesformer"
     projection_dim: int = 512
-    temperature: float = 0.07
+    temperature: float | int = 0.07
     num_clips: int = 8
     frames_per_clip: int = 16
     topk_words: int = 3
     delta_max: int = 4
-    coarse_loss_weight: float = 0.5
-    fine_loss_weight: float = 1.0
-    temporal_loss_weight: float = 1.0
+    coarse_loss_weight: float | int = 0.5
+    fine_loss_weight: float | int = 1.0
+    temporal_loss_weight: float | int = 1.0
     correspondence: str = "clip_topk"
     temporal_target: str = "cross_modal"
     positive_in_denominator: bool = True
     special_token_ids: list[int] | tuple[int, ...] | None = None
-    initializer_range: float = 0.02
+    initializer_range: float | int = 0.02
 
     def __post_init__(self, **kwargs):
-        if self.vision_backbone not in VISION_BACKBONES:
-            raise ValueError(
-                f"LocVTPConfig.vision_backbone must be one of {sorted(VISION_BACKBONES)}, got {self.vision_backbone!r}"
-            )
+        check_choice(self, "vision_backbone", sorted(VISION_BACKBONES))  # needed to pick the default tower
         if self.vision_config is None and self.vision_backbone == "clip":
             self.vision_config = CLIPVisionConfig(patch_size=16, image_size=224)
         elif isinstance(self.vision_config, dict) and "model_type" not in self.vision_config:
@@ -98,9 +97,11 @@ class LocVTPConfig(PreTrainedConfig):
             self.special_token_ids = list(DISTILBERT_UNCASED_SPECIAL_IDS)
         self.special_token_ids = [int(i) for i in self.special_token_ids]
         super().__post_init__(**kwargs)
-        self._validate()
 
-    def _validate(self) -> None:
+    def validate_towers(self) -> None:
+        """The vision tower matches `vision_backbone`; the text tower is DistilBERT or BERT-family; the special
+        token ids are in its vocabulary."""
+        check_choice(self, "vision_backbone", sorted(VISION_BACKBONES))
         expected = VISION_BACKBONES[self.vision_backbone]
         vision_type = getattr(self.vision_config, "model_type", None)
         if vision_type != expected:
@@ -115,31 +116,25 @@ class LocVTPConfig(PreTrainedConfig):
                 f"LocVTPConfig.text_config must be a DistilBertConfig or BertConfig (model_type 'distilbert' or "
                 f"'bert'), got {type(self.text_config).__name__}"
             )
-        for name in ("projection_dim", "num_clips", "frames_per_clip", "topk_words"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"LocVTPConfig.{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.delta_max, int) or isinstance(self.delta_max, bool) or self.delta_max < 0:
-            raise ValueError(f"LocVTPConfig.delta_max must be a non-negative integer, got {self.delta_max!r}")
-        if not float(self.temperature) > 0:
-            raise ValueError(f"LocVTPConfig.temperature must be positive, got {self.temperature!r}")
-        for name in ("coarse_loss_weight", "fine_loss_weight", "temporal_loss_weight"):
-            if float(getattr(self, name)) < 0:
-                raise ValueError(f"LocVTPConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.correspondence not in CORRESPONDENCE_MODES:
-            raise ValueError(
-                f"LocVTPConfig.correspondence must be one of {list(CORRESPONDENCE_MODES)}, got {self.correspondence!r}"
-            )
-        if self.temporal_target not in TEMPORAL_TARGETS:
-            raise ValueError(
-                f"LocVTPConfig.temporal_target must be one of {list(TEMPORAL_TARGETS)}, got {self.temporal_target!r}"
-            )
         vocab = self.text_config.vocab_size
         bad = [i for i in self.special_token_ids if not 0 <= i < vocab]
         if bad:
             raise ValueError(
                 f"LocVTPConfig.special_token_ids must be token ids in [0, {vocab}), got out-of-range {bad}"
             )
+
+    def validate_training(self) -> None:
+        """Positive sizes, a non-negative `delta_max`, a positive temperature, non-negative loss weights and
+        known correspondence / temporal-target modes."""
+        check_positive_int(self, "projection_dim", "num_clips", "frames_per_clip", "topk_words")
+        check_positive_int(self, "delta_max", allow_zero=True)
+        if not float(self.temperature) > 0:
+            raise ValueError(f"LocVTPConfig.temperature must be positive, got {self.temperature!r}")
+        for name in ("coarse_loss_weight", "fine_loss_weight", "temporal_loss_weight"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"LocVTPConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        check_choice(self, "correspondence", CORRESPONDENCE_MODES)
+        check_choice(self, "temporal_target", TEMPORAL_TARGETS)
 
 
 __all__ = ["LocVTPConfig"]

@@ -1,14 +1,16 @@
 """Configuration of TCA (Temporal Context Aggregation, Shao et al., WACV 2021)."""
 
-from __future__ import annotations
-
-from transformers import PretrainedConfig
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
+
+from .configuration_checks import check_choice, check_positive_int
 
 AGGREGATORS = ("transformer", "netvlad", "lstm", "gru")
 
 
-class TCAConfig(PretrainedConfig):
+@strict
+class TCAConfig(PreTrainedConfig):
     r"""
     Configuration of a [`TCAModel`]: a Transformer encoder without positional encoding that refines
     a sequence of per-frame descriptors (PCA-whitened iMAC / L3-iRMAC, 1024-d) into frame-level and
@@ -39,73 +41,49 @@ class TCAConfig(PretrainedConfig):
 
     model_type = "tca"
 
-    def __init__(
-        self,
-        input_size: int = 1024,
-        hidden_size: int = 1024,
-        num_hidden_layers: int = 1,
-        num_attention_heads: int = 8,
-        intermediate_size: int = 2048,
-        hidden_act: str = "relu",
-        hidden_dropout_prob: float = 0.5,
-        attention_dropout: float = 0.0,
-        layer_norm_eps: float = 1e-5,
-        initializer_range: float = 0.02,
-        aggregator: str = "transformer",
-        netvlad_clusters: int = 64,
-        **kwargs,
-    ):
-        if aggregator not in AGGREGATORS:
-            raise ValueError(f"TCAConfig.aggregator must be one of {list(AGGREGATORS)}, got {aggregator!r}")
-        if aggregator in ("lstm", "gru") and hidden_size % 2:
+    input_size: int = 1024
+    hidden_size: int = 1024
+    num_hidden_layers: int = 1
+    num_attention_heads: int = 8
+    intermediate_size: int = 2048
+    hidden_act: str = "relu"
+    hidden_dropout_prob: float | int = 0.5
+    attention_dropout: float | int = 0.0
+    layer_norm_eps: float | int = 1e-5
+    initializer_range: float | int = 0.02
+    aggregator: str = "transformer"
+    netvlad_clusters: int = 64
+
+    def validate_tca_sizes(self) -> None:
+        """Positive sizes; heads divide the width; an even width for the bidirectional recurrent aggregators."""
+        check_positive_int(
+            self,
+            "input_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "netvlad_clusters",
+        )
+        if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
-                f"TCAConfig.hidden_size must be even for a bidirectional {aggregator}, got {hidden_size}"
+                f"TCAConfig.hidden_size ({self.hidden_size}) must be divisible by "
+                f"num_attention_heads ({self.num_attention_heads})"
             )
-        if (
-            not isinstance(netvlad_clusters, int)
-            or isinstance(netvlad_clusters, bool)
-            or netvlad_clusters <= 0
-        ):
+        if self.aggregator in ("lstm", "gru") and self.hidden_size % 2:
             raise ValueError(
-                f"TCAConfig.netvlad_clusters must be a positive integer, got {netvlad_clusters!r}"
+                f"TCAConfig.hidden_size must be even for a bidirectional {self.aggregator}, got {self.hidden_size}"
             )
-        for name, value in (
-            ("input_size", input_size),
-            ("hidden_size", hidden_size),
-            ("num_hidden_layers", num_hidden_layers),
-            ("num_attention_heads", num_attention_heads),
-            ("intermediate_size", intermediate_size),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"TCAConfig.{name} must be a positive integer, got {value!r}")
-        if hidden_size % num_attention_heads != 0:
-            raise ValueError(
-                f"TCAConfig.hidden_size ({hidden_size}) must be divisible by "
-                f"num_attention_heads ({num_attention_heads})"
-            )
-        for name, value in (
-            ("hidden_dropout_prob", hidden_dropout_prob),
-            ("attention_dropout", attention_dropout),
-        ):
-            if not 0.0 <= float(value) < 1.0:
-                raise ValueError(f"TCAConfig.{name} must be in [0, 1), got {value!r}")
-        if hidden_act not in ACT2FN:
-            raise ValueError(f"TCAConfig.hidden_act must be one of {sorted(ACT2FN)}, got {hidden_act!r}")
-        if layer_norm_eps <= 0:
-            raise ValueError(f"TCAConfig.layer_norm_eps must be positive, got {layer_norm_eps!r}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.hidden_act = hidden_act
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_dropout = attention_dropout
-        self.layer_norm_eps = layer_norm_eps
-        self.initializer_range = initializer_range
-        self.aggregator = aggregator
-        self.netvlad_clusters = netvlad_clusters
-        super().__init__(**kwargs)
+
+    def validate_tca_choices(self) -> None:
+        """The aggregator, the activation, dropouts in [0, 1) and a positive LayerNorm epsilon."""
+        check_choice(self, "aggregator", AGGREGATORS)
+        check_choice(self, "hidden_act", sorted(ACT2FN))
+        for name in ("hidden_dropout_prob", "attention_dropout"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise ValueError(f"TCAConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"TCAConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
 
 
 __all__ = ["AGGREGATORS", "TCAConfig"]

@@ -94,6 +94,24 @@ class MBConvBlock(nn.Module):
         return y + x if self.residual else y
 
 
+@torch.no_grad()
+def init_cnn_weights(module: nn.Module) -> bool:
+    """He-normal (fan-out) convolutions and identity batch norms (fresh running statistics); True when
+    `module` is one of those (shared with the frame descriptor's backbones)."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+        if module.running_mean is not None:
+            module.running_mean.zero_()
+            module.running_var.fill_(1.0)
+            module.num_batches_tracked.zero_()
+    else:
+        return False
+    return True
+
+
 class EfficientNetLitePreTrainedModel(PreTrainedModel):
     config_class = EfficientNetLiteConfig
     config: EfficientNetLiteConfig
@@ -104,16 +122,9 @@ class EfficientNetLitePreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-            if module.running_mean is not None:
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
-                module.num_batches_tracked.zero_()
-        elif isinstance(module, nn.Linear):
+        if init_cnn_weights(module):
+            return
+        if isinstance(module, nn.Linear):
             nn.init.uniform_(
                 module.weight, -1.0 / math.sqrt(module.in_features), 1.0 / math.sqrt(module.in_features)
             )

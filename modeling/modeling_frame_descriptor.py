@@ -21,7 +21,11 @@ from transformers.utils import ModelOutput
 
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_frame_descriptor import STAGES, FrameDescriptorConfig
-from .modeling_efficientnet_lite import EfficientNetLiteBackbone, EfficientNetLiteForImageClassification
+from .modeling_efficientnet_lite import (
+    EfficientNetLiteBackbone,
+    EfficientNetLiteForImageClassification,
+    init_cnn_weights,
+)
 
 # ----------------------------------------------------------------------------------------------------------
 # Pooling
@@ -92,15 +96,7 @@ class FrameDescriptorPreTrainedModel(PreTrainedModel):
             module.pca_mean.zero_()
             module.pca_components.copy_(torch.eye(module.config.pca_dim, module.config.feature_dim))
             module.pca_eigenvalues.fill_(1.0)
-        elif isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-            if module.running_mean is not None:
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
-        else:
+        elif not init_cnn_weights(module):
             super()._init_weights(module)
 
 

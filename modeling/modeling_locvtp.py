@@ -371,8 +371,7 @@ class LocVTPModel(LocVTPPreTrainedModel):
         """Video tower output: `last_hidden_state` [B, T, hidden] (per-clip CLS features), `pooler_output` [B, D]
         (L2-normalised mean of the normalised projected clips), the tower's `hidden_states`/`attentions`."""
         return_dict = kwargs.pop("return_dict", None)
-        hidden, outputs = self._clip_hidden(pixel_values, **kwargs)
-        clips = F.normalize(self.visual_projection(hidden), dim=-1)
+        clips, hidden, outputs = self._encode_clips(pixel_values, **kwargs)
         if clip_mask is None:
             clip_mask = torch.ones(clips.shape[:2], dtype=torch.bool, device=clips.device)
         output = BaseModelOutputWithPooling(
@@ -390,15 +389,10 @@ class LocVTPModel(LocVTPPreTrainedModel):
         """Text tower output: `last_hidden_state` [B, S, hidden], `pooler_output` [B, D] (L2-normalised mean of
         the normalised projected real words), the tower's `hidden_states`/`attentions`."""
         return_dict = kwargs.pop("return_dict", None)
-        outputs = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs
-        )
-        words = F.normalize(self.text_projection(outputs.last_hidden_state), dim=-1)
+        words, word_mask, outputs = self._encode_words(input_ids, attention_mask, **kwargs)
         output = BaseModelOutputWithPooling(
             last_hidden_state=outputs.last_hidden_state,
-            pooler_output=F.normalize(
-                masked_mean(words, self.get_word_mask(input_ids, attention_mask)), dim=-1
-            ),
+            pooler_output=F.normalize(masked_mean(words, word_mask), dim=-1),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
@@ -457,33 +451,18 @@ class LocVTPModel(LocVTPPreTrainedModel):
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         tower_kwargs = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
-
-        clip_hidden, vision_outputs = self._clip_hidden(pixel_values, **tower_kwargs)
-        clip_embeds = F.normalize(self.visual_projection(clip_hidden), dim=-1)  # [B, T, D]
-        text_outputs = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **tower_kwargs
-        )
-        word_embeds = F.normalize(self.text_projection(text_outputs.last_hidden_state), dim=-1)  # [B, S, D]
-        word_mask = self.get_word_mask(input_ids, attention_mask)  # [B, S]
+        clip_embeds, _, vision_outputs = self._encode_clips(pixel_values, **tower_kwargs)
+        word_embeds, word_mask, text_outputs = self._encode_words(input_ids, attention_mask, **tower_kwargs)
         if clip_mask is None:
             clip_mask = torch.ones(clip_embeds.shape[:2], dtype=torch.bool, device=clip_embeds.device)
         clip_mask = clip_mask.bool()
-
         video_embeds = F.normalize(masked_mean(clip_embeds, clip_mask), dim=-1)  # [B, D]
         text_embeds = F.normalize(masked_mean(word_embeds, word_mask), dim=-1)  # [B, D]
         logits_per_video = video_embeds @ text_embeds.T / self.config.temperature  # [B, B]
 
         loss = loss_coarse = loss_fine = loss_temporal = positives = None
         if return_loss:
-            if generator is None and not self.training:
-                generator = torch.Generator().manual_seed(0)
-            empty = (~word_mask.any(-1)).nonzero().flatten().tolist()
-            if empty:
-                raise ValueError(
-                    f"LocVTPModel: sentences {empty} have no real word (only padding/special tokens)"
-                )
-            if not bool(clip_mask.any(-1).all()):
-                raise ValueError("LocVTPModel: every video needs at least one valid clip in clip_mask")
+            generator = self._loss_generator(clip_mask, word_mask, generator)
             loss_coarse, loss_fine, loss_temporal, positives, temporal_offsets = self.compute_losses(
                 clip_embeds,
                 word_embeds,
@@ -494,13 +473,12 @@ class LocVTPModel(LocVTPPreTrainedModel):
                 temporal_offsets,
                 generator,
             )
-            cfg = self.config
+            cfg = self.config  # step 4: the weighted sum
             loss = (
                 cfg.coarse_loss_weight * loss_coarse
                 + cfg.fine_loss_weight * loss_fine
                 + cfg.temporal_loss_weight * loss_temporal
             )
-
         output = LocVTPOutput(
             loss=loss,
             loss_coarse=loss_coarse,
@@ -519,6 +497,41 @@ class LocVTPModel(LocVTPPreTrainedModel):
             text_model_output=text_outputs,
         )
         return output if return_dict else output.to_tuple()
+
+    def _encode_clips(
+        self, pixel_values: torch.Tensor, **tower_kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor, ModelOutput]:
+        """Step 1 of `forward`: L2-normalised projected clip features v^t [B, T, D], the per-clip tower features
+        [B, T, hidden] and the tower's output."""
+        clip_hidden, vision_outputs = self._clip_hidden(pixel_values, **tower_kwargs)
+        return F.normalize(self.visual_projection(clip_hidden), dim=-1), clip_hidden, vision_outputs
+
+    def _encode_words(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, **tower_kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor, ModelOutput]:
+        """Step 2 of `forward`: L2-normalised projected word features q^s [B, S, D], the real-word mask [B, S],
+        and the tower's output."""
+        text_outputs = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **tower_kwargs
+        )
+        word_embeds = F.normalize(self.text_projection(text_outputs.last_hidden_state), dim=-1)
+        return word_embeds, self.get_word_mask(input_ids, attention_mask), text_outputs
+
+    def _loss_generator(
+        self, clip_mask: torch.Tensor, word_mask: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Generator | None:
+        """Step 3 of `forward` (with `return_loss`): check that every sentence has a real word and every video a
+        valid clip; the generator of the losses (in eval mode without one, seeded with 0)."""
+        empty = (~word_mask.any(-1)).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(
+                f"LocVTPModel: sentences {empty} have no real word (only padding/special tokens)"
+            )
+        if not bool(clip_mask.any(-1).all()):
+            raise ValueError("LocVTPModel: every video needs at least one valid clip in clip_mask")
+        if generator is None and not self.training:
+            generator = torch.Generator().manual_seed(0)
+        return generator
 
     def compute_losses(
         self,

@@ -456,28 +456,24 @@ def chamfer_similarity(
     database_frames: torch.Tensor,
     database_mask: torch.Tensor | None,
     chunk_bytes: int = 256 * 2**20,
+    symmetric: bool = False,
 ) -> torch.Tensor:
-    """Chamfer similarity (TCA_f): sim(x, y) = mean_i max_j x_i · y_j over valid frames.
+    """Chamfer similarity (TCA_f): sim(x, y) = mean_i max_j x_i · y_j over valid frames; with `symmetric`,
+    TCA_sym: (chamfer(x, y) + chamfer(y, x)) / 2.
 
     Shapes: query_frames [Q, Fq, H] with mask [Q, Fq]; database_frames [D, Fd, H] with mask [D, Fd]
     (masks may be None: all frames valid). Returns [Q, D]. The database is processed in chunks whose
     similarity block stays under `chunk_bytes`.
     """
-    return _chamfer_both_ways(query_frames, query_mask, database_frames, database_mask, chunk_bytes, False)[0]
-
-
-def symmetric_chamfer_similarity(
-    query_frames: torch.Tensor,
-    query_mask: torch.Tensor | None,
-    database_frames: torch.Tensor,
-    database_mask: torch.Tensor | None,
-    chunk_bytes: int = 256 * 2**20,
-) -> torch.Tensor:
-    """Symmetric chamfer (TCA_sym): (chamfer(x, y) + chamfer(y, x)) / 2, shapes as `chamfer_similarity`."""
     forward, reverse = _chamfer_both_ways(
-        query_frames, query_mask, database_frames, database_mask, chunk_bytes, True
+        query_frames, query_mask, database_frames, database_mask, chunk_bytes, symmetric
     )
-    return (forward + reverse) / 2
+    return (forward + reverse) / 2 if symmetric else forward
+
+
+def symmetric_chamfer_similarity(*args, **kwargs) -> torch.Tensor:
+    """Symmetric chamfer (TCA_sym): `chamfer_similarity(..., symmetric=True)`, same arguments and shapes."""
+    return chamfer_similarity(*args, **kwargs, symmetric=True)
 
 
 __all__ = [

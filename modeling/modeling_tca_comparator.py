@@ -20,37 +20,46 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .configuration_checks import check_positive_int
 
-class TCAComparatorConfig(PretrainedConfig):
+
+@strict
+class TCAComparatorConfig(PreTrainedConfig):
     r"""
     Configuration of a [`TCAComparatorModel`] (TCA_v). Defaults are DnS's `VideoComperator()`.
 
     Args:
         in_channels (`int`, defaults to 1): channels of the similarity input (1: one similarity matrix).
         conv_channels (`list[int]`, defaults to `[32, 64, 128]`): output channels of the three 3x3 convs.
-        min_frames (`int`, defaults to 4): the fewest frames per video the network accepts (two 2x2 pools).
+        min_frames (`int`, always 4): the fewest frames per video the network accepts (two 2x2 pools); a
+            consequence of the architecture, not a setting (a saved value is ignored).
     """
 
     model_type = "tca_comparator"
 
-    def __init__(self, in_channels: int = 1, conv_channels: Sequence[int] = (32, 64, 128), **kwargs):
-        conv_channels = [int(c) for c in conv_channels]
-        if len(conv_channels) != 3 or min(conv_channels) <= 0:
-            raise ValueError(
-                f"TCAComparatorConfig.conv_channels must be 3 positive ints, got {conv_channels!r}"
-            )
-        if not isinstance(in_channels, int) or in_channels <= 0:
-            raise ValueError(f"TCAComparatorConfig.in_channels must be a positive int, got {in_channels!r}")
-        self.in_channels = in_channels
-        self.conv_channels = conv_channels
+    in_channels: int = 1
+    conv_channels: list[int] | tuple[int, ...] = (32, 64, 128)
+    min_frames: int = 4
+
+    def __post_init__(self, **kwargs):
+        self.conv_channels = list(self.conv_channels)
         self.min_frames = 4
-        kwargs.pop("min_frames", None)
-        super().__init__(**kwargs)
+        super().__post_init__(**kwargs)
+
+    def validate_comparator(self) -> None:
+        """A positive channel count, and three positive conv widths."""
+        check_positive_int(self, "in_channels")
+        channels = self.conv_channels
+        if len(channels) != 3 or any(
+            isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in channels
+        ):
+            raise ValueError(f"TCAComparatorConfig.conv_channels must be 3 positive ints, got {channels!r}")
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""`vidtempo-extract`: a folder of videos -> a descriptor dataset (METHODS.md §1.1), and `fit-pca`.
+"""Extraction library behind `vidtempo-extract` (`cli/extract.py`): a folder of videos -> a descriptor dataset
+(METHODS.md §1.1), and PCA fitting (`fit_pca`).
 
-    vidtempo-extract VIDEOS_OR_DIRS... --out DIR [--model microsoft/resnet-50 | MODEL_DIR] [--pooling l3_irmac]
+    vidtempo-extract VIDEOS_OR_DIRS... --output DIR [--model microsoft/resnet-50 | MODEL_DIR] [--pooling l3_irmac]
     vidtempo-extract fit-pca RAW_DIR --model RAW_MODEL_DIR --dim 1024 --save-model WHITENED_MODEL_DIR
                      [--whiten-to WHITENED_DESCRIPTOR_DIR]
 
@@ -15,7 +16,6 @@ vidtempo.processing.extract ...`) split the videos with Accelerate's `split_betw
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import multiprocessing
 import os
@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from .descriptor_store import DescriptorWriter, append_failure, existing_ids, read_failures, read_info
 from .image_processing_tca import TCAImageProcessor
 from .provenance import model_record, require_local_or_hub
-from .video_reader import BACKENDS, VideoDecodeError, iter_video_chunks
+from .video_reader import VideoDecodeError, iter_video_chunks
 
 VIDEO_SUFFIXES = {
     ".mp4",
@@ -86,10 +86,12 @@ class VideoFramesDataset(Dataset):
         fps: float | None = 1.0,
         num_frames: int | None = None,
         backend: str = "auto",
+        min_duration: float = 1.0,
     ):
         self.items = list(items)
         self.processor = processor
         self.fps, self.num_frames, self.backend = fps, num_frames, backend
+        self.min_duration = min_duration
 
     def __len__(self) -> int:
         return len(self.items)
@@ -105,6 +107,7 @@ class VideoFramesDataset(Dataset):
                     num_frames=self.num_frames,
                     backend=self.backend,
                     transform=self.processor.resize_and_crop,
+                    min_duration=self.min_duration,
                 )
             )
             if not chunks:
@@ -264,6 +267,32 @@ def _positive(name: str, value, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be positive, got {value!r}")
 
 
+def _check_extract_args(
+    fps, num_frames, batch_size, shard_size, commit_seconds, num_workers, min_duration
+) -> None:
+    if fps is None and num_frames is None:
+        raise ValueError("give fps or num_frames")
+    _positive("fps", fps, allow_none=True)
+    _positive("num_frames", num_frames, allow_none=True)
+    _positive("batch_size", batch_size)
+    _positive("shard_size", shard_size)
+    _positive("commit_seconds", commit_seconds)
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be 0 or more, got {num_workers!r}")
+    if not min_duration >= 0:
+        raise ValueError(f"min_duration must be 0 or more seconds, got {min_duration!r}")
+
+
+def _set_threads(num_threads: int | None) -> None:
+    """torch's CNN threads: `num_threads`, or the cores shared out between this node's processes unless
+    OMP_NUM_THREADS is set."""
+    if num_threads is None and "OMP_NUM_THREADS" not in os.environ:
+        num_threads = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    if num_threads is not None:
+        _positive("num_threads", num_threads)
+        torch.set_num_threads(num_threads)
+
+
 class ExtractionInterrupted(KeyboardInterrupt):
     """SIGTERM or SIGINT during extraction: finished videos were committed; rerun to resume."""
 
@@ -313,30 +342,20 @@ def extract(
     commit_seconds: float = 30.0,
     force: bool = False,
     num_threads: int | None = None,
+    min_duration: float = 1.0,
 ) -> dict:
     """Extract descriptors of `inputs` into `out_dir`; returns counts {"done", "failed", "skipped", "frames"}.
 
     Finished videos are committed at least every `commit_seconds`. SIGTERM or SIGINT commits what is finished,
     stops the decoder workers and raises `ExtractionInterrupted` (a `KeyboardInterrupt`); rerunning resumes.
     `num_threads` (default: the cores shared out between this node's processes) sets torch's CNN threads.
+    Videos shorter than `min_duration` seconds are recorded as failed (the value is kept in the folder's info).
     """
     from accelerate import PartialState
 
-    if fps is None and num_frames is None:
-        raise ValueError("give fps or num_frames")
-    _positive("fps", fps, allow_none=True)
-    _positive("num_frames", num_frames, allow_none=True)
-    _positive("batch_size", batch_size)
-    _positive("shard_size", shard_size)
-    _positive("commit_seconds", commit_seconds)
-    if num_workers < 0:
-        raise ValueError(f"num_workers must be 0 or more, got {num_workers!r}")
+    _check_extract_args(fps, num_frames, batch_size, shard_size, commit_seconds, num_workers, min_duration)
     state = PartialState(cpu=cpu)
-    if num_threads is None and "OMP_NUM_THREADS" not in os.environ:
-        num_threads = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
-    if num_threads is not None:
-        _positive("num_threads", num_threads)
-        torch.set_num_threads(num_threads)
+    _set_threads(num_threads)
     model = model if model is not None else load_descriptor_model(model_name, pooling)
     processor = processor or load_processor(model_name)
     model = model.to(state.device).eval()
@@ -353,6 +372,7 @@ def extract(
         "pca_dim": model.config.pca_dim,
         "fps": fps,
         "num_frames": num_frames,
+        "min_duration": float(min_duration),
     }
     check_compatible(out_dir, metadata, force)  # resuming: refuse to mix descriptors of different settings
     handlers = {}
@@ -360,23 +380,17 @@ def extract(
         handlers = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with state.split_between_processes(todo) as mine:
-            _extract_items(
-                mine,
-                out_dir,
-                model,
-                processor,
-                state,
-                metadata,
-                counts,
-                fps,
-                num_frames,
-                backend,
-                batch_size,
-                num_workers,
-                shard_size,
-                commit_seconds,
-                progress,
-            )
+            settings = {
+                "fps": fps,
+                "num_frames": num_frames,
+                "backend": backend,
+                "batch_size": batch_size,
+                "num_workers": num_workers,
+                "shard_size": shard_size,
+                "commit_seconds": commit_seconds,
+                "progress": progress,
+            }
+            _extract_items(mine, out_dir, model, processor, state, metadata, counts, settings)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -384,25 +398,47 @@ def extract(
     return counts
 
 
-def _extract_items(
-    mine,
-    out_dir,
-    model,
-    processor,
-    state,
-    metadata,
-    counts,
-    fps,
-    num_frames,
-    backend,
-    batch_size,
-    num_workers,
-    shard_size,
-    commit_seconds,
-    progress,
+def _describe_and_write(
+    pending: list[dict], model, processor, batch_size: int, device, writer, counts
 ) -> None:
-    """One process's share of `extract`: decode in workers, describe in batches, write shards."""
-    dataset = VideoFramesDataset(mine, processor, fps=fps, num_frames=num_frames, backend=backend)
+    """Describe the decoded videos of `pending` in frame batches packed across videos, hand them to `writer`."""
+    pixels = torch.cat([item["pixels"] for item in pending])
+    features = _describe(model, processor, pixels, batch_size, device)
+    start = 0
+    for item in pending:
+        stop = start + len(item["pixels"])
+        writer.add(
+            item["video_id"],
+            features[start:stop],
+            path=item["path"],
+            fps=item["fps"],
+            timestamps=item["timestamps"],
+        )
+        start = stop
+        counts["frames"] += len(item["pixels"])
+    counts["done"] += len(pending)
+
+
+def _extract_items(
+    mine, out_dir, model, processor, state, metadata: dict, counts: dict, settings: dict
+) -> None:
+    """One process's share of `extract`: decode in workers, describe in batches, write shards. `settings` holds
+    `extract`'s fps, num_frames, backend, batch_size, num_workers, shard_size, commit_seconds and progress."""
+    fps, num_frames, backend = settings["fps"], settings["num_frames"], settings["backend"]
+    batch_size, num_workers = settings["batch_size"], settings["num_workers"]
+    shard_size, commit_seconds, progress = (
+        settings["shard_size"],
+        settings["commit_seconds"],
+        settings["progress"],
+    )
+    dataset = VideoFramesDataset(
+        mine,
+        processor,
+        fps=fps,
+        num_frames=num_frames,
+        backend=backend,
+        min_duration=metadata["min_duration"],
+    )
     writer = DescriptorWriter(
         out_dir,
         model.config.output_dim,
@@ -414,26 +450,11 @@ def _extract_items(
     pending: list[dict] = []
 
     def flush() -> None:
-        if not pending:
-            return
-        pixels = torch.cat([item["pixels"] for item in pending])
-        features = _describe(model, processor, pixels, batch_size, state.device)
-        start = 0
-        for item in pending:
-            stop = start + len(item["pixels"])
-            writer.add(
-                item["video_id"],
-                features[start:stop],
-                path=item["path"],
-                fps=item["fps"],
-                timestamps=item["timestamps"],
-            )
-            start = stop
-            counts["frames"] += len(item["pixels"])
-        counts["done"] += len(pending)
-        bar.update(len(pending))
-        pending.clear()
-        show_rates()
+        if pending:
+            _describe_and_write(pending, model, processor, batch_size, state.device, writer, counts)
+            bar.update(len(pending))
+            pending.clear()
+            show_rates()
 
     began = time.perf_counter()
 
@@ -466,7 +487,7 @@ def _extract_items(
         flush()
 
 
-def fit_pca_command(
+def fit_pca(
     raw_dir: str,
     model_name: str,
     dim: int,
@@ -475,8 +496,9 @@ def fit_pca_command(
     frames_per_video: int | None = None,
     seed: int = 0,
     progress: bool = True,
-) -> None:
-    """Fit PCA on raw descriptors, save a whitened descriptor model (+ processor), optionally whiten the folder."""
+) -> dict:
+    """Fit PCA on raw descriptors, save a whitened descriptor model (+ processor), optionally whiten the folder.
+    Returns {"model": save_model, "descriptors": whiten_to, "pca_dim", "feature_dim"}."""
     from .descriptor_pca import fit_pca_on_descriptors, whiten_descriptor_folder
 
     model = load_descriptor_model(model_name)
@@ -497,195 +519,15 @@ def fit_pca_command(
             progress=progress,
             metadata={**model_record(save_model), "pca_dim": model.config.pca_dim},
         )
+    return {
+        "model": str(save_model),
+        "descriptors": str(whiten_to) if whiten_to else None,
+        "pca_dim": model.config.pca_dim,
+        "feature_dim": model.config.feature_dim,
+    }
 
 
-def _positive_number(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
+if __name__ == "__main__":  # `python -m vidtempo.processing.extract` / `torchrun ... -m`: the CLI
+    from ..cli.extract import main
 
-    return parse
-
-
-def _extract_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-extract",
-        description="Turn video files (or folders, searched recursively) into a descriptor dataset: 1-fps "
-        "frames -> short side 256, centre crop 224 -> ResNet stages 1-4 -> iMAC/L3-iRMAC (-> PCA if the model "
-        "has one). Video id = file stem. Resumable; bad files go to OUT/failed.jsonl. "
-        "Use `vidtempo-extract fit-pca --help` for the PCA step.",
-    )
-    parser.add_argument("inputs", nargs="+", help="video files and/or folders")
-    parser.add_argument("--out", required=True, help="output descriptor folder (created or resumed)")
-    parser.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="saved descriptor-model folder, or a ResNet checkpoint (default %(default)s, needs "
-        "the Hub) used without PCA",
-    )
-    parser.add_argument(
-        "--pooling",
-        default="l3_irmac",
-        choices=["imac", "l3_irmac"],
-        help="pooling when --model is a plain ResNet (default %(default)s)",
-    )
-    parser.add_argument(
-        "--fps", type=_positive_number(float), default=1.0, help="sampling rate (default 1, authors' rule)"
-    )
-    parser.add_argument(
-        "--num-frames",
-        type=_positive_number(int),
-        default=None,
-        help="sample N frames uniformly instead of --fps",
-    )
-    parser.add_argument(
-        "--backend", default="auto", choices=BACKENDS, help="decoder (auto: decord, else PyAV)"
-    )
-    parser.add_argument("--batch-size", type=_positive_number(int), default=64, help="frames per CNN batch")
-    parser.add_argument(
-        "--num-workers",
-        type=int,
-        default=2,
-        help="decoding worker processes per process (0: decode in the main process, where a decoder crash ends the job)",
-    )
-    parser.add_argument(
-        "--shard-size",
-        type=_positive_number(int),
-        default=64,
-        help="at most this many videos per parquet shard (default %(default)s)",
-    )
-    parser.add_argument(
-        "--commit-seconds",
-        type=_positive_number(float),
-        default=30.0,
-        help="commit finished videos at least this often, so a kill loses at most this much "
-        "work (default %(default)s)",
-    )
-    parser.add_argument(
-        "--num-threads",
-        type=_positive_number(int),
-        default=None,
-        help="torch threads for the CNN (default: the cores shared out between this node's "
-        "processes, unless OMP_NUM_THREADS is set)",
-    )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="add to a folder extracted with a different model file (same settings required)",
-    )
-    parser.add_argument("--retry-failed", action="store_true", help="retry videos listed in failed.jsonl")
-    parser.add_argument("--cpu", action="store_true", help="run on CPU even if an accelerator is present")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    return parser
-
-
-def _fit_pca_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-extract fit-pca",
-        description="Fit PCA whitening (streaming covariance, float64) on a raw descriptor folder written with a "
-        "PCA-free model, save a new descriptor model holding the PCA buffers, and optionally whiten the folder.",
-    )
-    parser.add_argument("raw_dir", help="descriptor folder of raw (un-whitened) descriptors")
-    parser.add_argument(
-        "--model", required=True, help="the raw descriptor model (folder or ResNet checkpoint)"
-    )
-    parser.add_argument(
-        "--dim",
-        type=_positive_number(int),
-        default=1024,
-        help="PCA output dimension (default %(default)s); must be below the number of frames fitted",
-    )
-    parser.add_argument("--save-model", required=True, help="folder for the whitened descriptor model")
-    parser.add_argument("--whiten-to", default=None, help="also write whitened descriptors to this folder")
-    parser.add_argument(
-        "--frames-per-video",
-        type=int,
-        default=None,
-        help="random frames per video used for fitting (authors' code: 10; default: all)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the frame sampling")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
-    try:
-        return _main(argv)
-    except (ValueError, FileNotFoundError, OSError) as error:
-        if debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-
-
-def _main(argv: list[str]) -> int:
-    if argv and argv[0] == "fit-pca":
-        args = _fit_pca_parser().parse_args(argv[1:])
-        fit_pca_command(
-            args.raw_dir,
-            args.model,
-            args.dim,
-            args.save_model,
-            args.whiten_to,
-            args.frames_per_video,
-            args.seed,
-            progress=not args.no_progress,
-        )
-        print(
-            f"saved whitened model to {args.save_model}"
-            + (f", descriptors to {args.whiten_to}" if args.whiten_to else "")
-        )
-        return 0
-    parser = _extract_parser()
-    args = parser.parse_args(argv)
-    if args.num_workers < 0:
-        parser.error(f"argument --num-workers: expected 0 or more, got {args.num_workers}")
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    counts = {"done": 0, "failed": 0, "skipped": 0, "frames": 0}
-    try:
-        counts = extract(
-            args.inputs,
-            args.out,
-            model_name=args.model,
-            pooling=args.pooling,
-            fps=None if args.num_frames else args.fps,
-            num_frames=args.num_frames,
-            backend=args.backend,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            shard_size=args.shard_size,
-            retry_failed=args.retry_failed,
-            progress=not args.no_progress,
-            cpu=args.cpu,
-            commit_seconds=args.commit_seconds,
-            force=args.force,
-            num_threads=args.num_threads,
-        )
-    except ExtractionInterrupted as interrupt:
-        done = len(existing_ids(args.out)) if (Path(args.out) / "data").is_dir() else 0
-        print(
-            f"interrupted by {interrupt}: {done} videos are committed in {args.out}; run the same command "
-            "again to resume",
-            file=sys.stderr,
-        )
-        return 128 + interrupt.signum
-    print(
-        f"[process {os.environ.get('RANK', 0)}] extracted {counts['done']} videos ({counts['frames']} frames), "
-        f"{counts['failed']} failed, {counts['skipped']} skipped -> {args.out}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

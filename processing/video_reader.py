@@ -14,6 +14,7 @@ Create readers inside the decoding worker processes; nothing here is shared acro
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -216,8 +217,7 @@ def _decord_reader(path: str):
     """One decord VideoReader per (process, path); created lazily in the calling process (worker-safe)."""
     key = (os.getpid(), path)
     if key not in _DECORD_CACHE:
-        import decord
-
+        decord = importlib.import_module("decord")  # optional: not a requirement of a saved processor
         _DECORD_CACHE.clear()  # keep at most one open reader per process
         _DECORD_CACHE[key] = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     return _DECORD_CACHE[key]
@@ -225,7 +225,7 @@ def _decord_reader(path: str):
 
 def decord_available() -> bool:
     try:
-        import decord  # noqa: F401
+        importlib.import_module("decord")
     except Exception:
         return False
     return True
@@ -304,6 +304,16 @@ def iter_video_chunks(
         raise VideoDecodeError(path, "zero-length or corrupt video stream (no decodable frame)")
 
 
+def read_all_frames(path: str | os.PathLike, backend: str = "pyav") -> tuple[np.ndarray, float]:
+    """Every frame of a video (no sampling, no minimum duration) as uint8 [N, H, W, 3], and the frame rate the
+    container reports (0.0 when it gives none). Raises `VideoDecodeError` for unusable files."""
+    info = probe_video(path, min_duration=0.0)
+    clip = read_video(path, fps=info.effective_fps, backend=backend, min_duration=0.0)  # step 1: every frame
+    if len(clip.indices) == 0:
+        raise VideoDecodeError(path, "no decodable frame")
+    return np.asarray(clip.frames), (float(info.fps) if math.isfinite(info.fps) else 0.0)
+
+
 def read_video(
     path: str | os.PathLike,
     fps: float | None = 1.0,
@@ -349,6 +359,7 @@ __all__ = [
     "fps_step",
     "iter_video_chunks",
     "probe_video",
+    "read_all_frames",
     "read_video",
     "uniform_indices",
 ]

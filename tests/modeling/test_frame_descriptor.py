@@ -12,12 +12,17 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoImageProcessor, AutoModel, ResNetConfig, ResNetModel
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
 from vidtempo.modeling.modeling_frame_descriptor import imac, l3_irmac, rmac_region_params
 from vidtempo.processing import TCAImageProcessor
 from vidtempo.processing.descriptor_pca import StreamingPCA
+
+# a config's `validate_*` failure (@strict wraps it) or a `__post_init__` ValueError
+CONFIG_ERRORS = (ValueError, StrictDataclassError)
+
 
 TINY_RESNET = dict(embedding_size=8, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], layer_type="basic")
 
@@ -151,9 +156,9 @@ def test_model_whitening_equals_numpy_formula_and_round_trips(tmp_path):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="pooling"):
+    with pytest.raises(CONFIG_ERRORS, match="pooling"):
         FrameDescriptorConfig(pooling="gem")
-    with pytest.raises(ValueError, match="pca_dim"):
+    with pytest.raises(CONFIG_ERRORS, match="pca_dim"):
         FrameDescriptorConfig(backbone_config=ResNetConfig(**TINY_RESNET), pca_dim=49)
     assert FrameDescriptorConfig().feature_dim == 3840  # ResNet-50: 256 + 512 + 1024 + 2048
 

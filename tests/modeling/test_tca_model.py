@@ -9,11 +9,15 @@ import textwrap
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from isolation import BLOCK_VIDTEMPO
 from torch import nn
 
 from vidtempo.modeling import TCAConfig, TCAModel
 from vidtempo.modeling.modeling_tca import masked_mean
+
+# a config's `validate_*` failure (@strict wraps it) or a `__post_init__` ValueError
+CONFIG_ERRORS = (ValueError, StrictDataclassError)
 
 
 def tiny_config(**overrides) -> TCAConfig:
@@ -176,7 +180,7 @@ def test_matches_torch_transformer_encoder_layers():
             r"hidden_size \(30\) must be divisible by num_attention_heads \(4\)",
         ),
         (dict(num_hidden_layers=0), r"num_hidden_layers must be a positive integer, got 0"),
-        (dict(input_size=1.5), r"input_size must be a positive integer, got 1.5"),
+        (dict(input_size=1.5), r"input_size.* expected int, got float \(value: 1.5\)"),
         (dict(hidden_dropout_prob=1.0), r"hidden_dropout_prob must be in \[0, 1\), got 1.0"),
         (dict(attention_dropout=-0.1), r"attention_dropout must be in \[0, 1\), got -0.1"),
         (dict(layer_norm_eps=0.0), r"layer_norm_eps must be positive"),
@@ -184,7 +188,7 @@ def test_matches_torch_transformer_encoder_layers():
     ],
 )
 def test_config_validation(overrides, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(CONFIG_ERRORS, match=message):
         tiny_config(**overrides)
 
 
@@ -252,7 +256,11 @@ def test_saved_code_uses_only_sibling_relative_imports(tmp_path):
         "AutoModel": "modeling_tca.TCAModel",
     }
     siblings = {path.stem for path in tmp_path.glob("*.py")}
-    assert siblings == {"configuration_tca", "modeling_tca"}
+    assert siblings == {
+        "configuration_checks",
+        "configuration_tca",
+        "modeling_tca",
+    }  # checks: generic, shared
     for path in tmp_path.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
@@ -271,6 +279,7 @@ CHILD_SCRIPT = (
     + """
 import torch
 from transformers import AutoModel
+
 
 folder, inputs_file, outputs_file = sys.argv[1:4]
 model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()

@@ -180,3 +180,17 @@ def test_symmetric_chamfer_property(
     torch.testing.assert_close(
         forward.double(), naive_matrix(q, q_mask.bool(), d, d_mask.bool(), False), rtol=1e-5, atol=1e-5
     )
+
+
+def test_chamfer_symmetric_flag_is_tca_sym():
+    generator = torch.Generator().manual_seed(5)
+    q, d = torch.randn(2, 4, 6, generator=generator), torch.randn(3, 5, 6, generator=generator)
+    q_mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    d_mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    both = chamfer_similarity(q, q_mask, d, d_mask, symmetric=True)
+    torch.testing.assert_close(both, naive_matrix(q, q_mask, d, d_mask, True).float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(both, symmetric_chamfer_similarity(q, q_mask, d, d_mask, chunk_bytes=64))
+    one_way = chamfer_similarity(q, q_mask, d, d_mask)
+    torch.testing.assert_close(
+        one_way, naive_matrix(q, q_mask, d, d_mask, False).float(), rtol=1e-5, atol=1e-5
+    )

@@ -74,3 +74,18 @@ def test_a_failed_folder_write_leaves_the_old_folder(tmp_path):
         write_folder_atomically(target, fails)
     assert (target / "a.txt").read_text() == "old" and not (target / "half.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_processing_writes_no_temp_and_rename_of_its_own():
+    """`write_atomically` is the one mechanism: no other processing/ module renames files into place."""
+    import re
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "processing"
+    pattern = re.compile(
+        r"os\.replace\(|os\.rename\(|\.rename\(|\.replace\(\s*[\w.]*path|mkstemp|NamedTemporaryFile"
+    )
+    offenders = [
+        p.name for p in folder.glob("*.py") if p.name != "atomic_files.py" and pattern.search(p.read_text())
+    ]
+    assert offenders == []

@@ -13,6 +13,7 @@ import pytest
 import torch
 from transformers import ResNetConfig
 
+from vidtempo.cli.extract import main
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
 from vidtempo.processing import TCAImageProcessor, read_video
 from vidtempo.processing.descriptor_store import (
@@ -23,7 +24,7 @@ from vidtempo.processing.descriptor_store import (
     read_info,
     shard_files,
 )
-from vidtempo.processing.extract import collect_videos, main
+from vidtempo.processing.extract import collect_videos
 from vidtempo.synthetic.video_writer import write_video
 
 TINY_RESNET = dict(embedding_size=8, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], layer_type="basic")
@@ -503,3 +504,63 @@ def test_after_sigkill_no_worker_outlives_its_parent(workspace, tmp_path):
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
     assert _gone(workers), "decoder workers outlived a SIGKILLed parent"
+
+
+def test_min_duration_accepts_short_videos_and_is_recorded(workspace, tmp_path, capsys):
+    """`tooshort.mp4` is 0.4 s: refused by default (the folder says min_duration 1.0), accepted with
+    `--min-duration 0.25`, and described exactly as an independent read -> processor -> model pass gives."""
+    common = ["--model", str(workspace / "model"), "--num-workers", "0", "--no-progress"]
+    short = str(workspace / "videos" / "tooshort.mp4")
+    assert main([short, "--output", str(tmp_path / "default"), *common]) == 0
+    assert [row["video_id"] for row in read_failures(tmp_path / "default")] == ["tooshort"]
+    assert "shorter than 1.0 s" in read_failures(tmp_path / "default")[0]["error"]
+    assert read_info(tmp_path / "default")["min_duration"] == 1.0
+    assert main([short, "--output", str(tmp_path / "short"), "--min-duration", "0.25", *common]) == 0
+    assert read_failures(tmp_path / "short") == []
+    assert read_info(tmp_path / "short")["min_duration"] == 0.25
+    (row,) = list(iter_descriptors(tmp_path / "short"))
+    model = FrameDescriptorModel.from_pretrained(workspace / "model").eval()
+    processor = TCAImageProcessor.from_pretrained(workspace / "model")
+    clip = read_video(short, backend="pyav", min_duration=0.25)
+    with torch.no_grad():
+        expected = model(processor(clip.frames)["pixel_values"]).frame_embeds.numpy()
+    assert row[0] == "tooshort" and row[1].shape == expected.shape
+    np.testing.assert_allclose(row[1].astype(np.float32), expected, atol=2e-3)
+    assert "extracted 1 videos" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_output_flag_and_its_hidden_out_alias_write_the_same_folder(workspace, tmp_path, capsys):
+    common = [str(workspace / "videos" / "a.mp4"), "--model", str(workspace / "model"), "--num-workers", "0"]
+    assert main([*common, "--output", str(tmp_path / "new"), "--no-progress"]) == 0
+    assert main([*common, "--out", str(tmp_path / "old"), "--no-progress"]) == 0
+    new, old = (dict((v, f) for v, f, _ in iter_descriptors(tmp_path / n)) for n in ("new", "old"))
+    assert list(new) == list(old) == ["a"]
+    np.testing.assert_array_equal(new["a"], old["a"])
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "--output" in help_text and "--out " not in help_text and "--out," not in help_text
+
+
+def test_fit_pca_returns_data_and_the_cli_prints_one_summary(workspace, tmp_path, capsys):
+    from vidtempo.processing.extract import fit_pca
+
+    raw = tmp_path / "raw"
+    videos = [str(workspace / "videos" / n) for n, _, _ in VIDEOS]
+    assert main([*videos, "--output", str(raw), "--model", str(workspace / "model"), "--no-progress"]) == 0
+    result = fit_pca(str(raw), str(workspace / "model"), 4, str(tmp_path / "m1"), progress=False)
+    assert result == {"model": str(tmp_path / "m1"), "descriptors": None, "pca_dim": 4, "feature_dim": 48}
+    assert FrameDescriptorConfig.from_pretrained(tmp_path / "m1").pca_dim == 4
+    capsys.readouterr()
+    args = ["fit-pca", str(raw), "--model", str(workspace / "model"), "--dim", "4"]
+    assert (
+        main(
+            [*args, "--save-model", str(tmp_path / "m2"), "--whiten-to", str(tmp_path / "w"), "--no-progress"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [
+        f"fitted a 4-d PCA of 48-d descriptors; saved the whitened model to {tmp_path / 'm2'}, "
+        f"descriptors to {tmp_path / 'w'}"
+    ]

@@ -6,6 +6,8 @@ Fixture videos are real encoded files; every frame shows its own index as a 16-b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,42 @@ def test_probe_reports_stream_facts(videos):
     assert info.fps == pytest.approx(30000 / 1001, rel=1e-6)
     assert info.duration == pytest.approx(100 * 1001 / 30000, abs=0.05)
     assert probe_video(videos["f200.mp4"]).effective_fps == 25.0
+
+
+def test_read_all_frames_matches_a_plain_pyav_decode(tmp_path):
+    """Every frame, no minimum duration (0.5 s here), and the reported rate: against av.open + decode."""
+    import av
+
+    from vidtempo.processing.video_reader import read_all_frames
+
+    frames = np.random.default_rng(3).integers(0, 256, (6, 16, 24, 3), dtype=np.uint8)
+    path = tmp_path / "half_second.mp4"
+    write_video(path, frames, fps=12)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        expected = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+        rate = float(stream.average_rate)
+    decoded, fps = read_all_frames(path)
+    assert decoded.dtype == np.uint8 and decoded.shape == expected.shape == (6, 16, 24, 3)
+    np.testing.assert_array_equal(decoded, expected)
+    assert fps == pytest.approx(rate) and fps == pytest.approx(12)
+    (tmp_path / "text.mp4").write_text("not a video")
+    with pytest.raises(VideoDecodeError, match="text.mp4"):
+        read_all_frames(tmp_path / "text.mp4")
+
+
+def test_video_reader_is_the_only_decoder():
+    """No other module of processing/ (or modeling/) opens a video container or imports a decoder itself."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(
+        r"^\s*(import av\b|from av\b|import decord|from decord)|av\.open\(|decord\.VideoReader", re.M
+    )
+    offenders = [
+        str(p.relative_to(root))
+        for folder in ("processing", "modeling")
+        for p in (root / folder).glob("*.py")
+        if p.name != "video_reader.py" and pattern.search(p.read_text())
+    ]
+    assert offenders == []
