@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
-from ._contract import run_command
-from ._train_flags import PAIRS_FORMAT, build_train_parser, config_from_args, is_main_process
+from ._train_flags import PAIRS_FORMAT, TrainerCommand
 
 DESCRIPTION = """\
 Train TCA (METHODS.md §1.4): a contrastive loss of anchor-positive pairs against a memory bank of distractors.
@@ -22,28 +20,21 @@ checkpoints/step_N/, logs/ (tensorboard), model/ (safetensors + code), metrics.j
 A --resume whose result-changing settings differ from the checkpoint's is refused, naming them."""
 
 
-def build_parser():
-    from ..training.options import TrainConfig
-
-    return build_train_parser(TrainConfig, "vidtempo-train-tca", DESCRIPTION, PAIRS_FORMAT)
-
-
-def _run(args) -> int:
-    from ..training.options import TrainConfig
-
-    config = config_from_args(TrainConfig, args)
-    from ..training.train_tca import train
-
-    metrics = train(config)
-    if is_main_process():
-        keys = ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")
-        print(json.dumps({k: metrics[k] for k in keys}))
-    return 0
+def _summary(metrics: dict) -> str:
+    keys = ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")
+    return json.dumps({k: metrics[k] for k in keys})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), _run, argv)
-
+COMMAND = TrainerCommand(
+    prog="vidtempo-train-tca",
+    description=DESCRIPTION,
+    epilog=PAIRS_FORMAT,
+    config="training.options:TrainConfig",
+    train="training.train_tca:train",
+    summary=_summary,
+)
+build_parser = COMMAND.build_parser
+main = COMMAND.main
 
 __all__ = ["build_parser", "main"]
 
