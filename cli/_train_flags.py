@@ -152,10 +152,19 @@ class TrainerCommand:
         return run_command(self.build_parser(), self.run, argv)
 
 
+def trainer_command(
+    prog: str, description: str, epilog: str, config: str, train: str, summary: Callable[[dict], str]
+) -> tuple[Callable[[], argparse.ArgumentParser], Callable[[Sequence[str] | None], int]]:
+    """`(build_parser, main)` of a trainer console script (see `TrainerCommand`)."""
+    command = TrainerCommand(prog, description, epilog, config, train, summary)
+    return command.build_parser, command.main
+
+
 __all__ = [
     "CAPTIONS_FORMAT",
     "PAIRS_FORMAT",
     "TrainerCommand",
+    "trainer_command",
     "build_train_parser",
     "config_from_args",
     "is_main_process",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from ._train_flags import PAIRS_FORMAT, TrainerCommand
+from ._train_flags import PAIRS_FORMAT, trainer_command
+
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Train the TCA_v comparator (ViSiL/DnS) on related pairs: ViSiL's triplet loss on the comparator's video
@@ -24,18 +26,14 @@ def _summary(metrics: dict) -> str:
     return json.dumps(keys)
 
 
-COMMAND = TrainerCommand(
-    prog="vidtempo-train-comparator",
-    description=DESCRIPTION,
-    epilog=PAIRS_FORMAT,
-    config="training.options:ComparatorTrainConfig",
-    train="training.train_comparator:train_comparator",
-    summary=_summary,
+build_parser, main = trainer_command(
+    "vidtempo-train-comparator",
+    DESCRIPTION,
+    PAIRS_FORMAT,
+    "training.options:ComparatorTrainConfig",
+    "training.train_comparator:train_comparator",
+    _summary,
 )
-build_parser = COMMAND.build_parser
-main = COMMAND.main
-
-__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

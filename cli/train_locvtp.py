@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._train_flags import CAPTIONS_FORMAT, TrainerCommand
+from ._train_flags import CAPTIONS_FORMAT, trainer_command
+
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Pre-train LocVTP (coarse + fine-grained + temporal-aware losses) on a captions file of
@@ -25,18 +27,14 @@ def _summary(metrics: dict) -> str:
     )
 
 
-COMMAND = TrainerCommand(
-    prog="vidtempo-train-locvtp",
-    description=DESCRIPTION,
-    epilog=CAPTIONS_FORMAT,
-    config="training.options:LocVTPTrainConfig",
-    train="training.train_locvtp:train",
-    summary=_summary,
+build_parser, main = trainer_command(
+    "vidtempo-train-locvtp",
+    DESCRIPTION,
+    CAPTIONS_FORMAT,
+    "training.options:LocVTPTrainConfig",
+    "training.train_locvtp:train",
+    _summary,
 )
-build_parser = COMMAND.build_parser
-main = COMMAND.main
-
-__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

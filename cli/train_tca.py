@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from ._train_flags import PAIRS_FORMAT, TrainerCommand
+from ._train_flags import PAIRS_FORMAT, trainer_command
+
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Train TCA (METHODS.md §1.4): a contrastive loss of anchor-positive pairs against a memory bank of distractors.
@@ -25,18 +27,14 @@ def _summary(metrics: dict) -> str:
     return json.dumps({k: metrics[k] for k in keys})
 
 
-COMMAND = TrainerCommand(
-    prog="vidtempo-train-tca",
-    description=DESCRIPTION,
-    epilog=PAIRS_FORMAT,
-    config="training.options:TrainConfig",
-    train="training.train_tca:train",
-    summary=_summary,
+build_parser, main = trainer_command(
+    "vidtempo-train-tca",
+    DESCRIPTION,
+    PAIRS_FORMAT,
+    "training.options:TrainConfig",
+    "training.train_tca:train",
+    _summary,
 )
-build_parser = COMMAND.build_parser
-main = COMMAND.main
-
-__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())
