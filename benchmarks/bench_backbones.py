@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import interleaved_times, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
@@ -90,15 +90,8 @@ def main() -> None:
             "lite0": lambda: lite(pixels),
             "decode": decode,
         }
-        best = dict.fromkeys(tasks, float("inf"))
         with torch.no_grad():
-            for fn in tasks.values():  # warm-up
-                fn()
-            for _ in range(rounds):
-                for name, fn in tasks.items():
-                    start = time.perf_counter()
-                    fn()
-                    best[name] = min(best[name], time.perf_counter() - start)
+            best = {name: min(times) for name, times in interleaved_times(tasks, rounds).items()}
             end_to_end = {}
             for _ in range(max(1, rounds // 2)):  # end-to-end extract, same videos, alternating
                 for name, model in models.items():

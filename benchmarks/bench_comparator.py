@@ -13,12 +13,11 @@ import datetime
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import interleaved_times, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.embedding import frame_level_similarities
 from vidtempo.modeling import TCAComparatorConfig, TCAComparatorModel, cosine_similarity
@@ -39,16 +38,9 @@ def measure(num_database: int, dim: int, rounds: int, seed: int = 0) -> dict[str
         "chamfer (TCA_f)": lambda: frame_level_similarities([query], database, "chamfer"),
         "comparator (TCA_v)": lambda: comparator.score_database(query, database, batch_size=64),
     }
-    times = {name: [] for name in methods}
     with torch.no_grad():
-        for fn in methods.values():  # warm-up
-            fn()
-        for _ in range(rounds):
-            for name, fn in methods.items():
-                start = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - start) / num_database)
-    return {name: statistics.median(values) for name, values in times.items()}
+        times = interleaved_times(methods, rounds)
+    return {name: statistics.median(values) / num_database for name, values in times.items()}
 
 
 def main() -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
+from collections.abc import Callable, Sequence
 
-from ._contract import UsageError, add_common_flags
+from ._contract import UsageError, add_common_flags, run_command
 
 PAIRS_FORMAT = """\
 pairs file formats (--pairs):
@@ -116,4 +118,54 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-__all__ = ["CAPTIONS_FORMAT", "PAIRS_FORMAT", "build_train_parser", "config_from_args", "is_main_process"]
+def _load(target: str):
+    """`"module:name"` (module relative to the vidtempo package) -> the object, imported only when called."""
+    module, name = target.split(":")
+    package = __package__.rpartition(".")[0]
+    return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerCommand:
+    """One trainer console script: a config dataclass turned into flags, a training function run on the
+    validated config, and a one-line summary of its metrics printed by the main process. `config` and
+    `train` name `"module:attribute"` inside vidtempo, imported after parsing (so `--help` is fast)."""
+
+    prog: str
+    description: str
+    epilog: str
+    config: str
+    train: str
+    summary: Callable[[dict], str]
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        return build_train_parser(_load(self.config), self.prog, self.description, self.epilog)
+
+    def run(self, args: argparse.Namespace) -> int:
+        config = config_from_args(_load(self.config), args)
+        metrics = _load(self.train)(config)
+        if is_main_process():
+            print(self.summary(metrics))
+        return 0
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        return run_command(self.build_parser(), self.run, argv)
+
+
+def trainer_command(
+    prog: str, description: str, epilog: str, config: str, train: str, summary: Callable[[dict], str]
+) -> tuple[Callable[[], argparse.ArgumentParser], Callable[[Sequence[str] | None], int]]:
+    """`(build_parser, main)` of a trainer console script (see `TrainerCommand`)."""
+    command = TrainerCommand(prog, description, epilog, config, train, summary)
+    return command.build_parser, command.main
+
+
+__all__ = [
+    "CAPTIONS_FORMAT",
+    "PAIRS_FORMAT",
+    "TrainerCommand",
+    "trainer_command",
+    "build_train_parser",
+    "config_from_args",
+    "is_main_process",
+]

@@ -14,14 +14,15 @@ from ..evaluation.grounding import DEFAULT_THRESHOLDS, SCORE_MODES
 from ..evaluation.text_video_retrieval import TIE_MODES
 from ._contract import UsageError, add_common_flags, positive, run_command
 
+DESCRIPTION = (
+    "Evaluate LocVTP: text<->video retrieval (R@1/5/10, MdR, MnR) and zero-shot temporal grounding "
+    "(R@{1,5} at IoU > thresholds, strictly, after NMS; mIoU), written to one JSON for the model card."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The `vidtempo-eval-locvtp` parser."""
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-eval-locvtp",
-        description="Evaluate LocVTP: text<->video retrieval (R@1/5/10, MdR, MnR) and zero-shot temporal grounding "
-        "(R@{1,5} at IoU > thresholds, strictly, after NMS; mIoU), written to one JSON for the model card.",
-    )
+    parser = argparse.ArgumentParser(prog="vidtempo-eval-locvtp", description=DESCRIPTION)
     parser.add_argument("--model", required=True, help="a saved LocVTPModel folder (with its processor)")
     parser.add_argument("--processor", help="processor folder if not saved with the model")
     parser.add_argument(

@@ -18,14 +18,15 @@ from ..evaluation.benchmarks import BENCHMARKS, DEFAULT_MISSING, FIVR_ANNOTATION
 from ..evaluation.similarities import RERANK_SIMILARITIES, SIMILARITIES
 from ._contract import UsageError, add_common_flags, positive, run_command
 
+DESCRIPTION = (
+    "Evaluate video retrieval on FIVR-5K/200K (DSVR/CSVR/ISVR), CC_WEB_VIDEO (4 variants) or "
+    "EVVE with the published protocols. Videos are embedded full-length and deterministically."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The `vidtempo-eval` parser."""
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-eval",
-        description="Evaluate video retrieval on FIVR-5K/200K (DSVR/CSVR/ISVR), CC_WEB_VIDEO (4 variants) or "
-        "EVVE with the published protocols. Videos are embedded full-length and deterministically.",
-    )
+    parser = argparse.ArgumentParser(prog="vidtempo-eval", description=DESCRIPTION)
     parser.add_argument(
         "--benchmark",
         choices=[*BENCHMARKS, "fivr"],

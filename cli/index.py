@@ -20,13 +20,15 @@ from ._contract import add_common_flags, positive, run_command
 INDEX_TYPES = ("flat", "ivf", "ivfpq")
 
 
+DESCRIPTION = (
+    "Embed a descriptor folder with a TCA model and build (or resume) a searchable VideoIndex: "
+    "video embeddings in FAISS, frame embeddings in a memory-mapped float16 file for chamfer re-ranking."
+)
+
+
 def index_parser() -> argparse.ArgumentParser:
     """The `vidtempo-index` parser."""
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-index",
-        description="Embed a descriptor folder with a TCA model and build (or resume) a searchable VideoIndex: "
-        "video embeddings in FAISS, frame embeddings in a memory-mapped float16 file for chamfer re-ranking.",
-    )
+    parser = argparse.ArgumentParser(prog="vidtempo-index", description=DESCRIPTION)
     parser.add_argument("--features", required=True, help="descriptor folder of the collection")
     parser.add_argument("--index", required=True, help="index folder (created, or resumed if it exists)")
     parser.add_argument(

@@ -12,16 +12,17 @@ from collections.abc import Sequence
 
 from ._contract import add_common_flags, run_command
 
+DESCRIPTION = (
+    "Write a Hub-ready folder from a saved vidtempo model: model.safetensors, config.json with "
+    "auto_map, the model code (loads with AutoModel.from_pretrained(..., trust_remote_code=True) "
+    "without vidtempo), processor files and a model card whose model-index holds the metrics of "
+    "the evaluation JSON(s) written by vidtempo-eval. --push-to-hub uploads it."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The `vidtempo-publish` parser."""
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-publish",
-        description="Write a Hub-ready folder from a saved vidtempo model: model.safetensors, config.json with "
-        "auto_map, the model code (loads with AutoModel.from_pretrained(..., trust_remote_code=True) "
-        "without vidtempo), processor files and a model card whose model-index holds the metrics of "
-        "the evaluation JSON(s) written by vidtempo-eval. --push-to-hub uploads it.",
-    )
+    parser = argparse.ArgumentParser(prog="vidtempo-publish", description=DESCRIPTION)
     parser.add_argument("model", help="saved model folder (save_pretrained output, e.g. the training output)")
     parser.add_argument("output_dir", help="folder to write (replaced if it exists)")
     parser.add_argument(

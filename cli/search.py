@@ -15,14 +15,15 @@ from collections.abc import Sequence
 
 from ._contract import add_common_flags, positive, run_command
 
+DESCRIPTION = (
+    "Search a VideoIndex with query videos from a descriptor folder: cosine retrieval, "
+    "optionally re-ranked by chamfer similarity (--rerank DEPTH)."
+)
+
 
 def search_parser() -> argparse.ArgumentParser:
     """The `vidtempo-search` parser."""
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-search",
-        description="Search a VideoIndex with query videos from a descriptor folder: cosine retrieval, "
-        "optionally re-ranked by chamfer similarity (--rerank DEPTH).",
-    )
+    parser = argparse.ArgumentParser(prog="vidtempo-search", description=DESCRIPTION)
     parser.add_argument("--index", required=True, help="index folder built by vidtempo-index")
     parser.add_argument("--features", required=True, help="descriptor folder holding the query videos")
     parser.add_argument("--queries", nargs="*", help="query video ids (default: every video in --features)")

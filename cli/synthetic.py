@@ -13,6 +13,19 @@ from collections.abc import Sequence
 
 from ._contract import add_common_flags, positive, run_command
 
+NEARDUP_DESCRIPTION = (
+    "Render the synthetic near-duplicate benchmark: per family a query, ND (transformed copies), "
+    "DS (shared scenes), CS (other viewpoint) and IS (same incident) relatives, plus distractors; "
+    "FIVR-schema annotation (held-out families, version 'synthetic') and VCDB-like training pairs. "
+    "Videos: 6 per family (with 2 ND) + distractors. Rerunning with the same arguments resumes."
+)
+
+CAPTIONS_DESCRIPTION = (
+    "Render the synthetic captioned-video set for LocVTP: videos with 2-3 timed events, captions "
+    "with start/end seconds (captions.csv, train.csv, test.csv) and Charades-STA-style grounding "
+    "files (charades_sta_{train,test}.txt). Rerunning with the same arguments reuses the output."
+)
+
 
 def _size(text: str) -> tuple[int, int]:
     """argparse type of `--size`: ``WIDTHxHEIGHT`` -> (width, height)."""
@@ -39,11 +52,7 @@ def _video_flags(parser: argparse.ArgumentParser, size: tuple[int, int], duratio
 def neardup_parser() -> argparse.ArgumentParser:
     """The parser of `python -m vidtempo.synthetic.neardup`."""
     parser = argparse.ArgumentParser(
-        prog="python -m vidtempo.synthetic.neardup",
-        description="Render the synthetic near-duplicate benchmark: per family a query, ND (transformed copies), "
-        "DS (shared scenes), CS (other viewpoint) and IS (same incident) relatives, plus distractors; "
-        "FIVR-schema annotation (held-out families, version 'synthetic') and VCDB-like training pairs. "
-        "Videos: 6 per family (with 2 ND) + distractors. Rerunning with the same arguments resumes.",
+        prog="python -m vidtempo.synthetic.neardup", description=NEARDUP_DESCRIPTION
     )
     parser.add_argument("out_dir", help="output folder")
     parser.add_argument(
@@ -101,10 +110,7 @@ def _neardup(args: argparse.Namespace) -> int:
 def captions_parser() -> argparse.ArgumentParser:
     """The parser of `python -m vidtempo.synthetic.captions`."""
     parser = argparse.ArgumentParser(
-        prog="python -m vidtempo.synthetic.captions",
-        description="Render the synthetic captioned-video set for LocVTP: videos with 2-3 timed events, captions "
-        "with start/end seconds (captions.csv, train.csv, test.csv) and Charades-STA-style grounding "
-        "files (charades_sta_{train,test}.txt). Rerunning with the same arguments reuses the output.",
+        prog="python -m vidtempo.synthetic.captions", description=CAPTIONS_DESCRIPTION
     )
     parser.add_argument("out_dir", help="output folder")
     parser.add_argument("--num-videos", type=positive(int), default=40, help="videos; default 40")

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
-from ._contract import run_command
-from ._train_flags import PAIRS_FORMAT, build_train_parser, config_from_args, is_main_process
+from ._train_flags import PAIRS_FORMAT, trainer_command
+
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Train the TCA_v comparator (ViSiL/DnS) on related pairs: ViSiL's triplet loss on the comparator's video
@@ -20,31 +20,20 @@ frozen TCA (--tca-model) or on the raw descriptors (--tca-model none).
 Writes into --output: model/ (safetensors + code) and metrics.json."""
 
 
-def build_parser():
-    from ..training.options import ComparatorTrainConfig
-
-    return build_train_parser(ComparatorTrainConfig, "vidtempo-train-comparator", DESCRIPTION, PAIRS_FORMAT)
-
-
-def _run(args) -> int:
-    from ..training.options import ComparatorTrainConfig
-
-    config = config_from_args(ComparatorTrainConfig, args)
-    from ..training.train_comparator import train_comparator
-
-    metrics = train_comparator(config)
-    if is_main_process():
-        summary = {"global_step": metrics["global_step"], "first_loss": metrics["losses"][0],
-                   "last_loss": metrics["losses"][-1], "model_dir": metrics["model_dir"]}  # fmt: skip
-        print(json.dumps(summary))
-    return 0
+def _summary(metrics: dict) -> str:
+    keys = {"global_step": metrics["global_step"], "first_loss": metrics["losses"][0],
+            "last_loss": metrics["losses"][-1], "model_dir": metrics["model_dir"]}  # fmt: skip
+    return json.dumps(keys)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), _run, argv)
-
-
-__all__ = ["build_parser", "main"]
+build_parser, main = trainer_command(
+    "vidtempo-train-comparator",
+    DESCRIPTION,
+    PAIRS_FORMAT,
+    "training.options:ComparatorTrainConfig",
+    "training.train_comparator:train_comparator",
+    _summary,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main())

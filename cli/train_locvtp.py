@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from ._train_flags import CAPTIONS_FORMAT, trainer_command
 
-from ._contract import run_command
-from ._train_flags import CAPTIONS_FORMAT, build_train_parser, config_from_args, is_main_process
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Pre-train LocVTP (coarse + fine-grained + temporal-aware losses) on a captions file of
@@ -20,33 +19,22 @@ Precedence: defaults < YAML --config < flags. Writes into --output: checkpoints/
 processor), metrics.json, failed_rank<N>.jsonl (unreadable videos)."""
 
 
-def build_parser():
-    from ..training.options import LocVTPTrainConfig
-
-    return build_train_parser(LocVTPTrainConfig, "vidtempo-train-locvtp", DESCRIPTION, CAPTIONS_FORMAT)
-
-
-def _run(args) -> int:
-    from ..training.options import LocVTPTrainConfig
-
-    config = config_from_args(LocVTPTrainConfig, args)
-    from ..training.train_locvtp import train
-
-    metrics = train(config)
-    if is_main_process():
-        losses = metrics["losses"]
-        print(
-            f"trained {metrics['global_step']} steps: loss {losses[0]:.4f} -> {losses[-1]:.4f}; "
-            f"{metrics['num_failed']} unreadable video(s) skipped; model in {metrics['model_dir']}"
-        )
-    return 0
+def _summary(metrics: dict) -> str:
+    losses = metrics["losses"]
+    return (
+        f"trained {metrics['global_step']} steps: loss {losses[0]:.4f} -> {losses[-1]:.4f}; "
+        f"{metrics['num_failed']} unreadable video(s) skipped; model in {metrics['model_dir']}"
+    )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), _run, argv)
-
-
-__all__ = ["build_parser", "main"]
+build_parser, main = trainer_command(
+    "vidtempo-train-locvtp",
+    DESCRIPTION,
+    CAPTIONS_FORMAT,
+    "training.options:LocVTPTrainConfig",
+    "training.train_locvtp:train",
+    _summary,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
-from ._contract import run_command
-from ._train_flags import PAIRS_FORMAT, build_train_parser, config_from_args, is_main_process
+from ._train_flags import PAIRS_FORMAT, trainer_command
+
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Train TCA (METHODS.md §1.4): a contrastive loss of anchor-positive pairs against a memory bank of distractors.
@@ -22,30 +22,19 @@ checkpoints/step_N/, logs/ (tensorboard), model/ (safetensors + code), metrics.j
 A --resume whose result-changing settings differ from the checkpoint's is refused, naming them."""
 
 
-def build_parser():
-    from ..training.options import TrainConfig
-
-    return build_train_parser(TrainConfig, "vidtempo-train-tca", DESCRIPTION, PAIRS_FORMAT)
-
-
-def _run(args) -> int:
-    from ..training.options import TrainConfig
-
-    config = config_from_args(TrainConfig, args)
-    from ..training.train_tca import train
-
-    metrics = train(config)
-    if is_main_process():
-        keys = ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")
-        print(json.dumps({k: metrics[k] for k in keys}))
-    return 0
+def _summary(metrics: dict) -> str:
+    keys = ("global_step", "initial_val_map", "final_val_map", "best_step", "model_dir")
+    return json.dumps({k: metrics[k] for k in keys})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), _run, argv)
-
-
-__all__ = ["build_parser", "main"]
+build_parser, main = trainer_command(
+    "vidtempo-train-tca",
+    DESCRIPTION,
+    PAIRS_FORMAT,
+    "training.options:TrainConfig",
+    "training.train_tca:train",
+    _summary,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -100,3 +100,20 @@ def tiny_collection(seed=0, num_queries=3, per_query=3, distractors=6):
         "annotation": annotation,
     }
     return descriptors, fivr
+
+
+def naive_evve_ap(ranked, positives: set, all_db: set) -> float:
+    """EVVE's AP of one query worked as a loop (ViSiL's evaluator): the positives' ranks in `ranked` (ids,
+    best first) shifted past the results that are not in `all_db`; trapezoidal rule over the positives."""
+    ranks, outside = [], 0
+    for r, video in enumerate(ranked):
+        if video in positives:
+            ranks.append(r - outside)
+        if video not in all_db:
+            outside += 1
+    ap = 0.0
+    for found, rank in enumerate(ranks):
+        left = 1.0 if rank == 0 else found / rank
+        right = (found + 1) / (rank + 1)
+        ap += (left + right) / len(positives) / 2.0
+    return ap

@@ -175,7 +175,17 @@ def crop_or_pad(
     return out, length
 
 
-class TCAPairDataset(Dataset):
+class _EpochSeeded:
+    """Draws that depend on (seed, epoch): `set_epoch` (called by the loop each epoch) moves to new ones."""
+
+    seed: int
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+
+class TCAPairDataset(_EpochSeeded, Dataset):
     """Item i: (anchor, positive) of pair i, randomly swapped, and `num_negatives` random distractors,
     each cropped or padded to `num_frames`. Call `set_epoch` before each epoch."""
 
@@ -201,9 +211,6 @@ class TCAPairDataset(Dataset):
         self.num_negatives = num_negatives
         self.seed = seed
         self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -247,16 +254,13 @@ def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
-class EpochPermutationSampler(Sampler[int]):
+class EpochPermutationSampler(_EpochSeeded, Sampler[int]):
     """A random permutation that depends only on (seed, epoch): reproducible after a resume."""
 
     def __init__(self, length: int, seed: int = 0):
         self.length = length
         self.seed = seed
         self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.length

@@ -30,20 +30,8 @@ from ..modeling.configuration_locvtp import LocVTPConfig
 from ..modeling.modeling_locvtp import LocVTPModel, load_text_tower, sample_temporal_offsets
 from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor, default_image_processor
+from . import loop
 from .locvtp_data import IndexedDataset, VideoAugment, VideoTextCollator
-from .loop import (
-    Run,
-    batches,
-    cap_max_steps,
-    finish_run,
-    finish_step,
-    mean_over_processes,
-    new_state,
-    open_run,
-    resume_state,
-    start_run,
-    steps_per_epoch,
-)
 from .options import LocVTPTrainConfig
 
 logger = logging.getLogger(__name__)
@@ -301,7 +289,7 @@ def check_videos_exist(rows, captions: str) -> None:
 def train(config: LocVTPTrainConfig) -> dict:
     """Pre-train; returns the metrics (also written to `output_dir/metrics.json`)."""
     config.validate()
-    accelerator, output_dir = start_run(config)
+    accelerator, output_dir = loop.start_run(config)
     rows = load_caption_dataset(config.captions, split=config.split, unit=config.unit)
     if len(rows) == 0:
         raise ValueError(f"no usable rows: {config.captions} has no caption rows with split={config.split!r}")
@@ -329,8 +317,8 @@ def train(config: LocVTPTrainConfig) -> dict:
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    total_steps, max_steps = cap_max_steps(
-        config.max_steps, steps_per_epoch(loader, config.gradient_accumulation_steps), config.epochs
+    total_steps, max_steps = loop.cap_max_steps(
+        config.max_steps, loop.steps_per_epoch(loader, config.gradient_accumulation_steps), config.epochs
     )
     # milestones are fractions of the `epochs` schedule; `max_steps` only cuts a run short
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -338,17 +326,22 @@ def train(config: LocVTPTrainConfig) -> dict:
     )
     accelerator.register_for_checkpointing(scheduler)
 
-    state = new_state(config, num_failed=0)
+    state = loop.new_state(config, num_failed=0)
     if config.resume:
-        state = resume_state(accelerator, config, output_dir, state)
-    run = open_run(accelerator, output_dir, config, state, max_steps, "pre-train LocVTP")
+        state = loop.resume_state(accelerator, config, output_dir, state)
+    run = loop.open_run(accelerator, output_dir, config, state, max_steps, "pre-train LocVTP")
 
     def on_epoch(epoch: int) -> None:
         generator.manual_seed(config.seed + epoch)  # the shuffle order of an epoch, also after a resume
         collator.set_epoch(epoch)
 
     _train_epochs(
-        run, state, model, optimizer, scheduler, batches(accelerator, loader, state, config.epochs, on_epoch)
+        run,
+        state,
+        model,
+        optimizer,
+        scheduler,
+        loop.batches(accelerator, loader, state, config.epochs, on_epoch),
     )
     run.progress.close()
     accelerator.wait_for_everyone()
@@ -367,10 +360,12 @@ def train(config: LocVTPTrainConfig) -> dict:
         "num_processes": accelerator.num_processes,
         "model_dir": str(output_dir / "model"),
     }
-    return finish_run(run, accelerator.unwrap_model(model), metrics, save_extra=processor.save_pretrained)
+    return loop.finish_run(
+        run, accelerator.unwrap_model(model), metrics, save_extra=processor.save_pretrained
+    )
 
 
-def _train_epochs(run: Run, state: dict, model, optimizer, scheduler, batch_iterator) -> None:
+def _train_epochs(run: loop.Run, state: dict, model, optimizer, scheduler, batch_iterator) -> None:
     """The optimizer steps from the state's position to `run.max_steps`; undecodable videos are skipped
     and listed in `failed_rank<N>.jsonl`."""
     accelerator, config = run.accelerator, run.config
@@ -411,11 +406,11 @@ def _train_epochs(run: Run, state: dict, model, optimizer, scheduler, batch_iter
         record = {
             "step": state["global_step"],
             "epoch": epoch,
-            "loss": mean_over_processes(accelerator, loss),
-            **{k: mean_over_processes(accelerator, v) for k, v in parts.items()},
+            "loss": loop.mean_over_processes(accelerator, loss),
+            **{k: loop.mean_over_processes(accelerator, v) for k, v in parts.items()},
             "lr": scheduler.get_last_lr()[0],
         }
-        if finish_step(run, state, record):
+        if loop.finish_step(run, state, record):
             break
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import naive_evve_ap
 
 from vidtempo.evaluation.benchmarks import (
     SimilarityMatrix,
@@ -357,16 +358,7 @@ def naive_evve(similarities, data, all_db):
             if q not in similarities:
                 continue
             res = similarities[q]
-            ranks, n_ext = [], 0
-            for r, video in enumerate(sorted(res, key=lambda x: -res[x])):
-                if video in positives:
-                    ranks.append(r - n_ext)
-                if video not in all_db:
-                    n_ext += 1
-            ap = 0.0
-            for ntp, rank in enumerate(ranks):
-                p0 = 1.0 if rank == 0 else ntp / rank
-                ap += (p0 + (ntp + 1) / (rank + 1)) / len(positives) / 2.0
+            ap = naive_evve_ap(sorted(res, key=lambda x: -res[x]), positives, all_db)
             per_event.setdefault(name, []).append(ap)
     return float(np.mean([x for v in per_event.values() for x in v])), {
         k: float(np.mean(v)) for k, v in per_event.items()

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import pytest
+from factories import naive_evve_ap
 
 from vidtempo.evaluation.benchmarks import (
     SimilarityMatrix,
@@ -96,19 +97,7 @@ def reference_evve(similarities, data, all_db):
         for query in event["queries"]:
             if query not in similarities:
                 continue
-            res = similarities[query]
-            ranks, outside = [], 0
-            for r, video in enumerate(stable_descending(res)):
-                if video in positives:
-                    ranks.append(r - outside)
-                if video not in all_db:
-                    outside += 1
-            ap = 0.0
-            for found, rank in enumerate(ranks):
-                left = 1.0 if rank == 0 else found / rank
-                right = (found + 1) / (rank + 1)
-                ap += (left + right) / len(positives) / 2.0
-            per_event[name].append(ap)
+            per_event[name].append(naive_evve_ap(stable_descending(similarities[query]), positives, all_db))
     everything = [ap for values in per_event.values() for ap in values]
     # per event: sum / number of the event's queries in all_db (= those with features)
     events = {
