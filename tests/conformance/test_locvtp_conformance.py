@@ -6,7 +6,7 @@ import pytest
 
 from vidtempo.modeling import LocVTPConfig, LocVTPModel
 
-from ._suite import load_suite
+from ._suite import load_suite, skip_not_applicable
 
 suite = load_suite()
 ModelTesterMixin, ConfigTester = suite.ModelTesterMixin, suite.ConfigTester
@@ -91,20 +91,12 @@ class LocVTPModelTest(ModelTesterMixin, unittest.TestCase):
     def test_config(self):
         self.config_tester.run_common_tests()
 
-    @unittest.skip(
-        reason="LocVTPOutput keeps the towers' hidden states in vision/text_model_output, as CLIPOutput"
-    )
-    def test_hidden_states_output(self):
-        pass
 
-    @unittest.skip(
-        reason="LocVTPOutput keeps the towers' hidden states in vision/text_model_output, as CLIPOutput"
-    )
-    def test_retain_grad_hidden_states_attentions(self):
-        pass
-
-    @unittest.skip(
-        reason="LocVTPOutput keeps the towers' attentions in vision/text_model_output, as CLIPOutput"
-    )
-    def test_attention_outputs(self):
-        pass
+skip_not_applicable(
+    LocVTPModelTest,
+    {
+        "test_hidden_states_output": "LocVTPOutput keeps the towers' hidden states in vision/text_model_output, as CLIPOutput",
+        "test_retain_grad_hidden_states_attentions": "LocVTPOutput keeps the towers' hidden states in vision/text_model_output, as CLIPOutput",
+        "test_attention_outputs": "LocVTPOutput keeps the towers' attentions in vision/text_model_output, as CLIPOutput",
+    },
+)

@@ -114,34 +114,6 @@ class TCAModelTest(suite.ModelTesterMixin, unittest.TestCase):
         )
         torch.testing.assert_close(features.pooler_output, reference.video_embeds, rtol=0, atol=0)
 
-    @unittest.skip(reason="TCA has no input embeddings: its inputs are frame descriptors, not tokens")
-    def test_model_get_set_embeddings(self):
-        pass
-
-    @unittest.skip(
-        reason="TCAModel is a base model without a loss (the training losses live in vidtempo.training)"
-    )
-    def test_training(self):
-        pass
-
-    @unittest.skip(
-        reason="needs a loss; TCA's gradient-checkpointing gradients are checked in tests/test_tca_model.py"
-    )
-    def test_training_gradient_checkpointing(self):
-        pass
-
-    @unittest.skip(
-        reason="needs a loss; TCA's gradient-checkpointing gradients are checked in tests/test_tca_model.py"
-    )
-    def test_training_gradient_checkpointing_use_reentrant_false(self):
-        pass
-
-    @unittest.skip(
-        reason="needs a loss; TCA's gradient-checkpointing gradients are checked in tests/test_tca_model.py"
-    )
-    def test_training_gradient_checkpointing_use_reentrant_true(self):
-        pass
-
 
 # Common tests that do not apply to TCA, each with the reason. (Tests gated by hardware — accelerator,
 # several GPUs, deepspeed, MPS, the kernels library — are left to their own decorators so that they run
@@ -206,6 +178,11 @@ NOT_APPLICABLE = {
     "test_resize_tokens_embeddings": _NO_TOKENS,
     "test_resize_tokens_embeddings_with_deepspeed": _NO_TOKENS,
     "test_resize_tokens_embeddings_with_deepspeed_multi_gpu": _NO_TOKENS,
+    "test_model_get_set_embeddings": "TCA has no input embeddings: its inputs are frame descriptors, not tokens",
+    "test_training": "TCAModel is a base model without a loss (the training losses live in vidtempo.training)",
+    "test_training_gradient_checkpointing": "needs a loss; TCA's gradient-checkpointing gradients are checked in tests/modeling/test_tca_model.py",
+    "test_training_gradient_checkpointing_use_reentrant_false": "needs a loss; TCA's gradient-checkpointing gradients are checked in tests/modeling/test_tca_model.py",
+    "test_training_gradient_checkpointing_use_reentrant_true": "needs a loss; TCA's gradient-checkpointing gradients are checked in tests/modeling/test_tca_model.py",
 }
 
 
@@ -275,17 +252,18 @@ class TCAGRUModelTest(_AggregatorTest):
 class TCANetVLADModelTest(_AggregatorTest):
     aggregator = "netvlad"
 
-    @unittest.skip(reason="NetVLAD pools the frames in one step: it has no per-layer frame hidden states")
-    def test_hidden_states_output(self):
-        pass
 
-    @unittest.skip(reason="NetVLAD pools the frames in one step: it has no per-layer frame hidden states")
-    def test_retain_grad_hidden_states_attentions(self):
-        pass
-
-    @unittest.skip(reason="NetVLAD pools the frames in one step: it has no per-layer frame hidden states")
-    def test_get_video_features_hidden_states(self):
-        pass
+skip_not_applicable(
+    TCANetVLADModelTest,
+    dict.fromkeys(
+        [
+            "test_hidden_states_output",
+            "test_retain_grad_hidden_states_attentions",
+            "test_get_video_features_hidden_states",
+        ],
+        "NetVLAD pools the frames in one step: it has no per-layer frame hidden states",
+    ),
+)
 
 
 del _AggregatorTest  # not a test case of its own (it would rerun the Transformer's)

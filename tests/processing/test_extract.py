@@ -183,28 +183,29 @@ def test_bad_flag_values_are_refused_before_any_work(workspace, tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
+def _fit_pca(workspace, raw, tmp_path, dim: int, *extra: str) -> int:
+    """`vidtempo-extract fit-pca RAW --model M --dim DIM --save-model TMP/white_model EXTRA...`."""
+    model = str(workspace / "model")
+    return main(
+        [
+            "fit-pca",
+            str(raw),
+            "--model",
+            model,
+            "--dim",
+            str(dim),
+            "--save-model",
+            str(tmp_path / "white_model"),
+            *extra,
+        ]
+    )
+
+
 def test_fit_pca_step_whitens_folder_and_model(workspace, tmp_path):
     raw = tmp_path / "raw"
     common = ["--model", str(workspace / "model"), "--num-workers", "0", "--no-progress"]
     assert main([str(workspace / "videos" / n) for n, _, _ in VIDEOS] + ["--out", str(raw)] + common) == 0
-    assert (
-        main(
-            [
-                "fit-pca",
-                str(raw),
-                "--model",
-                str(workspace / "model"),
-                "--dim",
-                "6",
-                "--save-model",
-                str(tmp_path / "white_model"),
-                "--whiten-to",
-                str(tmp_path / "white"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert _fit_pca(workspace, raw, tmp_path, 6, "--whiten-to", str(tmp_path / "white"), "--no-progress") == 0
     frames = np.concatenate([f for _, f, _ in iter_descriptors(raw)]).astype(np.float64)
     mean = frames.mean(axis=0)
     values, vectors = np.linalg.eigh(np.cov(frames, rowvar=False))
@@ -234,21 +235,7 @@ def test_fit_pca_refuses_more_components_than_frames(workspace, tmp_path, capsys
     raw = tmp_path / "raw"
     common = ["--model", str(workspace / "model"), "--num-workers", "0", "--no-progress"]
     assert main([str(workspace / "videos" / "a.mp4"), "--out", str(raw), *common]) == 0  # 3 frames
-    assert (
-        main(
-            [
-                "fit-pca",
-                str(raw),
-                "--model",
-                str(workspace / "model"),
-                "--dim",
-                "3",
-                "--save-model",
-                str(tmp_path / "white_model"),
-            ]
-        )
-        == 1
-    )
+    assert _fit_pca(workspace, raw, tmp_path, 3) == 1
     err = capsys.readouterr().err
     assert "3 frames were fitted, so at most 2 PCA components" in err and "--dim 2" in err
     assert not (tmp_path / "white_model").exists()
