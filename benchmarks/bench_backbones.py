@@ -57,7 +57,7 @@ def flops_per_frame(model: torch.nn.Module) -> float:
 
 
 def main() -> None:
-    """Measure, then write this benchmark's report section. One linear procedure on purpose (over 80 lines):
+    """Measure, then write this benchmark's report section. Long because it is one linear procedure on purpose:
     each number is measured right above the sentence of the report that states it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer videos and rounds")

@@ -73,7 +73,7 @@ def interleaved_best(functions: dict, rounds: int) -> dict:
 
 
 def main() -> None:
-    """Measure, then write this benchmark's report section. One linear procedure on purpose (over 80 lines):
+    """Measure, then write this benchmark's report section. Long because it is one linear procedure on purpose:
     each number is measured right above the sentence of the report that states it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller videos and fewer repeats")

@@ -144,7 +144,7 @@ def bench_losses(model: LocVTPModel, batch: int, clips: int, words: int) -> dict
 
 
 def main() -> None:
-    """Measure, then write this benchmark's report section. One linear procedure on purpose (over 80 lines):
+    """Measure, then write this benchmark's report section. Long because it is one linear procedure on purpose:
     each number is measured right above the sentence of the report that states it."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
