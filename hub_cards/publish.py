@@ -398,7 +398,7 @@ def push_folder(
     if _hub_offline():
         raise PublishError(
             f"cannot push to {repo_id}: the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1). "
-            f"The folder {folder} is ready; upload it later with `huggingface-cli upload {repo_id} {folder}`."
+            f"The folder {folder} is ready; upload it later with `hf upload {repo_id} {folder} .`."
         )
     from huggingface_hub import HfApi
 
@@ -414,7 +414,7 @@ def push_folder(
     except Exception as error:  # network, authentication, permission
         raise PublishError(
             f"cannot push to {repo_id}: {type(error).__name__}: {error}. Check the network and "
-            f"`huggingface-cli login`; the folder {folder} is ready to upload."
+            f"`hf auth login`; the folder {folder} is ready to upload."
         ) from error
     return str(getattr(info, "commit_url", info))
 

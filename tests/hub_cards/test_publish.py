@@ -245,3 +245,26 @@ def test_publish_command_errors_are_one_line(tmp_path, capsys):
     training.write_text("{not json")
     with pytest.raises(P.PublishError, match=r"training section \(.*training.json\): expected a JSON object"):
         P.read_training(training)
+
+
+def test_push_hints_name_commands_the_installed_hf_cli_has(tmp_path, monkeypatch):
+    """The offline push error tells the user a command to run later: that command must exist in the
+    installed huggingface_hub CLI (huggingface_hub 2 replaced `huggingface-cli` with `hf`)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from vidtempo.hub_cards.publish import PublishError, push_folder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PublishError) as caught:
+        push_folder(tmp_path, "user/repo")
+    commands = re.findall(r"`(hf [^`]+)`", str(caught.value))
+    assert commands and "huggingface-cli" not in str(caught.value)
+    source = (Path(__file__).resolve().parents[2] / "hub_cards" / "publish.py").read_text()
+    commands += re.findall(r"`(hf [a-z ]+)`", source)  # the login hint of a failed upload
+    hf = Path(sys.executable).with_name("hf")
+    for command in commands:
+        words = [w for w in shlex.split(command)[1:] if not w.startswith(("user/", str(tmp_path), "."))]
+        result = subprocess.run([str(hf), *words, "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (command, result.stderr[-500:])
