@@ -268,3 +268,20 @@ def test_push_hints_name_commands_the_installed_hf_cli_has(tmp_path, monkeypatch
         words = [w for w in shlex.split(command)[1:] if not w.startswith(("user/", str(tmp_path), "."))]
         result = subprocess.run([str(hf), *words, "--help"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (command, result.stderr[-500:])
+
+
+def test_card_templates_name_commands_that_exist_and_serve_the_model():
+    """Every `vidtempo-*` command a card names is a console script; LocVTP's evaluation is its own command."""
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    scripts = set(tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"])
+    for template in ("tca_card.md", "locvtp_card.md"):
+        text = (root / "hub_cards" / template).read_text()
+        named = set(re.findall(r"`(vidtempo-[a-z-]+)", text))
+        assert named and named <= scripts, (template, named - scripts)
+    locvtp = (root / "hub_cards" / "locvtp_card.md").read_text()
+    assert "vidtempo-eval-locvtp" in locvtp and "`vidtempo-eval`" not in locvtp
