@@ -117,3 +117,50 @@ def naive_evve_ap(ranked, positives: set, all_db: set) -> float:
         right = (found + 1) / (rank + 1)
         ap += (left + right) / len(positives) / 2.0
     return ap
+
+
+def tiny_tca_video(seed: int = 0, comparator: bool = False, pca_dim: int = 16):
+    """A tiny composite TCA video model (random ResNet 8-wide stages, a fitted-looking random PCA to
+    `pca_dim`, a 16-d one-layer TCA, optionally a comparator) and its processor (64 -> 56 px, 2 fps)."""
+    import torch
+    from transformers import ResNetConfig
+
+    from vidtempo.modeling import (
+        FrameDescriptorConfig,
+        FrameDescriptorModel,
+        TCAComparatorConfig,
+        TCAComparatorModel,
+        TCAConfig,
+        TCAModel,
+        TCAVideoModel,
+    )
+    from vidtempo.processing.descriptor_pca import PCAWhitening
+    from vidtempo.processing.image_processing_tca import TCAImageProcessor
+    from vidtempo.processing.processing_tca_video import TCAVideoProcessor
+
+    torch.manual_seed(seed)
+    backbone = ResNetConfig(depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 8, 8], embedding_size=8)
+    descriptor = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=backbone)).eval()
+    rng = np.random.default_rng(seed)
+    components = np.linalg.qr(rng.standard_normal((32, 32)))[0][:pca_dim]
+    descriptor.set_pca(
+        PCAWhitening(
+            mean=rng.standard_normal(32) * 0.01,
+            components=components,
+            eigenvalues=rng.uniform(0.5, 2, pca_dim),
+        )
+    )
+    tca = TCAModel(TCAConfig(input_size=pca_dim, hidden_size=16, num_attention_heads=2, intermediate_size=32))
+    comp = TCAComparatorModel(TCAComparatorConfig(conv_channels=[4, 4, 4])) if comparator else None
+    model = TCAVideoModel.from_descriptor_and_tca(descriptor.eval(), tca.eval(), comp, fps=2.0)
+    processor = TCAVideoProcessor(TCAImageProcessor(shortest_edge=64, crop_size=56), fps=2.0)
+    return model, processor, descriptor, tca
+
+
+def texture_video(seed: int, num_frames: int = 30, height: int = 48, width: int = 64) -> np.ndarray:
+    """uint8 frames [N, H, W, 3] of a blocky random texture scrolling sideways (seeded)."""
+    blocks = np.random.default_rng(seed).integers(
+        0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8
+    )
+    texture = np.kron(blocks, np.ones((8, 8, 1), np.uint8))[:height, :width]
+    return np.stack([np.roll(texture, 2 * t, axis=1) for t in range(num_frames)])
