@@ -17,7 +17,9 @@ from .modeling_tca import chamfer_similarity
 from .modeling_tca_comparator import repeat_to_min_frames
 
 # task -> what `config.custom_pipelines` holds for it (publishing writes it and copies this file)
+# "feature-extraction" is served by the embedding pipeline too, so the card's `pipeline_tag` is true
 PIPELINES = {
+    "feature-extraction": {"impl": "pipeline_tca.TCAVideoEmbeddingPipeline", "pt": ["AutoModel"]},
     "tca-video-embedding": {"impl": "pipeline_tca.TCAVideoEmbeddingPipeline", "pt": ["AutoModel"]},
     "tca-video-similarity": {"impl": "pipeline_tca.TCAVideoSimilarityPipeline", "pt": ["AutoModel"]},
 }
