@@ -279,7 +279,7 @@ def test_card_templates_name_commands_that_exist_and_serve_the_model():
 
     root = Path(__file__).resolve().parents[2]
     scripts = set(tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"])
-    for template in ("tca_card.md", "locvtp_card.md"):
+    for template in P.TEMPLATES.values():
         text = (root / "hub_cards" / template).read_text()
         named = set(re.findall(r"`(vidtempo-[a-z-]+)", text))
         assert named and named <= scripts, (template, named - scripts)

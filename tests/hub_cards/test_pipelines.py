@@ -1,0 +1,149 @@
+"""Published repos answer in plain transformers, in a process that blocks every vidtempo import: each card's
+usage snippet runs as written (repo id and video names replaced by local ones), the TCA video pipelines embed an
+mp4 and score a near-duplicate pair above an unrelated pair, LocVTP grounding returns moments, and
+AutoProcessor + AutoModel reproduce the pipelines' numbers, which equal the library's in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from factories import texture_video, tiny_locvtp, tiny_tca_video
+from isolation import BLOCK_VIDTEMPO
+
+import vidtempo.processing  # noqa: F401  (registers the processors)
+from vidtempo.evaluation.grounding import sliding_window_proposals
+from vidtempo.evaluation.locvtp_eval import encode_clips, encode_sentences
+from vidtempo.hub_cards import publish as P
+from vidtempo.modeling.grounding_scoring import rank_moments
+from vidtempo.processing.processing_locvtp import decode_video_frames
+from vidtempo.synthetic.video_writer import write_video
+
+pytestmark = pytest.mark.slow  # each test starts a fresh interpreter (torch + transformers, ~15 s)
+
+
+def _usage_snippet(card: str, repo_id: str, folder, videos: dict) -> str:
+    """The card's first python block with the repo id and the video names replaced."""
+    code = re.search(r"## Usage\n\n```python\n(.*?)```", card, flags=re.S).group(1)
+    code = code.replace(f'"{repo_id}"', repr(str(folder)))
+    for name, path in videos.items():
+        code = code.replace(f'"{name}"', repr(str(path)))
+    return code
+
+
+def _run_isolated(script: str, tmp_path) -> dict:
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "PYTHONPATH": "",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", BLOCK_VIDTEMPO + script], capture_output=True, text=True, env=env, cwd=tmp_path,
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads((tmp_path / "out.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    source = texture_video(1, num_frames=30)
+    brighter = np.clip(source.astype(int) + 10, 0, 255).astype(np.uint8)  # re-encoded, colour-shifted copy
+    return {
+        "video.mp4": write_video(root / "a.mp4", source, fps=10),
+        "other.mp4": write_video(root / "a_copy.mp4", brighter, fps=10, crf=35),
+        "unrelated.mp4": write_video(root / "b.mp4", texture_video(2, num_frames=30), fps=10),
+    }
+
+
+def test_tca_video_repo_embeds_and_compares_videos_without_vidtempo(tmp_path, videos):
+    training_videos = [texture_video(seed, num_frames=10) for seed in range(10, 16)]
+    model, processor, _, _ = tiny_tca_video(comparator=True, fit_pca_on=training_videos)
+    folder = P.publish_model(model, tmp_path / "repo", processor=processor, model_name="tca-video-tiny")
+    card = (folder / "README.md").read_text()
+    assert (
+        "pipeline_tag: feature-extraction" in card
+        and "ResNet (bottleneck blocks, depths [1, 1, 1, 1]" in card
+    )
+    assert (
+        "centre-crops 56 px" in card and "samples 2 frame(s) per second" in card and "ResNet-50" not in card
+    )
+    snippet = _usage_snippet(card, "<user>/tca-video-tiny", folder, videos)
+    script = snippet + textwrap.dedent(
+        f"""
+        import json
+        unrelated = similarity("video.mp4", {str(videos["unrelated.mp4"])!r})
+        matrix = similarity("video.mp4", "other.mp4", return_frame_similarity=True)["frame_similarity"]
+        features = pipeline("feature-extraction", model={str(folder)!r}, trust_remote_code=True)("video.mp4")
+        assert not [m for m in sys.modules if m.split(".")[0] == "vidtempo"]
+        json.dump({{
+            "pipeline_video": out["video_embeds"].tolist(), "timestamps": out["timestamps"].tolist(),
+            "pipeline_frames": out["frame_embeds"].tolist(), "near": scores, "unrelated": unrelated,
+            "auto_video": both.video_embeds.tolist(), "auto_cosine": float(cosine),
+            "matrix_shape": list(matrix.shape), "features_video": features["video_embeds"].tolist(),
+        }}, open("out.json", "w"))
+        """
+    ).replace('"video.mp4"', repr(str(videos["video.mp4"]))).replace(
+        '"other.mp4"', repr(str(videos["other.mp4"]))
+    )
+    got = _run_isolated(script, tmp_path)
+
+    inputs = processor([str(videos["video.mp4"]), str(videos["other.mp4"])])  # the library, in this process
+    with torch.no_grad():
+        want = model(pixel_values=inputs["pixel_values"], attention_mask=inputs["attention_mask"])
+    np.testing.assert_allclose(got["pipeline_video"], want.video_embeds[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["auto_video"], want.video_embeds.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["features_video"], got["pipeline_video"], atol=0)
+    np.testing.assert_allclose(got["pipeline_frames"], want.frame_embeds[0].numpy(), atol=1e-5)
+    assert got["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5] and got["matrix_shape"] == [6, 6]
+    assert got["near"]["cosine"] == pytest.approx(got["auto_cosine"], abs=1e-5)
+    assert set(got["near"]) == {"cosine", "chamfer", "symmetric_chamfer", "comparator"}
+    for mode in ("cosine", "chamfer", "symmetric_chamfer"):
+        assert got["near"][mode] > got["unrelated"][mode], (mode, got["near"], got["unrelated"])
+
+
+def test_locvtp_repo_grounds_a_sentence_without_vidtempo(tmp_path, videos):
+    model, processor = tiny_locvtp(tmp_path)
+    saved = tmp_path / "trained"
+    model.save_pretrained(saved)
+    processor.save_pretrained(saved)
+    folder = P.publish_model(
+        saved, tmp_path / "repo", model_name="locvtp-tiny"
+    )  # keeps processor + tokenizer
+    names = set(os.listdir(folder))
+    assert {"processor_config.json", "tokenizer.json", "pipeline_locvtp.py", "grounding_scoring.py"} <= names
+    card = (folder / "README.md").read_text()
+    snippet = _usage_snippet(card, "<user>/locvtp-tiny", folder, videos)
+    script = snippet + textwrap.dedent(
+        """
+        import json
+        json.dump({"moments": moments, "clip_times": clips["clip_times"].tolist(),
+                   "clip_embeds": clips["clip_embeds"].tolist(), "scores": scores.tolist(),
+                   "auto_score": retrieval_score.tolist()}, open("out.json", "w"))
+        """
+    )
+    got = _run_isolated(script, tmp_path)
+
+    frames, fps = decode_video_frames(videos["video.mp4"])  # the evaluation library's path, in this process
+    embeds, times = encode_clips(model, processor, frames, fps)
+    sentence = encode_sentences(model, processor, ["a man is cooking"])[0]
+    np.testing.assert_allclose(got["clip_embeds"], embeds, atol=1e-5)
+    np.testing.assert_allclose(got["clip_times"], times)
+    spans, values = rank_moments(embeds @ sentence, times, top_n=5)
+    assert 1 <= len(got["moments"]) <= 5
+    np.testing.assert_allclose([[m["start"], m["end"]] for m in got["moments"]], spans, atol=1e-6)
+    np.testing.assert_allclose([m["score"] for m in got["moments"]], values, atol=1e-5)
+    assert [m["score"] for m in got["moments"]] == sorted((m["score"] for m in got["moments"]), reverse=True)
+    assert len(sliding_window_proposals(len(times))) == len(times) * (len(times) + 1) // 2
+    video = embeds.mean(0) / np.linalg.norm(embeds.mean(0))
+    np.testing.assert_allclose(got["scores"], [[float(sentence @ video)]], atol=1e-5)
+    np.testing.assert_allclose(got["auto_score"], got["scores"], atol=1e-5)
