@@ -587,6 +587,50 @@ def publish_model(
     return output_dir
 
 
+def compose_tca_video(
+    tca_model, descriptor_model, image_processor, fps: float = 1.0, max_frames: int | None = None
+):
+    """The complete video model and its processor: a trained TCA on the descriptor network (CNN + PCA) and
+    frame preprocessing it was trained with, sampling `fps` frames per second (the extraction's rate)."""
+    from ..modeling import TCAVideoModel
+    from ..processing.processing_tca_video import TCAVideoProcessor
+
+    model = TCAVideoModel.from_descriptor_and_tca(descriptor_model, tca_model, fps=fps, max_frames=max_frames)
+    processor = TCAVideoProcessor(image_processor, fps=fps, max_frames=max_frames)
+    return model, processor
+
+
+def publish_tca_video(
+    tca_model, descriptor_dir: str | os.PathLike, output_dir: str | os.PathLike, fps: float = 1.0, **kwargs
+) -> Path:
+    """Publish the complete TCA video repo (descriptor CNN + PCA + TCA + processor + pipelines) from a trained
+    TCA and a saved descriptor-model folder holding its PCA and image processor (what extraction and
+    `fit-pca` leave, e.g. the demo's `descriptor_model/`). `kwargs` go to `publish_model`."""
+    from transformers import AutoImageProcessor
+
+    import vidtempo.processing  # noqa: F401 - registers the image processor
+
+    descriptor_dir = Path(descriptor_dir)
+    descriptor = _load_model(descriptor_dir)
+    if getattr(descriptor.config, "model_type", None) != "vidtempo_frame_descriptor":
+        raise PublishError(
+            f"{descriptor_dir}: expected a saved frame descriptor model, got {type(descriptor).__name__}"
+        )
+    try:
+        image_processor = AutoImageProcessor.from_pretrained(descriptor_dir, trust_remote_code=True)
+    except (OSError, ValueError) as error:
+        raise PublishError(
+            f"{descriptor_dir}: no image processor saved with the descriptor model ({error})"
+        ) from None
+    try:
+        model, processor = compose_tca_video(
+            _load_model(tca_model), descriptor.eval(), image_processor, fps=fps
+        )
+    except ValueError as error:
+        raise PublishError(f"cannot compose the TCA video model: {error}") from None
+    return publish_model(model, output_dir, processor=processor, **kwargs)
+
+
 def read_training(path: str | os.PathLike | None) -> Mapping | str | None:
     """The card's training section from a file: a ``.json`` file is a dict of hyper-parameters, anything else
     markdown text."""

@@ -67,12 +67,20 @@ def videos(tmp_path_factory):
 
 def test_tca_video_repo_embeds_and_compares_videos_without_vidtempo(tmp_path, videos):
     training_videos = [texture_video(seed, num_frames=10) for seed in range(10, 16)]
-    model, processor, _, _ = tiny_tca_video(comparator=True, fit_pca_on=training_videos)
-    folder = P.publish_model(model, tmp_path / "repo", processor=processor, model_name="tca-video-tiny")
+    model, processor, descriptor, tca = tiny_tca_video(fit_pca_on=training_videos)
+    descriptor.save_pretrained(tmp_path / "descriptor_model")  # what extraction + fit-pca leave (the demo's)
+    processor.image_processor.save_pretrained(tmp_path / "descriptor_model")
+    folder = P.publish_tca_video(
+        tca, tmp_path / "descriptor_model", tmp_path / "repo", fps=2.0, model_name="tca-video-tiny",
+        base_model="microsoft/resnet-50", results=[{"benchmark": "fivr:synthetic", "metrics": {"DSVR": 0.5}}],
+    )  # fmt: skip
     card = (folder / "README.md").read_text()
     assert (
         "pipeline_tag: feature-extraction" in card
         and "ResNet (bottleneck blocks, depths [1, 1, 1, 1]" in card
+    )
+    assert (
+        "base_model: microsoft/resnet-50" in card and "type: synthetic" in card and "not a published" in card
     )
     assert (
         "centre-crops 56 px" in card and "samples 2 frame(s) per second" in card and "ResNet-50" not in card
@@ -106,7 +114,7 @@ def test_tca_video_repo_embeds_and_compares_videos_without_vidtempo(tmp_path, vi
     np.testing.assert_allclose(got["pipeline_frames"], want.frame_embeds[0].numpy(), atol=1e-5)
     assert got["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5] and got["matrix_shape"] == [6, 6]
     assert got["near"]["cosine"] == pytest.approx(got["auto_cosine"], abs=1e-5)
-    assert set(got["near"]) == {"cosine", "chamfer", "symmetric_chamfer", "comparator"}
+    assert set(got["near"]) == {"cosine", "chamfer", "symmetric_chamfer"}
     for mode in ("cosine", "chamfer", "symmetric_chamfer"):
         assert got["near"][mode] > got["unrelated"][mode], (mode, got["near"], got["unrelated"])
 
@@ -147,3 +155,22 @@ def test_locvtp_repo_grounds_a_sentence_without_vidtempo(tmp_path, videos):
     video = embeds.mean(0) / np.linalg.norm(embeds.mean(0))
     np.testing.assert_allclose(got["scores"], [[float(sentence @ video)]], atol=1e-5)
     np.testing.assert_allclose(got["auto_score"], got["scores"], atol=1e-5)
+
+
+def test_similarity_pipeline_adds_the_comparator_score_when_the_repo_has_one(tmp_path, videos):
+    from transformers import pipeline
+
+    from vidtempo.modeling import repeat_to_min_frames
+
+    model, processor, _, _ = tiny_tca_video(comparator=True)
+    folder = P.publish_model(model, tmp_path / "repo", processor=processor)
+    similarity = pipeline("tca-video-similarity", model=str(folder), trust_remote_code=True)
+    scores = similarity(str(videos["video.mp4"]), str(videos["unrelated.mp4"]), return_frame_similarity=True)
+    inputs = processor([str(videos["video.mp4"]), str(videos["unrelated.mp4"])])
+    with torch.no_grad():
+        out = model(pixel_values=inputs["pixel_values"], attention_mask=inputs["attention_mask"])
+        a, b = (repeat_to_min_frames(out.frame_embeds[i][inputs["attention_mask"][i].bool()]) for i in (0, 1))
+        want = model.comparator((a @ b.T)[None], return_dict=True).video_similarity[0]
+    assert scores["comparator"] == pytest.approx(float(want), abs=1e-5)
+    torch.testing.assert_close(scores["frame_similarity"], a @ b.T, atol=1e-5, rtol=0)
+    assert scores["cosine"] == pytest.approx(float(out.video_embeds[0] @ out.video_embeds[1]), abs=1e-5)
