@@ -15,6 +15,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .configuration_frame_descriptor import FrameDescriptorConfig
 from .configuration_tca_video import TCAVideoConfig
 from .modeling_frame_descriptor import FrameDescriptorModel
 from .modeling_tca import TCAModel
@@ -65,7 +66,13 @@ class TCAVideoModel(TCAVideoPreTrainedModel):
 
     def __init__(self, config: TCAVideoConfig):
         super().__init__(config)
-        self.descriptor = FrameDescriptorModel(config.descriptor_config)
+        # Rebuilt from its dict so that the sub-configs are this file's sibling classes: under trust_remote_code the
+        # config may come from another copy of the code (AutoConfig's module), and the descriptor model picks its
+        # backbone by class (an EfficientNet-Lite config of another copy would not be recognised).
+        # (kept apart from `config`, whose strict field accepts only its own copy's class)
+        self.descriptor = FrameDescriptorModel(
+            FrameDescriptorConfig.from_dict(config.descriptor_config.to_dict())
+        )
         self.tca = TCAModel(config.tca_config)
         self.comparator = (
             TCAComparatorModel(config.comparator_config) if config.comparator_config is not None else None

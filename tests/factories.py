@@ -119,10 +119,13 @@ def naive_evve_ap(ranked, positives: set, all_db: set) -> float:
     return ap
 
 
-def tiny_tca_video(seed: int = 0, comparator: bool = False, pca_dim: int = 16, fit_pca_on=None):
+def tiny_tca_video(
+    seed: int = 0, comparator: bool = False, pca_dim: int = 16, fit_pca_on=None, lite: bool = False
+):
     """A tiny composite TCA video model (random ResNet 8-wide stages, PCA to `pca_dim`: random orthogonal, or
     fitted on the frames of the videos `fit_pca_on` as the real pipeline does, a 16-d one-layer TCA,
-    optionally a comparator), its processor (64 -> 56 px, 2 fps), the descriptor model and TCA."""
+    optionally a comparator; `lite`: a tiny EfficientNet-Lite backbone instead), its processor (64 -> 56 px,
+    2 fps), the descriptor model and TCA."""
     import torch
     from transformers import ResNetConfig
 
@@ -141,13 +144,20 @@ def tiny_tca_video(seed: int = 0, comparator: bool = False, pca_dim: int = 16, f
 
     torch.manual_seed(seed)
     backbone = ResNetConfig(depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 8, 8], embedding_size=8)
+    if lite:
+        from vidtempo.modeling import EfficientNetLiteConfig
+
+        backbone = EfficientNetLiteConfig(
+            width_coefficient=0.25, depth_coefficient=0.5, head_channels=8, num_labels=0
+        )
     descriptor = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=backbone)).eval()
+    raw_dim = descriptor.config.feature_dim
     processor = TCAVideoProcessor(TCAImageProcessor(shortest_edge=64, crop_size=56), fps=2.0)
     rng = np.random.default_rng(seed)
     if fit_pca_on is not None:
         from vidtempo.processing.descriptor_pca import StreamingPCA
 
-        accumulator = StreamingPCA(32)
+        accumulator = StreamingPCA(raw_dim)
         for frames in fit_pca_on:
             with torch.no_grad():
                 accumulator.update(
@@ -155,9 +165,9 @@ def tiny_tca_video(seed: int = 0, comparator: bool = False, pca_dim: int = 16, f
                 )
         pca = accumulator.fit(pca_dim)
     else:
-        components = np.linalg.qr(rng.standard_normal((32, 32)))[0][:pca_dim]
+        components = np.linalg.qr(rng.standard_normal((raw_dim, raw_dim)))[0][:pca_dim]
         pca = PCAWhitening(
-            mean=rng.standard_normal(32) * 0.01,
+            mean=rng.standard_normal(raw_dim) * 0.01,
             components=components,
             eigenvalues=rng.uniform(0.5, 2, pca_dim),
         )

@@ -162,7 +162,8 @@ def test_similarity_pipeline_adds_the_comparator_score_when_the_repo_has_one(tmp
 
     from vidtempo.modeling import repeat_to_min_frames
 
-    model, processor, _, _ = tiny_tca_video(comparator=True)
+    # an EfficientNet-Lite descriptor (the demo's default): its backbone config must resolve under remote code
+    model, processor, _, _ = tiny_tca_video(comparator=True, lite=True)
     folder = P.publish_model(model, tmp_path / "repo", processor=processor)
     similarity = pipeline("tca-video-similarity", model=str(folder), trust_remote_code=True)
     scores = similarity(str(videos["video.mp4"]), str(videos["unrelated.mp4"]), return_frame_similarity=True)
@@ -174,3 +175,16 @@ def test_similarity_pipeline_adds_the_comparator_score_when_the_repo_has_one(tmp
     assert scores["comparator"] == pytest.approx(float(want), abs=1e-5)
     torch.testing.assert_close(scores["frame_similarity"], a @ b.T, atol=1e-5, rtol=0)
     assert scores["cosine"] == pytest.approx(float(out.video_embeds[0] @ out.video_embeds[1]), abs=1e-5)
+
+
+def test_an_efficientnet_lite_video_repo_loads_without_vidtempo(tmp_path):
+    """The demo's default backbone: its config, built by AutoConfig's copy of the code, must still be recognised
+    by the model's copy (the reload check of the demo, at the descriptor level)."""
+    from vidtempo.hub_cards.reload_check import embed_without_vidtempo
+
+    model, processor, _, _ = tiny_tca_video(lite=True)
+    folder = P.publish_model(model, tmp_path / "repo", processor=processor)
+    features = torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)
+    with torch.no_grad():
+        want = model(frame_features=features[None]).video_embeds[0].numpy()
+    np.testing.assert_allclose(embed_without_vidtempo(folder, [features.numpy()])[0], want, atol=1e-6)
