@@ -130,15 +130,18 @@ def test_locvtp_repo_grounds_a_sentence_without_vidtempo(tmp_path, videos):
     names = set(os.listdir(folder))
     assert {"processor_config.json", "tokenizer.json", "pipeline_locvtp.py", "grounding_scoring.py"} <= names
     card = (folder / "README.md").read_text()
+    assert "pipeline_tag: feature-extraction" in card and "vidtempo-eval-locvtp" in card
     snippet = _usage_snippet(card, "<user>/locvtp-tiny", folder, videos)
     script = snippet + textwrap.dedent(
         """
         import json
+        tagged = pipeline("feature-extraction", model=FOLDER, trust_remote_code=True)(VIDEO)  # the pipeline_tag
+        assert torch.equal(tagged["clip_embeds"], clips["clip_embeds"])
         json.dump({"moments": moments, "clip_times": clips["clip_times"].tolist(),
                    "clip_embeds": clips["clip_embeds"].tolist(), "scores": scores.tolist(),
                    "auto_score": retrieval_score.tolist()}, open("out.json", "w"))
         """
-    )
+    ).replace("FOLDER", repr(str(folder))).replace("VIDEO", repr(str(videos["video.mp4"])))
     got = _run_isolated(script, tmp_path)
 
     frames, fps = decode_video_frames(videos["video.mp4"])  # the evaluation library's path, in this process
