@@ -338,21 +338,24 @@ def _evaluate(model, white_dir: Path, heldout: dict, paths, out: Path):
 
 
 def _publish(args, model, results: list, trained, white_dir: Path, n_videos: int, out: Path):
-    """Stage 6: the Hub-ready folder, reloaded here and without vidtempo; refuses differing embeddings.
+    """Stage 6: the Hub-ready folder (the complete TCA video model), reloaded here and without vidtempo (at the
+    descriptor level: TCA on the whitened descriptors); refuses differing embeddings.
     Returns (folder, reloaded model's embeddings, difference here, difference without vidtempo)."""
     from transformers import AutoModel
 
     from vidtempo.evaluation.tca_eval import embed_folder
-    from vidtempo.hub_cards.publish import publish_model
+    from vidtempo.hub_cards.publish import publish_tca_video
     from vidtempo.hub_cards.reload_check import reload_difference
     from vidtempo.processing.descriptor_store import load_descriptors
 
     published = out / "published"
-    publish_model(
+    publish_tca_video(  # the complete video model: descriptor CNN + PCA of stage 3, TCA, processor, pipelines
         model,
+        out / "descriptor_model",
         published,
         results=results,
         model_name="tca-synthetic-demo",
+        base_model=args.backbone if "/" in args.backbone else None,  # a Hub checkpoint the run started from
         datasets=[],
         tags=["video-retrieval", "near-duplicate-video-retrieval", "tca"],
         training=(

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--license", default="apache-2.0", help="license id for the card (default apache-2.0)"
     )
     parser.add_argument("--dataset", action="append", default=[], help="training dataset id (repeatable)")
+    parser.add_argument(
+        "--base-model", help="Hub id of the checkpoint the run started from (the card's base_model)"
+    )
     parser.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
     parser.add_argument(
         "--training", help="JSON file (dict of hyper-parameters) or markdown file for the training section"
@@ -66,6 +69,7 @@ def _body(args: argparse.Namespace) -> int:
         read_training(args.training),
         args.push_to_hub,
         args.private,
+        base_model=args.base_model,
     )
     print(f"wrote {folder} ({', '.join(sorted(os.listdir(folder)))})")
     if args.push_to_hub:

@@ -29,7 +29,16 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = {"tca": "tca_card.md", "locvtp": "locvtp_card.md"}
+TEMPLATES = {
+    "tca": "tca_card.md",
+    "tca_video": "tca_video_card.md",
+    "locvtp": "locvtp_card.md",
+    "vidtempo_frame_descriptor": "descriptor_card.md",
+}
+# the card's pipeline_tag: a task the repo's shipped pipelines serve (`config.custom_pipelines`); none for TCA
+# alone (descriptor input) and the descriptor model (no pipeline)
+PIPELINE_TAGS = {"tca_video": "feature-extraction", "locvtp": "feature-extraction"}
+NEEDS_PROCESSOR = ("tca_video", "locvtp")
 METRIC_TYPES = {
     "dsvr": "map",
     "csvr": "map",
@@ -47,6 +56,8 @@ METRIC_TYPES = {
 }
 TASK_TAGS = {
     "tca": ["video-retrieval", "near-duplicate-video-retrieval"],
+    "tca_video": ["video-retrieval", "near-duplicate-video-retrieval", "tca"],
+    "vidtempo_frame_descriptor": ["frame-descriptors", "tca"],
     "locvtp": ["text-to-video-retrieval", "temporal-grounding", "video-text"],
 }
 PROCESSOR_FILES = (
@@ -186,6 +197,14 @@ def coverage(result: Mapping) -> dict | None:
     return out
 
 
+def _dataset_type(result: Mapping) -> str:
+    """The model-index dataset type: the result's own, else the benchmark; a synthetic benchmark (not a Hub
+    dataset) is typed `synthetic` so that no one looks for it on the Hub."""
+    if result.get("dataset_type"):
+        return str(result["dataset_type"])
+    return "synthetic" if "synthetic" in result["benchmark"].lower() else str(result["benchmark"])
+
+
 def model_index_entries(results: Sequence[Mapping]) -> list[dict]:
     """The card's `model-index` entries as plain dicts (`huggingface_hub.EvalResult` keyword sets), one per
     numeric metric of every result: the one builder of model-index entries (`vidtempo-eval` writes them into
@@ -200,7 +219,7 @@ def model_index_entries(results: Sequence[Mapping]) -> list[dict]:
             entries.append(
                 {
                     "task_type": _task_type(result),
-                    "dataset_type": str(result.get("dataset_type", result["benchmark"])),
+                    "dataset_type": _dataset_type(result),
                     "dataset_name": str(result.get("dataset_name", result["benchmark"])),
                     "dataset_split": result.get("split"),
                     "metric_type": metric_type(name),
@@ -252,6 +271,12 @@ def _evaluation_section(results: Sequence[Mapping]) -> str:
                     f" ({rule})" if rule else ""
                 )
         notes.append(text)
+    synthetic = sorted({r["benchmark"] for r in results if _dataset_type(r) == "synthetic"})
+    if synthetic:
+        notes.append(
+            f"- {', '.join(synthetic)}: synthetic videos rendered by vidtempo (`vidtempo-demo`), not a published "
+            "dataset; the numbers show that the pipeline works, not how it does on real footage"
+        )
     if notes:
         lines += [
             "",
@@ -309,6 +334,73 @@ def _copy_processor(processor, output_dir: Path) -> list[str]:
     return sorted(set(os.listdir(output_dir)) - before)
 
 
+def _listed(values) -> str:
+    return "(" + ", ".join(f"{float(v):.3g}" for v in values) + ")"
+
+
+def _backbone_facts(descriptor_config) -> dict:
+    """What a card says about a frame descriptor network, read from its config (never assumed)."""
+    backbone = descriptor_config.backbone_config
+    kind = getattr(backbone, "model_type", "?")
+    if kind == "resnet":
+        name = f"ResNet ({getattr(backbone, 'layer_type', '?')} blocks, depths {list(backbone.depths)}, widths {list(backbone.hidden_sizes)})"
+    else:
+        name = f"EfficientNet-Lite (width x{getattr(backbone, 'width_coefficient', '?')}, maps {backbone.out_features})"
+    pca = descriptor_config.pca_dim
+    return {
+        "backbone": name,
+        "pooling": {"l3_irmac": "L3-iRMAC", "imac": "iMAC"}.get(
+            descriptor_config.pooling, descriptor_config.pooling
+        ),
+        "num_maps": len(backbone.hidden_sizes),
+        "feature_dim": descriptor_config.feature_dim,
+        "pca_dim": pca if pca is not None else "none",
+        "output_dim": descriptor_config.output_dim,
+        "pca": f", PCA-whitened to {pca}-d" if pca is not None else " (no PCA whitening)",
+    }
+
+
+def _processor_facts(folder: Path | None) -> dict:
+    """Frame rate and frame preprocessing of the processor saved in `folder` (`?` for what is absent)."""
+    facts = {"fps": "?", "shortest_edge": "?", "crop_size": "?", "image_mean": "?", "image_std": "?"}
+    if folder is None:
+        return facts
+    for name in ("processor_config.json", "preprocessor_config.json"):
+        path = folder / name
+        if path.is_file():
+            data = json.loads(path.read_text())
+            image = data.get("image_processor", data)
+            facts.update({k: image[k] for k in ("shortest_edge", "crop_size") if k in image})
+            facts.update({k: _listed(image[k]) for k in ("image_mean", "image_std") if k in image})
+            if "fps" in data:
+                facts["fps"] = f"{float(data['fps']):g}"
+    return facts
+
+
+def _card_fields(config, folder: Path | None) -> dict:
+    """The template fields of a model type, from its config and saved processor."""
+    model_type = getattr(config, "model_type", "tca")
+    if model_type == "tca_video":
+        tca = config.tca_config
+        fields = {
+            k: getattr(tca, k)
+            for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+        }
+        fields.update(_backbone_facts(config.descriptor_config), **_processor_facts(folder))
+        has_comparator = config.comparator_config is not None
+        fields["comparator"] = (
+            "; a TCA_v comparator (ViSiL/DnS) on the frame similarities" if has_comparator else ""
+        )
+        fields["comparator_key"] = ', "comparator"' if has_comparator else ""
+        return fields
+    if model_type == "vidtempo_frame_descriptor":
+        return {**_backbone_facts(config), **_processor_facts(folder)}
+    if model_type == "locvtp":
+        return {"example_sentence": "a man is cooking"}
+    keys = ("input_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    return {k: getattr(config, k) for k in keys}
+
+
 def build_model_card(
     config,
     results: Sequence[Mapping] = (),
@@ -319,35 +411,31 @@ def build_model_card(
     tags: Sequence[str] = (),
     training: Mapping | str | None = None,
     processor_files: Sequence[str] = (),
+    base_model: str | None = None,
+    folder: Path | None = None,
 ):
-    """A `huggingface_hub.ModelCard` for a vidtempo model config from the package's template."""
+    """A `huggingface_hub.ModelCard` for a vidtempo model config from its model type's template (`folder`: the
+    folder being published, whose processor files the card describes)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     model_type = getattr(config, "model_type", "tca")
-    template = Path(__file__).with_name(TEMPLATES.get(model_type, TEMPLATES["tca"]))
-    model_name = model_name or f"vidtempo-{model_type}"
+    if model_type not in TEMPLATES:
+        raise PublishError(
+            f"no model card template for model type {model_type!r} (known: {sorted(TEMPLATES)})"
+        )
+    template = Path(__file__).with_name(TEMPLATES[model_type])
+    model_name = model_name or f"vidtempo-{model_type}".replace("vidtempo-vidtempo_", "vidtempo-")
     eval_results = eval_results_from(results)
     card_data = ModelCardData(
         library_name="transformers",
         license=license,
-        tags=list(
-            dict.fromkeys(["vidtempo", model_type, *TASK_TAGS.get(model_type, ["video-retrieval"]), *tags])
-        ),
+        tags=list(dict.fromkeys(["vidtempo", model_type, *TASK_TAGS.get(model_type, []), *tags])),
         datasets=list(datasets) or None,
-        pipeline_tag="feature-extraction",
+        base_model=base_model,
+        pipeline_tag=PIPELINE_TAGS.get(model_type),
         model_name=model_name,
         eval_results=eval_results or None,
     )
-    fields = {
-        k: getattr(config, k, "?")
-        for k in (
-            "input_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-        )
-    }
     return ModelCard.from_template(
         card_data,
         template_path=str(template),
@@ -357,7 +445,7 @@ def build_model_card(
         training_section=_training_section(training),
         evaluation_section=_evaluation_section(results),
         processor_files=", ".join(f"`{f}`" for f in processor_files),
-        **fields,
+        **_card_fields(config, folder),
     )
 
 
@@ -431,6 +519,7 @@ def publish_model(
     training: Mapping | str | None = None,
     push_to_hub: str | None = None,
     private: bool = False,
+    base_model: str | None = None,
 ) -> Path:
     """Write a Hub-ready folder to `output_dir` and optionally push it.
 
@@ -441,7 +530,18 @@ def publish_model(
     (the card) and `eval_results.json`; it is written to a temporary folder and renamed into place.
     """
     results = load_results(results)
+    if processor is None and not hasattr(model, "save_pretrained"):  # a saved folder keeps its processor
+        if any((Path(model) / name).is_file() for name in PROCESSOR_FILES):
+            processor = Path(model)
     model = _load_model(model)
+    model_type = getattr(model.config, "model_type", "tca")
+    if processor is None and model_type in NEEDS_PROCESSOR:
+        raise PublishError(
+            f"a {model_type} repo needs its processor (frame decoding/preprocessing"
+            f"{' and tokenizer' if model_type == 'locvtp' else ''}): pass processor= (object or saved folder)"
+        )
+    from .pipelines import ship_pipelines
+
     output_dir = Path(output_dir)
     from ..processing.atomic_files import write_folder_atomically  # lazy: processing imports torch
 
@@ -454,9 +554,20 @@ def publish_model(
                 f"{type(model).__name__}.save_pretrained did not write model.safetensors and an auto_map; "
                 "import vidtempo.modeling before saving so its classes export their code"
             )
+        ship_pipelines(tmp, model_type)
         processor_files = _copy_processor(processor, tmp)
         card = build_model_card(
-            model.config, results, model_name, push_to_hub, license, datasets, tags, training, processor_files
+            model.config,
+            results,
+            model_name,
+            push_to_hub,
+            license,
+            datasets,
+            tags,
+            training,
+            processor_files,
+            base_model,
+            tmp,
         )
         check_card(card, results)
         if (
@@ -474,6 +585,50 @@ def publish_model(
         url = push_folder(output_dir, push_to_hub, private)
         logger.info("pushed %s to %s", output_dir, url)
     return output_dir
+
+
+def compose_tca_video(
+    tca_model, descriptor_model, image_processor, fps: float = 1.0, max_frames: int | None = None
+):
+    """The complete video model and its processor: a trained TCA on the descriptor network (CNN + PCA) and
+    frame preprocessing it was trained with, sampling `fps` frames per second (the extraction's rate)."""
+    from ..modeling import TCAVideoModel
+    from ..processing.processing_tca_video import TCAVideoProcessor
+
+    model = TCAVideoModel.from_descriptor_and_tca(descriptor_model, tca_model, fps=fps, max_frames=max_frames)
+    processor = TCAVideoProcessor(image_processor, fps=fps, max_frames=max_frames)
+    return model, processor
+
+
+def publish_tca_video(
+    tca_model, descriptor_dir: str | os.PathLike, output_dir: str | os.PathLike, fps: float = 1.0, **kwargs
+) -> Path:
+    """Publish the complete TCA video repo (descriptor CNN + PCA + TCA + processor + pipelines) from a trained
+    TCA and a saved descriptor-model folder holding its PCA and image processor (what extraction and
+    `fit-pca` leave, e.g. the demo's `descriptor_model/`). `kwargs` go to `publish_model`."""
+    from transformers import AutoImageProcessor
+
+    import vidtempo.processing  # noqa: F401 - registers the image processor
+
+    descriptor_dir = Path(descriptor_dir)
+    descriptor = _load_model(descriptor_dir)
+    if getattr(descriptor.config, "model_type", None) != "vidtempo_frame_descriptor":
+        raise PublishError(
+            f"{descriptor_dir}: expected a saved frame descriptor model, got {type(descriptor).__name__}"
+        )
+    try:
+        image_processor = AutoImageProcessor.from_pretrained(descriptor_dir, trust_remote_code=True)
+    except (OSError, ValueError) as error:
+        raise PublishError(
+            f"{descriptor_dir}: no image processor saved with the descriptor model ({error})"
+        ) from None
+    try:
+        model, processor = compose_tca_video(
+            _load_model(tca_model), descriptor.eval(), image_processor, fps=fps
+        )
+    except ValueError as error:
+        raise PublishError(f"cannot compose the TCA video model: {error}") from None
+    return publish_model(model, output_dir, processor=processor, **kwargs)
 
 
 def read_training(path: str | os.PathLike | None) -> Mapping | str | None:

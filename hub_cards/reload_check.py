@@ -1,4 +1,5 @@
-"""The reload-without-vidtempo check: a published folder must load with
+"""The reload-without-vidtempo check: a published folder (TCA alone or the complete TCA video model, both
+taking `frame_features`) must load with
 `AutoModel.from_pretrained(folder, trust_remote_code=True)` in a Python process that cannot import vidtempo
 (what a Hub user without the package has) and give the same embeddings."""
 
@@ -42,7 +43,8 @@ model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
 data = np.load(sys.argv[2])
 with torch.no_grad():
     keys = sorted(data.files, key=lambda k: int(k[1:]))
-    out = [model(torch.from_numpy(data[k].astype(np.float32))[None]).video_embeds[0].numpy() for k in keys]
+    out = [model(frame_features=torch.from_numpy(data[k].astype(np.float32))[None]).video_embeds[0].numpy()
+           for k in keys]
 np.save(sys.argv[3], np.stack(out))
 """
 

@@ -6,6 +6,7 @@ from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_frame_descriptor import FrameDescriptorConfig
 from .configuration_locvtp import LocVTPConfig
 from .configuration_tca import TCAConfig
+from .configuration_tca_video import TCAVideoConfig
 from .modeling_efficientnet_lite import (
     EfficientNetLiteBackbone,
     EfficientNetLiteForImageClassification,
@@ -27,6 +28,7 @@ from .modeling_tca_comparator import (
     TCAComparatorOutput,
     repeat_to_min_frames,
 )
+from .modeling_tca_video import TCAVideoModel, TCAVideoOutput
 
 
 def _register(config_class, model_class) -> None:
@@ -53,6 +55,7 @@ except ValueError:
     pass
 EfficientNetLiteForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 _register(TCAComparatorConfig, TCAComparatorModel)
+_register(TCAVideoConfig, TCAVideoModel)
 
 __all__ = [
     "EfficientNetLiteBackbone",
@@ -73,6 +76,9 @@ __all__ = [
     "TCAModel",
     "TCAOutput",
     "TCAPreTrainedModel",
+    "TCAVideoConfig",
+    "TCAVideoModel",
+    "TCAVideoOutput",
     "chamfer_similarity",
     "cosine_similarity",
     "repeat_to_min_frames",

@@ -28,3 +28,11 @@ from ..modeling.configuration_efficientnet_lite import EfficientNetLiteConfig  #
 AutoImageProcessor.register(
     EfficientNetLiteConfig, image_processor_classes={"pil": TCAImageProcessor}, exist_ok=True
 )
+
+# The composite TCA video model's processor (issue 19): decoding + sampling at the model's fps + frames.
+from ..modeling.configuration_tca_video import TCAVideoConfig  # noqa: E402
+from .processing_tca_video import TCAVideoProcessor  # noqa: E402
+
+AutoImageProcessor.register(TCAVideoConfig, image_processor_classes={"pil": TCAImageProcessor}, exist_ok=True)
+AutoProcessor.register(TCAVideoConfig, TCAVideoProcessor, exist_ok=True)
+TCAVideoProcessor.register_for_auto_class("AutoProcessor")

@@ -117,3 +117,112 @@ def naive_evve_ap(ranked, positives: set, all_db: set) -> float:
         right = (found + 1) / (rank + 1)
         ap += (left + right) / len(positives) / 2.0
     return ap
+
+
+def tiny_tca_video(
+    seed: int = 0, comparator: bool = False, pca_dim: int = 16, fit_pca_on=None, lite: bool = False
+):
+    """A tiny composite TCA video model (random ResNet 8-wide stages, PCA to `pca_dim`: random orthogonal, or
+    fitted on the frames of the videos `fit_pca_on` as the real pipeline does, a 16-d one-layer TCA,
+    optionally a comparator; `lite`: a tiny EfficientNet-Lite backbone instead), its processor (64 -> 56 px,
+    2 fps), the descriptor model and TCA."""
+    import torch
+    from transformers import ResNetConfig
+
+    from vidtempo.modeling import (
+        FrameDescriptorConfig,
+        FrameDescriptorModel,
+        TCAComparatorConfig,
+        TCAComparatorModel,
+        TCAConfig,
+        TCAModel,
+        TCAVideoModel,
+    )
+    from vidtempo.processing.descriptor_pca import PCAWhitening
+    from vidtempo.processing.image_processing_tca import TCAImageProcessor
+    from vidtempo.processing.processing_tca_video import TCAVideoProcessor
+
+    torch.manual_seed(seed)
+    backbone = ResNetConfig(depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 8, 8], embedding_size=8)
+    if lite:
+        from vidtempo.modeling import EfficientNetLiteConfig
+
+        backbone = EfficientNetLiteConfig(
+            width_coefficient=0.25, depth_coefficient=0.5, head_channels=8, num_labels=0
+        )
+    descriptor = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=backbone)).eval()
+    raw_dim = descriptor.config.feature_dim
+    processor = TCAVideoProcessor(TCAImageProcessor(shortest_edge=64, crop_size=56), fps=2.0)
+    rng = np.random.default_rng(seed)
+    if fit_pca_on is not None:
+        from vidtempo.processing.descriptor_pca import StreamingPCA
+
+        accumulator = StreamingPCA(raw_dim)
+        for frames in fit_pca_on:
+            with torch.no_grad():
+                accumulator.update(
+                    descriptor(processor.image_processor(frames)["pixel_values"]).pooled_features
+                )
+        pca = accumulator.fit(pca_dim)
+    else:
+        components = np.linalg.qr(rng.standard_normal((raw_dim, raw_dim)))[0][:pca_dim]
+        pca = PCAWhitening(
+            mean=rng.standard_normal(raw_dim) * 0.01,
+            components=components,
+            eigenvalues=rng.uniform(0.5, 2, pca_dim),
+        )
+    descriptor.set_pca(pca)
+    tca = TCAModel(TCAConfig(input_size=pca_dim, hidden_size=16, num_attention_heads=2, intermediate_size=32))
+    comp = TCAComparatorModel(TCAComparatorConfig(conv_channels=[4, 4, 4])) if comparator else None
+    model = TCAVideoModel.from_descriptor_and_tca(descriptor.eval(), tca.eval(), comp, fps=2.0)
+    return model, processor, descriptor, tca
+
+
+def texture_video(seed: int, num_frames: int = 30, height: int = 48, width: int = 64) -> np.ndarray:
+    """uint8 frames [N, H, W, 3] of a blocky random texture scrolling sideways (seeded)."""
+    blocks = np.random.default_rng(seed).integers(
+        0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8
+    )
+    texture = np.kron(blocks, np.ones((8, 8, 1), np.uint8))[:height, :width]
+    return np.stack([np.roll(texture, 2 * t, axis=1) for t in range(num_frames)])
+
+
+LOCVTP_WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "a",
+    "man",
+    "is",
+    "cooking",
+    "dog",
+    "runs",
+    "red",
+]
+
+
+def tiny_locvtp(tmp_path: Path, seed: int = 0):
+    """A tiny random LocVTP (TimeSformer 16 px, 4-frame clips; DistilBERT on a 12-word vocabulary) and its
+    processor with a real tokenizer."""
+    import torch
+    from transformers import DistilBertTokenizerFast
+
+    from vidtempo.modeling import LocVTPConfig, LocVTPModel
+    from vidtempo.processing.processing_locvtp import LocVTPProcessor, default_image_processor
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(LOCVTP_WORDS) + "\n")
+    tokenizer = DistilBertTokenizerFast(vocab=str(vocab))
+    processor = LocVTPProcessor(
+        image_processor=default_image_processor(size=16), tokenizer=tokenizer, num_clips=3, frames_per_clip=4
+    )
+    torch.manual_seed(seed)
+    config = LocVTPConfig(
+        vision_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
+                           image_size=16, patch_size=8, num_frames=4),
+        text_config=dict(vocab_size=len(LOCVTP_WORDS), dim=16, n_layers=1, n_heads=2, hidden_dim=24),
+        projection_dim=8, frames_per_clip=4, special_token_ids=processor.special_token_ids,
+    )  # fmt: skip
+    return LocVTPModel(config).eval(), processor

@@ -279,9 +279,114 @@ def test_card_templates_name_commands_that_exist_and_serve_the_model():
 
     root = Path(__file__).resolve().parents[2]
     scripts = set(tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"])
-    for template in ("tca_card.md", "locvtp_card.md"):
+    for template in P.TEMPLATES.values():
         text = (root / "hub_cards" / template).read_text()
         named = set(re.findall(r"`(vidtempo-[a-z-]+)", text))
         assert named and named <= scripts, (template, named - scripts)
     locvtp = (root / "hub_cards" / "locvtp_card.md").read_text()
     assert "vidtempo-eval-locvtp" in locvtp and "`vidtempo-eval`" not in locvtp
+
+
+def test_push_to_hub_sends_create_repo_and_upload_folder(tmp_path, monkeypatch):
+    """`--push-to-hub` through huggingface_hub, against a stand-in `HfApi`: the request shape is checked."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("init", {"token": token}))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+
+        def upload_folder(self, **kwargs):
+            kwargs["files"] = sorted(os.listdir(kwargs["folder_path"]))  # what would be uploaded
+            calls.append(("upload_folder", kwargs))
+            return type("Info", (), {"commit_url": f"https://hub.invalid/{kwargs['repo_id']}/commit/1"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    model = TCAModel(TCAConfig(input_size=8, hidden_size=8, num_attention_heads=2, intermediate_size=16))
+    code = publish_cli.main([_saved(model, tmp_path), str(tmp_path / "hub"), "--push-to-hub", "me/tca",
+                             "--private", "--base-model", "microsoft/resnet-50"])  # fmt: skip
+    assert code == 0
+    names = [name for name, _ in calls]
+    assert names == ["init", "create_repo", "upload_folder"]
+    assert calls[1][1] == {"repo_id": "me/tca", "repo_type": "model", "private": True, "exist_ok": True}
+    upload = calls[2][1]
+    assert upload["repo_id"] == "me/tca" and upload["repo_type"] == "model"
+    assert upload["folder_path"] == str(tmp_path / "hub")
+    assert {"model.safetensors", "config.json", "README.md", "modeling_tca.py"} <= set(upload["files"])
+    meta = front_matter((tmp_path / "hub" / "README.md").read_text())
+    assert (
+        meta["base_model"] == "microsoft/resnet-50" and "pipeline_tag" not in meta
+    )  # TCA alone: no pipeline
+    assert 'AutoModel.from_pretrained("me/tca"' in (tmp_path / "hub" / "README.md").read_text()
+
+
+def _saved(model, tmp_path) -> str:
+    model.save_pretrained(tmp_path / "saved")
+    return str(tmp_path / "saved")
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch + transformers (~15 s)
+def test_descriptor_and_tca_cards_describe_their_model_and_their_snippets_run(tmp_path):
+    """The descriptor model gets its own card (its backbone, pooling and PCA, not TCA's fields), and the
+    usage snippets of the descriptor and TCA-alone cards run as written in a process without vidtempo."""
+    import re
+    import textwrap
+
+    from isolation import BLOCK_VIDTEMPO
+    from transformers import ResNetConfig
+
+    from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
+
+    backbone = ResNetConfig(
+        depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 8, 8], embedding_size=8, layer_type="basic"
+    )
+    descriptor = FrameDescriptorModel(FrameDescriptorConfig(backbone_config=backbone, pca_dim=16)).eval()
+    from vidtempo.processing.image_processing_tca import TCAImageProcessor
+
+    folders = {
+        "descriptor": P.publish_model(
+            descriptor, tmp_path / "desc", processor=TCAImageProcessor(shortest_edge=64, crop_size=56)
+        ),
+        "tca": P.publish_model(
+            TCAModel(TCAConfig(input_size=16, hidden_size=16, num_attention_heads=2, intermediate_size=32)),
+            tmp_path / "tca",
+        ),
+    }
+    card = (folders["descriptor"] / "README.md").read_text()
+    assert (
+        card.count("# vidtempo-frame_descriptor") == 1
+        and "?" not in card.split("## Usage")[0].split("---")[2]
+    )
+    assert (
+        "ResNet (basic blocks, depths [1, 1, 1, 1], widths [8, 8, 8, 8])" in card
+        and "PCA-whitened to 16-d" in card
+    )
+    assert "[frames, 3, 56, 56]" in card and "TCA (Temporal Context" not in card
+    script = BLOCK_VIDTEMPO
+    for folder in folders.values():
+        text = (folder / "README.md").read_text()
+        repo = re.search(r'from_pretrained\("([^"]+)"', text).group(1)
+        code = re.search(r"## Usage\n\n```python\n(.*?)```", text, flags=re.S).group(1)
+        script += code.replace(f'"{repo}"', repr(str(folder))) + "\n"
+    script += textwrap.dedent(
+        """
+        assert descriptors.shape == (4, 16) and video_similarity.shape == (2, 2)
+        assert not [m for m in sys.modules if m.split(".")[0] == "vidtempo"]
+        """
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "PYTHONPATH": "",
+    }
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
