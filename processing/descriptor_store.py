@@ -291,6 +291,72 @@ def write_descriptors(
     return Path(out_dir)
 
 
+SETTINGS_KEYS = ("dim", "model", "model_sha256", "pooling", "pca_dim", "fps", "num_frames", "min_duration")
+
+
+def merge_descriptor_folders(out_dir: str | os.PathLike, parts: Sequence[str | os.PathLike]) -> dict:
+    """Merge descriptor folders written on several machines (node-local `--output`s) into `out_dir`: shards
+    are copied (atomic, names kept; a name already present is refused), `failed.jsonl` rows are kept for videos
+    no part extracted. All parts (and `out_dir`, if it exists) must share the extraction settings (named when
+    not). Returns {"shards", "videos", "duplicates", "failed"}; a video in several parts is reported."""
+    if not parts:
+        raise ValueError("merge: no part folders given")
+    infos = [(Path(part), read_info(part)) for part in parts]
+    reference_path, reference = infos[0]
+    if (Path(out_dir) / INFO_FILE).exists():
+        reference_path, reference = Path(out_dir), read_info(out_dir)
+    for path, info in infos:
+        for key in SETTINGS_KEYS:
+            if info.get(key) != reference.get(key):
+                raise ValueError(
+                    f"merge: {path / INFO_FILE} has {key}={info.get(key)!r}, {reference_path / INFO_FILE} has "
+                    f"{reference.get(key)!r}: descriptors of different settings cannot share a folder"
+                )
+    out_dir = Path(out_dir)
+    write_info(
+        out_dir,
+        reference["dim"],
+        **{k: v for k, v in reference.items() if k not in ("format", "version", "dim")},
+    )
+    (out_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    present = {f.name for f in shard_files(out_dir)}
+    seen = existing_ids(out_dir)
+    duplicates: set[str] = set()
+    copied = 0
+    for path, _ in infos:
+        for shard in shard_files(path):
+            if shard.name in present:
+                raise ValueError(f"merge: {shard} has the name of a shard already in {out_dir / DATA_DIR}")
+            ids = pq.read_table(shard, columns=["video_id"]).column("video_id").to_pylist()
+            duplicates.update(v for v in ids if v in seen)
+            seen.update(ids)
+            data = shard.read_bytes()
+            write_atomically(
+                out_dir / DATA_DIR / shard.name, lambda temporary, d=data: Path(temporary).write_bytes(d)
+            )
+            present.add(shard.name)
+            copied += 1
+    failed = 0
+    for path, _ in infos:
+        for row in read_failures(path):
+            if row["video_id"] not in seen:
+                append_failure(out_dir, row["video_id"], row.get("path", ""), row.get("error", ""))
+                seen.add(row["video_id"])
+                failed += 1
+    if duplicates:
+        warnings.warn(
+            f"merge: {len(duplicates)} videos are in several parts (e.g. {sorted(duplicates)[:5]}); "
+            "readers take one copy",
+            stacklevel=2,
+        )
+    return {
+        "shards": copied,
+        "videos": len(existing_ids(out_dir)),
+        "duplicates": len(duplicates),
+        "failed": failed,
+    }
+
+
 # -- packed store: the descriptors as one flat file read on demand (bounded-memory training, compact stores) ----
 
 PACKED_DIR = "packed"
@@ -504,6 +570,7 @@ class PackedDescriptors:
 
 __all__ = [
     "CODECS",
+    "merge_descriptor_folders",
     "PackedDescriptors",
     "PackedWriter",
     "decode_int8",

@@ -103,3 +103,23 @@ def test_the_cache_never_exceeds_its_byte_bound_and_is_lru(tmp_path):
     uncached = PackedDescriptors(store_dir, cache_bytes=0)
     uncached["v001"], uncached["v001"]
     assert uncached.hits == 0 and uncached.cached_bytes == 0
+
+
+def test_merge_copies_every_shard_reports_repeated_videos_and_refuses_a_name_twice(tmp_path):
+    from vidtempo.processing.descriptor_store import append_failure, merge_descriptor_folders, read_failures
+
+    a, b = collection(6, seed=4), collection(5, seed=5)
+    b = {f"b{k}": v for k, v in b.items()} | {"v000": a["v000"]}  # one video extracted on both nodes
+    write_descriptors(tmp_path / "a", a, shard_size=4)
+    write_descriptors(tmp_path / "b", b, shard_size=4)
+    append_failure(tmp_path / "b", "broken", "/v/broken.mp4", "cannot open")
+    append_failure(tmp_path / "b", "v001", "/v/v001.mp4", "timeout")  # failed on b, done on a: not failed
+    with pytest.warns(UserWarning, match="1 videos are in several parts"):
+        result = merge_descriptor_folders(tmp_path / "merged", [tmp_path / "a", tmp_path / "b"])
+    assert result == {"shards": 4, "videos": 11, "duplicates": 1, "failed": 1}
+    merged = load_descriptors(tmp_path / "merged")
+    for video_id, features in (a | b).items():
+        np.testing.assert_array_equal(merged[video_id], features)
+    assert [row["video_id"] for row in read_failures(tmp_path / "merged")] == ["broken"]
+    with pytest.raises(ValueError, match="already in"):
+        merge_descriptor_folders(tmp_path / "merged", [tmp_path / "a"])
