@@ -61,6 +61,12 @@ def index_parser() -> argparse.ArgumentParser:
         "--no-frames", action="store_true", help="do not store frame embeddings (no re-ranking)"
     )
     parser.add_argument(
+        "--frame-codec",
+        choices=("float16", "int8"),
+        default="float16",
+        help="frame store: float16, or int8 with one scale per frame (half the disk; a new index only)",
+    )
+    parser.add_argument(
         "--chunk-videos", type=positive(int), default=256, help="videos embedded and committed at a time"
     )
     parser.add_argument(
@@ -113,6 +119,7 @@ def _index(args: argparse.Namespace) -> int:
         nprobe=args.nprobe,
         pq_m=args.pq_m,
         store_frames=not args.no_frames,
+        frame_codec=args.frame_codec,
         **milvus,
     )
     print(

@@ -9,6 +9,7 @@ A :class:`VideoIndex` lives in one folder::
                          (`search/milvus_backend.py`; the URI and collection name are in config.json)
     DIR/frames.f16       frame embeddings of all videos, float16, row-major [total frames, dim]
     DIR/offsets.npy      int64 [N + 1]: video i owns rows offsets[i]:offsets[i + 1] of frames.f16
+                         (``frame_codec="int8"``: frames.i8 int8 codes + frames.scales float32, one per frame)
 
 `search(query, k, rerank=depth)` retrieves the top `depth` videos by cosine and re-ranks them by chamfer
 similarity of the frame embeddings (a cascade: TCA_c cost for the whole collection, TCA_f accuracy on
@@ -31,10 +32,15 @@ import numpy as np
 import torch
 
 from vidtempo.processing.atomic_files import write_atomically
+from vidtempo.processing.descriptor_store import decode_int8, encode_int8
 
 from ..evaluation.embedding import frame_level_similarities
 
 INDEX_TYPES = ("flat", "ivf", "ivfpq")
+FRAME_CODECS = (
+    "float16",
+    "int8",
+)  # int8: one float32 scale per frame (frames.i8 + frames.scales), half the disk
 BACKENDS = ("faiss", "milvus")
 MILVUS_LITE_FILE = "milvus.db"  # the embedded Milvus Lite database when no milvus_uri is given
 CONFIG_FILE, IDS_FILE, FAISS_FILE, FRAMES_FILE, OFFSETS_FILE = (
@@ -71,24 +77,33 @@ def _as_matrix(embeds, dim: int, what: str) -> np.ndarray:
 
 
 class FrameStore:
-    """Append-only float16 store of per-video frame embeddings, read through a memory map."""
+    """Append-only store of per-video frame embeddings, read through a memory map: float16 (``frames.f16``) or
+    int8 with one float32 scale per frame (``frames.i8`` + ``frames.scales``, `codec="int8"`)."""
 
-    def __init__(self, directory: str | os.PathLike, dim: int):
+    def __init__(self, directory: str | os.PathLike, dim: int, codec: str = "float16"):
+        if codec not in FRAME_CODECS:
+            raise ValueError(f"frame codec must be one of {FRAME_CODECS}, got {codec!r}")
         self.directory = Path(directory)
-        self.dim = dim
-        self.path = self.directory / FRAMES_FILE
+        self.dim, self.codec = dim, codec
+        self.path = self.directory / (FRAMES_FILE if codec == "float16" else "frames.i8")
+        self.scales_path = self.directory / "frames.scales" if codec == "int8" else None
         offsets_path = self.directory / OFFSETS_FILE
         self.offsets = np.load(offsets_path) if offsets_path.exists() else np.zeros(1, dtype=np.int64)
-        committed = int(self.offsets[-1]) * dim * 2
-        size = self.path.stat().st_size if self.path.exists() else 0
-        if size < committed:
-            raise ValueError(
-                f"{self.path}: {size} bytes, but {OFFSETS_FILE} records {committed} (file truncated?)"
-            )
-        if size > committed:
-            with open(self.path, "r+b") as handle:  # drop frames appended after the last commit
-                handle.truncate(committed)
+        frames = int(self.offsets[-1])
+        files = [(self.path, frames * dim * (2 if codec == "float16" else 1))]
+        if self.scales_path is not None:
+            files.append((self.scales_path, frames * 4))
+        for path, committed in files:
+            size = path.stat().st_size if path.exists() else 0
+            if size < committed:
+                raise ValueError(
+                    f"{path}: {size} bytes, but {OFFSETS_FILE} records {committed} (file truncated?)"
+                )
+            if size > committed:
+                with open(path, "r+b") as handle:  # drop frames appended after the last commit
+                    handle.truncate(committed)
         self._map: np.memmap | None = None
+        self._scales: np.memmap | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -105,10 +120,16 @@ class FrameStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as handle:
             for f in arrays:
-                handle.write(np.ascontiguousarray(f, dtype=np.float16).tobytes())
+                if self.codec == "int8":
+                    codes, scales = encode_int8(f)
+                    handle.write(codes.tobytes())
+                    with open(self.scales_path, "ab") as scale_handle:
+                        scale_handle.write(scales.tobytes())
+                else:
+                    handle.write(np.ascontiguousarray(f, dtype=np.float16).tobytes())
         lengths = np.array([f.shape[0] for f in arrays], dtype=np.int64)
         self.offsets = np.concatenate([self.offsets, self.offsets[-1] + np.cumsum(lengths)])
-        self._map = None
+        self._map = self._scales = None
 
     def commit(self) -> None:
         """Record the appended videos (until then a reload drops them)."""
@@ -123,18 +144,28 @@ class FrameStore:
     def _frames(self) -> np.ndarray:
         if self._map is None:
             total = int(self.offsets[-1])
+            dtype = np.float16 if self.codec == "float16" else np.int8
             self._map = (
-                np.memmap(self.path, dtype=np.float16, mode="r", shape=(total, self.dim))
+                np.memmap(self.path, dtype=dtype, mode="r", shape=(total, self.dim))
                 if total
-                else (np.zeros((0, self.dim), np.float16))
+                else (np.zeros((0, self.dim), dtype))
             )
+            if self.scales_path is not None:
+                self._scales = (
+                    np.memmap(self.scales_path, dtype=np.float32, mode="r", shape=(total,))
+                    if total
+                    else np.zeros(0, np.float32)
+                )
         return self._map
 
     def get(self, position: int) -> np.ndarray:
-        """Frame embeddings [F, dim] float16 (a view into the memory map) of the video at `position`."""
+        """Frame embeddings [F, dim] of the video at `position`: float16 (a view into the memory map), or
+        float32 decoded from int8 codes and scales."""
         if not 0 <= position < len(self.offsets) - 1:
             raise IndexError(f"frame store has {len(self.offsets) - 1} videos, asked for {position}")
-        return self._frames()[self.offsets[position] : self.offsets[position + 1]]
+        start, stop = self.offsets[position], self.offsets[position + 1]
+        frames = self._frames()[start:stop]
+        return frames if self.codec == "float16" else decode_int8(frames, self._scales[start:stop])
 
 
 @dataclass
@@ -163,6 +194,7 @@ class VideoIndex:
         milvus_uri: Milvus server URI (``http://host:19530``) or Milvus Lite file (``*.db``); default: Milvus
             Lite in ``DIR/milvus.db``.
         milvus_collection: collection name (default: a new unique ``vidtempo_...`` name).
+        frame_codec: ``float16`` (default) or ``int8`` (per-frame scale; half the disk) for the frame store.
     """
 
     def __init__(
@@ -180,6 +212,7 @@ class VideoIndex:
         backend: str = "faiss",
         milvus_uri: str | None = None,
         milvus_collection: str | None = None,
+        frame_codec: str = "float16",
         *,
         _existing: bool = False,
     ):
@@ -201,6 +234,7 @@ class VideoIndex:
             "metadata": dict(metadata or {}),
             "exact_backend": exact_backend,
             "backend": backend,
+            "frame_codec": frame_codec,
         }
         if backend == "milvus":
             self.config["milvus_uri"] = _absolute_lite_path(milvus_uri)
@@ -211,7 +245,7 @@ class VideoIndex:
         self.skipped: list[dict] = []  # filled by build_index: malformed inputs left out
         self._position: dict[str, int] = {}
         self.index = self._new_milvus_index(_existing) if backend == "milvus" else self._new_faiss_index()
-        self.frames = FrameStore(self.directory, dim) if store_frames else None
+        self.frames = FrameStore(self.directory, dim, frame_codec) if store_frames else None
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -347,6 +381,7 @@ class VideoIndex:
             backend,
             config.get("milvus_uri"),
             config.get("milvus_collection"),
+            config.get("frame_codec", "float16"),
             _existing=True,
         )
         self.ids = json.loads((directory / IDS_FILE).read_text())
@@ -418,7 +453,7 @@ class VideoIndex:
         for q_frames, q_rows in zip(query_frames, rows):
             q_rows = q_rows[q_rows >= 0]
             q_tensor = torch.as_tensor(np.asarray(q_frames, dtype=np.float32))
-            # float16 copies out of the memory map; chamfer converts block by block to float32
+            # copies out of the memory map (float16, or int8 decoded); chamfer converts blocks to float32
             candidates = [torch.from_numpy(np.array(self.frames.get(int(r)))) for r in q_rows]
             rescored = frame_level_similarities([q_tensor], candidates, kind)[0].numpy()  # [depth]
             order = np.argsort(-rescored, kind="stable")[:k]  # ties keep the cosine order
@@ -469,4 +504,4 @@ def _absolute_lite_path(uri: str | None) -> str | None:
     return str(Path(uri).resolve())
 
 
-__all__ = ["BACKENDS", "FrameStore", "INDEX_TYPES", "SearchResult", "VideoIndex"]
+__all__ = ["BACKENDS", "FRAME_CODECS", "FrameStore", "INDEX_TYPES", "SearchResult", "VideoIndex"]

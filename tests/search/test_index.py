@@ -278,3 +278,39 @@ def test_milvus_bad_uri_unreachable_server_and_mismatches_are_clear_errors(tmp_p
     assert "uses backend 'faiss', not 'milvus'" in capsys.readouterr().err
     assert index_main([*argv, "--milvus-uri", uri]) == 2  # a usage error
     assert "--milvus-uri / --milvus-collection need --backend milvus" in capsys.readouterr().err
+
+
+def test_int8_frame_store_halves_the_disk_and_the_cascade_ranks_by_the_decoded_frames(tmp_path):
+    from vidtempo.processing.descriptor_store import decode_int8, encode_int8
+
+    ids, videos, frames = random_collection(80, seed=13)
+    index = VideoIndex(tmp_path / "idx", DIM, frame_codec="int8")
+    index.add(ids[:60], videos[:60], frames[:60])
+    index.save()
+    index.add(ids[60:], videos[60:], frames[60:])  # not saved: both files are truncated on load
+    index = VideoIndex.load(tmp_path / "idx")
+    assert len(index) == 60 and index.config["frame_codec"] == "int8"
+    index.add(ids[60:], videos[60:], frames[60:])
+    index.save()
+    index = VideoIndex.load(tmp_path / "idx")
+    total = sum(len(f) for f in frames)
+    assert (tmp_path / "idx" / "frames.i8").stat().st_size == total * DIM  # 1 byte a value (+ 4 a frame)
+    assert (tmp_path / "idx" / "frames.scales").stat().st_size == total * 4
+    decoded = [decode_int8(*encode_int8(f)) for f in frames]  # the reference: the codec's own formula
+    for i in (0, 61, 79):
+        np.testing.assert_allclose(index.frame_embeddings(ids[i]), decoded[i], rtol=0, atol=0)
+        assert (
+            np.abs(index.frame_embeddings(ids[i]) - frames[i]).max() <= np.abs(frames[i]).max() / 254 + 1e-7
+        )
+    query_ids, query_videos, query_frames = random_collection(4, seed=14)
+    full = frame_level_similarities(
+        [torch.from_numpy(f) for f in query_frames], [torch.from_numpy(f) for f in decoded], "chamfer"
+    ).numpy()
+    for result, row in zip(
+        index.search(query_videos, k=10, rerank=len(ids), query_frames=query_frames), full
+    ):
+        expected = np.argsort(-row, kind="stable")[:10]
+        assert result.ids == [ids[i] for i in expected]
+        np.testing.assert_allclose(result.scores, row[expected], atol=1e-6)
+    with pytest.raises(ValueError, match="frame codec must be one of"):
+        VideoIndex(tmp_path / "bad", DIM, frame_codec="int4")
