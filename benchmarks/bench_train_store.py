@@ -166,6 +166,8 @@ def train_spec(folder: Path, out: Path, steps: int, cache_mb: int | None, distra
 
 
 def main(argv=None) -> None:
+    """Build (or reuse) the store, run the three trainings, write the report. Long because the report names
+    every setting of the runs next to their figures (one place to read both)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
