@@ -42,3 +42,36 @@ def write_report(path: str | os.PathLike, lines: Sequence[str]) -> str:
     write_text_atomic(path, text)
     print(text)
     return text
+
+
+SPREAD_BOUND = 1.5  # a reference whose slowest round took more than this times its fastest: a disturbed run
+
+
+def measured(tasks: dict[str, Callable[[], object]], rounds: int, reference: str) -> dict:
+    """`interleaved_times` of `tasks` with the load average before and after: {"best": {name: s}, "times",
+    "spread" (slowest / fastest round of `reference`), "disturbed" (spread > SPREAD_BOUND), "load"}."""
+    before = os.getloadavg()[0]
+    times = interleaved_times(tasks, rounds)
+    after = os.getloadavg()[0]
+    spread = max(times[reference]) / min(times[reference])
+    return {
+        "best": {name: min(values) for name, values in times.items()},
+        "times": times,
+        "spread": spread,
+        "disturbed": spread > SPREAD_BOUND,
+        "load": (before, after),
+    }
+
+
+def conditions_line(result: dict, reference: str) -> str:
+    """One sentence: the load average and the reference's spread, flagged when beyond SPREAD_BOUND."""
+    before, after = result["load"]
+    flag = (
+        f" **Disturbed run: the reference varied beyond the {SPREAD_BOUND}x bound; its ratios are not defensible.**"
+        if result["disturbed"]
+        else f" (within the {SPREAD_BOUND}x bound)"
+    )
+    return (
+        f"Load average {before:.1f} before, {after:.1f} after; {reference} slowest / fastest round "
+        f"{result['spread']:.2f}x{flag}"
+    )

@@ -201,11 +201,35 @@ def _run_fit_pca(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidtempo-extract merge",
+        description="Merge descriptor folders extracted on several machines (node-local --output folders) into "
+        "one folder: shards copied, settings checked, failed.jsonl kept for videos no part extracted.",
+    )
+    parser.add_argument("output", help="the merged descriptor folder (created, or extended)")
+    parser.add_argument("parts", nargs="+", help="descriptor folders to merge")
+    return add_common_flags(parser)
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from ..processing.descriptor_store import merge_descriptor_folders
+
+    result = merge_descriptor_folders(args.output, args.parts)
+    print(
+        f"{args.output}: {result['videos']} videos after copying {result['shards']} shards from {len(args.parts)} "
+        f"folders ({result['duplicates']} in several parts, {result['failed']} failed rows kept)"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`vidtempo-extract [fit-pca] ...`; returns the exit code."""
+    """`vidtempo-extract [fit-pca | merge] ...`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "fit-pca":
         return run_command(_fit_pca_parser(), _run_fit_pca, argv[1:])
+    if argv and argv[0] == "merge":
+        return run_command(_merge_parser(), _run_merge, argv[1:])
     return run_command(_extract_parser(), _run_extract, argv)
 
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ._contract import add_common_flags, positive, run_command
+from ._contract import UsageError, add_common_flags, positive, run_command
 
 # `vidtempo.search.index.INDEX_TYPES`, spelled out so that `--help` imports neither faiss nor torch
 # (tests/search/test_search_cli.py checks that the two agree).
 INDEX_TYPES = ("flat", "ivf", "ivfpq")
+BACKENDS = ("faiss", "milvus")  # `vidtempo.search.index.BACKENDS`
 
 
 DESCRIPTION = (
     "Embed a descriptor folder with a TCA model and build (or resume) a searchable VideoIndex: "
-    "video embeddings in FAISS, frame embeddings in a memory-mapped float16 file for chamfer re-ranking."
+    "video embeddings in FAISS (or a Milvus collection: --backend milvus), frame embeddings in a memory-mapped "
+    "float16 file for chamfer re-ranking."
 )
 
 
@@ -40,11 +42,29 @@ def index_parser() -> argparse.ArgumentParser:
         default="flat",
         help="flat = exact inner product; ivf / ivfpq = approximate, for large collections",
     )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="where the video vectors live: faiss (in the folder; default for a new index) or milvus; "
+        "an existing index keeps its own",
+    )
+    parser.add_argument(
+        "--milvus-uri",
+        help="Milvus server (http://host:19530) or Milvus Lite file (PATH.db); default: Milvus Lite in "
+        "INDEX/milvus.db. A token, if the server needs one, is read from MILVUS_TOKEN",
+    )
+    parser.add_argument("--milvus-collection", help="Milvus collection name (default: a new unique one)")
     parser.add_argument("--nlist", type=positive(int), default=1024, help="IVF lists")
     parser.add_argument("--nprobe", type=positive(int), default=32, help="IVF lists probed per query")
     parser.add_argument("--pq-m", type=positive(int), default=64, help="PQ sub-quantisers (ivfpq)")
     parser.add_argument(
         "--no-frames", action="store_true", help="do not store frame embeddings (no re-ranking)"
+    )
+    parser.add_argument(
+        "--frame-codec",
+        choices=("float16", "int8"),
+        default="float16",
+        help="frame store: float16, or int8 with one scale per frame (half the disk; a new index only)",
     )
     parser.add_argument(
         "--chunk-videos", type=positive(int), default=256, help="videos embedded and committed at a time"
@@ -64,6 +84,17 @@ def index_parser() -> argparse.ArgumentParser:
 
 
 def _index(args: argparse.Namespace) -> int:
+    milvus = {}
+    if args.backend == "milvus":
+        milvus = {
+            "backend": "milvus",
+            "milvus_uri": args.milvus_uri,
+            "milvus_collection": args.milvus_collection,
+        }
+    elif args.milvus_uri or args.milvus_collection:
+        raise UsageError("--milvus-uri / --milvus-collection need --backend milvus")
+    elif args.backend:
+        milvus = {"backend": args.backend}
     import numpy as np
     import torch
 
@@ -88,9 +119,11 @@ def _index(args: argparse.Namespace) -> int:
         nprobe=args.nprobe,
         pq_m=args.pq_m,
         store_frames=not args.no_frames,
+        frame_codec=args.frame_codec,
+        **milvus,
     )
     print(
-        f"{args.index}: {len(index)} videos ({index.config['index_type']}, dim {index.dim}, "
+        f"{args.index}: {len(index)} videos ({index.config['backend']} {index.config['index_type']}, dim {index.dim}, "
         f"frames {'stored' if index.frames is not None else 'not stored'}); {len(index.skipped)} skipped"
     )
     return 0

@@ -5,6 +5,8 @@ Layout of a descriptor folder::
     DIR/info.json            {"format": "vidtempo-descriptors", "version": 1, "dim": D, ...user metadata}
     DIR/data/*.parquet       one row per video (a `datasets` dataset; load with `load_descriptor_dataset`)
     DIR/failed.jsonl         videos that could not be processed: {"video_id", "path", "error"} per line
+    DIR/packed/<codec>/      optional flat copy read on demand (`pack_descriptors`, `PackedDescriptors`):
+                             frames.bin (float16, or int8 + scales.f32), offsets.npy, ids.json, manifest.json
 
 Columns: `video_id` (string), `path` (string), `fps` (float64, decoded frame rate), `timestamps`
 (list of float32 seconds, one per sampled frame), `num_frames` (int32), `features`
@@ -21,6 +23,7 @@ import os
 import time
 import uuid
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,7 +291,292 @@ def write_descriptors(
     return Path(out_dir)
 
 
+SETTINGS_KEYS = ("dim", "model", "model_sha256", "pooling", "pca_dim", "fps", "num_frames", "min_duration")
+
+
+def merge_descriptor_folders(out_dir: str | os.PathLike, parts: Sequence[str | os.PathLike]) -> dict:
+    """Merge descriptor folders written on several machines (node-local `--output`s) into `out_dir`: shards
+    are copied (atomic, names kept; a name already present is refused), `failed.jsonl` rows are kept for videos
+    no part extracted. All parts (and `out_dir`, if it exists) must share the extraction settings (named when
+    not). Returns {"shards", "videos", "duplicates", "failed"}; a video in several parts is reported."""
+    if not parts:
+        raise ValueError("merge: no part folders given")
+    infos = [(Path(part), read_info(part)) for part in parts]
+    reference_path, reference = infos[0]
+    if (Path(out_dir) / INFO_FILE).exists():
+        reference_path, reference = Path(out_dir), read_info(out_dir)
+    for path, info in infos:
+        for key in SETTINGS_KEYS:
+            if info.get(key) != reference.get(key):
+                raise ValueError(
+                    f"merge: {path / INFO_FILE} has {key}={info.get(key)!r}, {reference_path / INFO_FILE} has "
+                    f"{reference.get(key)!r}: descriptors of different settings cannot share a folder"
+                )
+    out_dir = Path(out_dir)
+    write_info(
+        out_dir,
+        reference["dim"],
+        **{k: v for k, v in reference.items() if k not in ("format", "version", "dim")},
+    )
+    (out_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    present = {f.name for f in shard_files(out_dir)}
+    seen = existing_ids(out_dir)
+    duplicates: set[str] = set()
+    copied = 0
+    for path, _ in infos:
+        for shard in shard_files(path):
+            if shard.name in present:
+                raise ValueError(f"merge: {shard} has the name of a shard already in {out_dir / DATA_DIR}")
+            ids = pq.read_table(shard, columns=["video_id"]).column("video_id").to_pylist()
+            duplicates.update(v for v in ids if v in seen)
+            seen.update(ids)
+            data = shard.read_bytes()
+            write_atomically(
+                out_dir / DATA_DIR / shard.name, lambda temporary, d=data: Path(temporary).write_bytes(d)
+            )
+            present.add(shard.name)
+            copied += 1
+    failed = 0
+    for path, _ in infos:
+        for row in read_failures(path):
+            if row["video_id"] not in seen:
+                append_failure(out_dir, row["video_id"], row.get("path", ""), row.get("error", ""))
+                seen.add(row["video_id"])
+                failed += 1
+    if duplicates:
+        warnings.warn(
+            f"merge: {len(duplicates)} videos are in several parts (e.g. {sorted(duplicates)[:5]}); "
+            "readers take one copy",
+            stacklevel=2,
+        )
+    return {
+        "shards": copied,
+        "videos": len(existing_ids(out_dir)),
+        "duplicates": len(duplicates),
+        "failed": failed,
+    }
+
+
+# -- packed store: the descriptors as one flat file read on demand (bounded-memory training, compact stores) ----
+
+PACKED_DIR = "packed"
+CODECS = ("float16", "int8")  # int8: one float32 scale per frame vector (max |x| / 127)
+_MANIFEST, _IDS, _OFFSETS, _FRAMES, _SCALES = (
+    "manifest.json",
+    "ids.json",
+    "offsets.npy",
+    "frames.bin",
+    "scales.f32",
+)
+
+
+def encode_int8(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 codes [F, D], float32 scales [F]) with features ~= codes * scales[:, None] (per-vector scale)."""
+    x = np.asarray(features, dtype=np.float32)
+    scales = np.abs(x).max(axis=1) / 127.0
+    codes = np.rint(x / np.maximum(scales, np.finfo(np.float32).tiny)[:, None])
+    return np.clip(codes, -127, 127).astype(np.int8), scales.astype(np.float32)
+
+
+def decode_int8(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """float32 [F, D] from int8 codes and per-vector scales."""
+    return codes.astype(np.float32) * scales[:, None]
+
+
+def _shard_signature(directory: str | os.PathLike) -> list[list]:
+    return [[f.name, f.stat().st_size] for f in shard_files(directory)]
+
+
+class PackedWriter:
+    """Appends videos to a packed store folder: ``frames.bin`` (float16 or int8 rows), ``scales.f32`` (int8),
+    ``offsets.npy``, ``ids.json`` and, written last, ``manifest.json`` (a folder without it is incomplete).
+    Memory: the ids and offsets only."""
+
+    def __init__(self, path: str | os.PathLike, dim: int, codec: str = "float16", shards: list | None = None):
+        if codec not in CODECS:
+            raise ValueError(f"packed store codec must be one of {CODECS}, got {codec!r}")
+        self.path, self.dim, self.codec, self.shards = Path(path), int(dim), codec, shards or []
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / _MANIFEST).unlink(missing_ok=True)
+        self._frames = open(self.path / _FRAMES, "wb")
+        self._scales = open(self.path / _SCALES, "wb") if codec == "int8" else None
+        self.ids: list[str] = []
+        self._lengths: list[int] = []
+
+    def add(self, video_id: str, features: np.ndarray) -> None:
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape[1] != self.dim or features.shape[0] == 0:
+            raise ValueError(
+                f"video {video_id!r}: features must be [frames>0, {self.dim}], got {features.shape}"
+            )
+        if self.codec == "int8":
+            codes, scales = encode_int8(features)
+            self._frames.write(codes.tobytes())
+            self._scales.write(scales.tobytes())
+        else:
+            self._frames.write(np.ascontiguousarray(features, dtype=np.float16).tobytes())
+        self.ids.append(str(video_id))
+        self._lengths.append(int(features.shape[0]))
+
+    def close(self) -> Path:
+        """Flush the files and write ids, offsets and the manifest; returns the store folder."""
+        for handle in (self._frames, self._scales):
+            if handle is not None:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+        offsets = np.concatenate([[0], np.cumsum(self._lengths, dtype=np.int64)]).astype(np.int64)
+
+        def save(temporary: Path) -> None:
+            with open(temporary, "wb") as handle:  # a handle: np.save would add ".npy" to the name
+                np.save(handle, offsets)
+
+        write_atomically(self.path / _OFFSETS, save)
+        write_text_atomic(self.path / _IDS, json.dumps(self.ids))
+        manifest = {"codec": self.codec, "dim": self.dim, "videos": len(self.ids), "frames": int(offsets[-1])}
+        write_text_atomic(self.path / _MANIFEST, json.dumps({**manifest, "shards": self.shards}, indent=1))
+        return self.path
+
+
+def packed_path(directory: str | os.PathLike, codec: str = "float16") -> Path:
+    """Where the packed store of a descriptor folder lives: ``DIR/packed/<codec>``."""
+    return Path(directory) / PACKED_DIR / codec
+
+
+def pack_descriptors(directory: str | os.PathLike, codec: str = "float16", force: bool = False) -> Path:
+    """Pack a descriptor folder's parquet shards into ``DIR/packed/<codec>`` (one shard in memory at a time).
+    An up-to-date pack (same shard names and sizes) is kept unless `force`."""
+    info = read_info(directory)
+    target, shards = packed_path(directory, codec), _shard_signature(directory)
+    if not force and (target / _MANIFEST).exists():
+        if json.loads((target / _MANIFEST).read_text()).get("shards") == shards:
+            return target
+    writer = PackedWriter(target, info["dim"], codec, shards)
+    for video_id, features, _ in iter_descriptors(directory):
+        writer.add(video_id, features)
+    return writer.close()
+
+
+class PackedDescriptors:
+    """Read-only `{video_id: features [F, D]}` over a packed store, read on demand with `os.pread` (no memory
+    map, so nothing of the store stays in this process's memory) through an LRU cache bounded in bytes.
+
+    float16 stores give float16 arrays, equal to `load_descriptors`; int8 stores give float32 decoded arrays.
+    Each process (DataLoader worker) opens its own file handles and keeps its own cache.
+
+    Args:
+        path: the store folder (`packed_path`), or a descriptor folder (its float16 pack).
+        cache_bytes: cache bound; 0 disables caching. A video larger than the bound is never cached.
+        directory: when given, the store must match this descriptor folder's shards (else stale, refused).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, cache_bytes: int = 0, directory: str | os.PathLike | None = None
+    ):
+        path = Path(path)
+        if not (path / _MANIFEST).exists() and (path / INFO_FILE).exists():
+            directory, path = path, packed_path(path)
+        if not (path / _MANIFEST).exists():
+            raise FileNotFoundError(
+                f"{path}: not a packed descriptor store (no {_MANIFEST}; see pack_descriptors)"
+            )
+        self.path, self.manifest = path, json.loads((path / _MANIFEST).read_text())
+        if (
+            directory is not None
+            and shard_files(directory)
+            and self.manifest["shards"] != _shard_signature(directory)
+        ):
+            raise ValueError(
+                f"{path}: packed from other shards than {directory}/{DATA_DIR} now holds: re-pack it"
+            )
+        self.dim, self.codec = int(self.manifest["dim"]), self.manifest["codec"]
+        self.offsets = np.load(path / _OFFSETS)
+        ids = json.loads((path / _IDS).read_text())
+        self._row = {video_id: i for i, video_id in enumerate(ids)}  # a repeated id: the later row wins
+        self._itemsize = 1 if self.codec == "int8" else 2
+        expected = int(self.offsets[-1]) * self.dim * self._itemsize
+        if len(ids) + 1 != len(self.offsets) or (path / _FRAMES).stat().st_size != expected:
+            raise ValueError(
+                f"{path}: {_FRAMES} / {_OFFSETS} / {_IDS} disagree (an interrupted pack? re-pack it)"
+            )
+        self.cache_bytes, self.cached_bytes, self.hits, self.misses = int(cache_bytes), 0, 0, 0
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._pid, self._handles = None, None
+
+    def __getstate__(self) -> dict:  # pickled into DataLoader workers: no handles, an empty cache
+        state = dict(self.__dict__)
+        state.update(_pid=None, _handles=None, _cache=OrderedDict(), cached_bytes=0)
+        return state
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self._row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._row)
+
+    def keys(self):
+        return self._row.keys()
+
+    def num_frames(self, video_id: str) -> int:
+        row = self._row[video_id]
+        return int(self.offsets[row + 1] - self.offsets[row])
+
+    def _files(self) -> tuple[int, int | None]:
+        if self._pid != os.getpid():
+            scales = os.open(self.path / _SCALES, os.O_RDONLY) if self.codec == "int8" else None
+            self._handles, self._pid = (os.open(self.path / _FRAMES, os.O_RDONLY), scales), os.getpid()
+        return self._handles
+
+    def read(self, video_id: str) -> np.ndarray:
+        """The features of one video straight from disk (no cache)."""
+        row = self._row[video_id]
+        start, stop = int(self.offsets[row]), int(self.offsets[row + 1])
+        frames, scales = self._files()
+        size = (stop - start) * self.dim * self._itemsize
+        data = os.pread(frames, size, start * self.dim * self._itemsize)
+        if len(data) != size:
+            raise OSError(f"{self.path / _FRAMES}: short read for {video_id!r} (file truncated?)")
+        if self.codec == "float16":
+            return np.frombuffer(data, dtype=np.float16).reshape(stop - start, self.dim)
+        codes = np.frombuffer(data, dtype=np.int8).reshape(stop - start, self.dim)
+        return decode_int8(codes, np.frombuffer(os.pread(scales, (stop - start) * 4, start * 4), np.float32))
+
+    def __getitem__(self, video_id: str) -> np.ndarray:
+        cached = self._cache.get(video_id)
+        if cached is not None:
+            self._cache.move_to_end(video_id)
+            self.hits += 1
+            return cached
+        self.misses += 1
+        features = self.read(video_id)
+        if features.nbytes <= self.cache_bytes:
+            while self.cached_bytes + features.nbytes > self.cache_bytes:
+                _, evicted = self._cache.popitem(last=False)
+                self.cached_bytes -= evicted.nbytes
+            self._cache[video_id] = features
+            self.cached_bytes += features.nbytes
+        return features
+
+    def close(self) -> None:
+        if self._handles is not None and self._pid == os.getpid():
+            for handle in self._handles:
+                if handle is not None:
+                    os.close(handle)
+        self._pid, self._handles = None, None
+
+
 __all__ = [
+    "CODECS",
+    "merge_descriptor_folders",
+    "PackedDescriptors",
+    "PackedWriter",
+    "decode_int8",
+    "encode_int8",
+    "pack_descriptors",
+    "packed_path",
     "DescriptorWriter",
     "append_failure",
     "descriptor_features",

@@ -48,6 +48,12 @@ def build_index(
     index: VideoIndex | None = None
     if (Path(index_dir) / "config.json").exists():
         index = VideoIndex.load(index_dir)
+        backend = index_kwargs.get("backend")
+        if backend and backend != index.config.get("backend", "faiss"):
+            raise ValueError(
+                f"{Path(index_dir) / 'config.json'}: the index uses backend {index.config.get('backend', 'faiss')!r}, "
+                f"not {backend!r}: use another --index for a {backend} index"
+            )
         if not force:
             check_same_space(index, record, descriptor_model, info)
     seen: set[str] = set()  # a duplicated id is indexed once (its first copy)

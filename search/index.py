@@ -1,23 +1,28 @@
-"""Search at scale: video-level embeddings in FAISS, frame-level embeddings in a memory-mapped store.
+"""Search at scale: video-level embeddings in FAISS or Milvus, frame-level embeddings in a memory-mapped store.
 
 A :class:`VideoIndex` lives in one folder::
 
-    DIR/config.json      dim, index type and parameters, user metadata (e.g. the model used)
-    DIR/ids.json         video ids, in the order of the FAISS rows
-    DIR/video.faiss      the FAISS index of L2-normalised video embeddings (inner product = cosine)
+    DIR/config.json      dim, backend, index type and parameters, user metadata (e.g. the model used)
+    DIR/ids.json         video ids, in the order of the FAISS rows (Milvus: the `row` primary keys)
+    DIR/video.faiss      the FAISS index of L2-normalised video embeddings (inner product = cosine);
+                         with ``backend="milvus"`` the vectors are in a Milvus collection instead
+                         (`search/milvus_backend.py`; the URI and collection name are in config.json)
     DIR/frames.f16       frame embeddings of all videos, float16, row-major [total frames, dim]
     DIR/offsets.npy      int64 [N + 1]: video i owns rows offsets[i]:offsets[i + 1] of frames.f16
+                         (``frame_codec="int8"``: frames.i8 int8 codes + frames.scales float32, one per frame)
 
 `search(query, k, rerank=depth)` retrieves the top `depth` videos by cosine and re-ranks them by chamfer
 similarity of the frame embeddings (a cascade: TCA_c cost for the whole collection, TCA_f accuracy on
 the short list). `save()` commits everything atomically (the frame file is append-only and truncated
-on load to the committed length), so an interrupted indexing job resumes from its last `save()`.
+on load to the committed length; Milvus rows past it are deleted), so an interrupted indexing job resumes
+from its last `save()`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +32,17 @@ import numpy as np
 import torch
 
 from vidtempo.processing.atomic_files import write_atomically
+from vidtempo.processing.descriptor_store import decode_int8, encode_int8
 
 from ..evaluation.embedding import frame_level_similarities
 
 INDEX_TYPES = ("flat", "ivf", "ivfpq")
+FRAME_CODECS = (
+    "float16",
+    "int8",
+)  # int8: one float32 scale per frame (frames.i8 + frames.scales), half the disk
+BACKENDS = ("faiss", "milvus")
+MILVUS_LITE_FILE = "milvus.db"  # the embedded Milvus Lite database when no milvus_uri is given
 CONFIG_FILE, IDS_FILE, FAISS_FILE, FRAMES_FILE, OFFSETS_FILE = (
     "config.json",
     "ids.json",
@@ -65,24 +77,33 @@ def _as_matrix(embeds, dim: int, what: str) -> np.ndarray:
 
 
 class FrameStore:
-    """Append-only float16 store of per-video frame embeddings, read through a memory map."""
+    """Append-only store of per-video frame embeddings, read through a memory map: float16 (``frames.f16``) or
+    int8 with one float32 scale per frame (``frames.i8`` + ``frames.scales``, `codec="int8"`)."""
 
-    def __init__(self, directory: str | os.PathLike, dim: int):
+    def __init__(self, directory: str | os.PathLike, dim: int, codec: str = "float16"):
+        if codec not in FRAME_CODECS:
+            raise ValueError(f"frame codec must be one of {FRAME_CODECS}, got {codec!r}")
         self.directory = Path(directory)
-        self.dim = dim
-        self.path = self.directory / FRAMES_FILE
+        self.dim, self.codec = dim, codec
+        self.path = self.directory / (FRAMES_FILE if codec == "float16" else "frames.i8")
+        self.scales_path = self.directory / "frames.scales" if codec == "int8" else None
         offsets_path = self.directory / OFFSETS_FILE
         self.offsets = np.load(offsets_path) if offsets_path.exists() else np.zeros(1, dtype=np.int64)
-        committed = int(self.offsets[-1]) * dim * 2
-        size = self.path.stat().st_size if self.path.exists() else 0
-        if size < committed:
-            raise ValueError(
-                f"{self.path}: {size} bytes, but {OFFSETS_FILE} records {committed} (file truncated?)"
-            )
-        if size > committed:
-            with open(self.path, "r+b") as handle:  # drop frames appended after the last commit
-                handle.truncate(committed)
+        frames = int(self.offsets[-1])
+        files = [(self.path, frames * dim * (2 if codec == "float16" else 1))]
+        if self.scales_path is not None:
+            files.append((self.scales_path, frames * 4))
+        for path, committed in files:
+            size = path.stat().st_size if path.exists() else 0
+            if size < committed:
+                raise ValueError(
+                    f"{path}: {size} bytes, but {OFFSETS_FILE} records {committed} (file truncated?)"
+                )
+            if size > committed:
+                with open(path, "r+b") as handle:  # drop frames appended after the last commit
+                    handle.truncate(committed)
         self._map: np.memmap | None = None
+        self._scales: np.memmap | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -99,10 +120,16 @@ class FrameStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as handle:
             for f in arrays:
-                handle.write(np.ascontiguousarray(f, dtype=np.float16).tobytes())
+                if self.codec == "int8":
+                    codes, scales = encode_int8(f)
+                    handle.write(codes.tobytes())
+                    with open(self.scales_path, "ab") as scale_handle:
+                        scale_handle.write(scales.tobytes())
+                else:
+                    handle.write(np.ascontiguousarray(f, dtype=np.float16).tobytes())
         lengths = np.array([f.shape[0] for f in arrays], dtype=np.int64)
         self.offsets = np.concatenate([self.offsets, self.offsets[-1] + np.cumsum(lengths)])
-        self._map = None
+        self._map = self._scales = None
 
     def commit(self) -> None:
         """Record the appended videos (until then a reload drops them)."""
@@ -117,18 +144,28 @@ class FrameStore:
     def _frames(self) -> np.ndarray:
         if self._map is None:
             total = int(self.offsets[-1])
+            dtype = np.float16 if self.codec == "float16" else np.int8
             self._map = (
-                np.memmap(self.path, dtype=np.float16, mode="r", shape=(total, self.dim))
+                np.memmap(self.path, dtype=dtype, mode="r", shape=(total, self.dim))
                 if total
-                else (np.zeros((0, self.dim), np.float16))
+                else (np.zeros((0, self.dim), dtype))
             )
+            if self.scales_path is not None:
+                self._scales = (
+                    np.memmap(self.scales_path, dtype=np.float32, mode="r", shape=(total,))
+                    if total
+                    else np.zeros(0, np.float32)
+                )
         return self._map
 
     def get(self, position: int) -> np.ndarray:
-        """Frame embeddings [F, dim] float16 (a view into the memory map) of the video at `position`."""
+        """Frame embeddings [F, dim] of the video at `position`: float16 (a view into the memory map), or
+        float32 decoded from int8 codes and scales."""
         if not 0 <= position < len(self.offsets) - 1:
             raise IndexError(f"frame store has {len(self.offsets) - 1} videos, asked for {position}")
-        return self._frames()[self.offsets[position] : self.offsets[position + 1]]
+        start, stop = self.offsets[position], self.offsets[position + 1]
+        frames = self._frames()[start:stop]
+        return frames if self.codec == "float16" else decode_int8(frames, self._scales[start:stop])
 
 
 @dataclass
@@ -150,8 +187,14 @@ class VideoIndex:
             the IVF kinds are trained on the first `add` (or an explicit `train`).
         nlist, pq_m, pq_bits, nprobe: IVF lists, PQ sub-quantisers / bits, lists probed per query.
         store_frames: keep frame embeddings (needed for re-ranking).
-        exact_backend: how a flat index is searched: ``blas`` (numpy matmul + argpartition, default) or
-            ``faiss`` (`IndexFlatIP.search`).
+        exact_backend: how a flat FAISS index is searched: ``blas`` (numpy matmul + argpartition, default)
+            or ``faiss`` (`IndexFlatIP.search`).
+        backend: where the video vectors live: ``faiss`` (in-process, saved in the folder; default) or
+            ``milvus`` (a Milvus collection; `index_type` ``flat`` or ``ivf``). Frames stay in the folder.
+        milvus_uri: Milvus server URI (``http://host:19530``) or Milvus Lite file (``*.db``); default: Milvus
+            Lite in ``DIR/milvus.db``.
+        milvus_collection: collection name (default: a new unique ``vidtempo_...`` name).
+        frame_codec: ``float16`` (default) or ``int8`` (per-frame scale; half the disk) for the frame store.
     """
 
     def __init__(
@@ -166,7 +209,15 @@ class VideoIndex:
         store_frames: bool = True,
         metadata: dict | None = None,
         exact_backend: str = "blas",
+        backend: str = "faiss",
+        milvus_uri: str | None = None,
+        milvus_collection: str | None = None,
+        frame_codec: str = "float16",
+        *,
+        _existing: bool = False,
     ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if index_type not in INDEX_TYPES:
             raise ValueError(f"index_type must be one of {INDEX_TYPES}, got {index_type!r}")
         if index_type == "ivfpq" and dim % pq_m:
@@ -182,20 +233,45 @@ class VideoIndex:
             "store_frames": bool(store_frames),
             "metadata": dict(metadata or {}),
             "exact_backend": exact_backend,
+            "backend": backend,
+            "frame_codec": frame_codec,
         }
+        if backend == "milvus":
+            self.config["milvus_uri"] = _absolute_lite_path(milvus_uri)
+            self.config["milvus_collection"] = milvus_collection or f"vidtempo_{uuid.uuid4().hex[:16]}"
         if exact_backend not in ("blas", "faiss"):
             raise ValueError(f"exact_backend must be 'blas' or 'faiss', got {exact_backend!r}")
         self.ids: list[str] = []
         self.skipped: list[dict] = []  # filled by build_index: malformed inputs left out
         self._position: dict[str, int] = {}
-        self.index = self._new_faiss_index()
-        self.frames = FrameStore(self.directory, dim) if store_frames else None
+        self.index = self._new_milvus_index(_existing) if backend == "milvus" else self._new_faiss_index()
+        self.frames = FrameStore(self.directory, dim, frame_codec) if store_frames else None
 
     # -- construction -------------------------------------------------------------------------------
 
     @property
     def dim(self) -> int:
         return self.config["dim"]
+
+    @property
+    def milvus_uri(self) -> str:
+        """The Milvus URI of a ``backend="milvus"`` index (Milvus Lite in the folder when none was given)."""
+        return self.config.get("milvus_uri") or str(self.directory.resolve() / MILVUS_LITE_FILE)
+
+    def _new_milvus_index(self, existing: bool):
+        from .milvus_backend import MilvusVectors
+
+        if self.config.get("milvus_uri") is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        return MilvusVectors(
+            self.milvus_uri,
+            self.config["milvus_collection"],
+            self.dim,
+            self.config["index_type"],
+            self.config["nlist"],
+            self.config["nprobe"],
+            create=not existing,
+        )
 
     def _new_faiss_index(self):
         dim, kind = self.dim, self.config["index_type"]
@@ -257,7 +333,10 @@ class VideoIndex:
             self.train(vectors)
         if self.frames is not None:
             self.frames.append(frame_embeds)
-        self.index.add(vectors)
+        if self.config["backend"] == "milvus":
+            self.index.add(vectors, ids)
+        else:
+            self.index.add(vectors)
         for video_id in ids:
             self._position[video_id] = len(self.ids)
             self.ids.append(video_id)
@@ -267,9 +346,12 @@ class VideoIndex:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.frames is not None:
             self.frames.commit()
-        write_atomically(
-            self.directory / FAISS_FILE, lambda temporary: faiss.write_index(self.index, str(temporary))
-        )
+        if self.config["backend"] == "milvus":
+            self.index.flush()
+        else:
+            write_atomically(
+                self.directory / FAISS_FILE, lambda temporary: faiss.write_index(self.index, str(temporary))
+            )
         _atomic_write_bytes(self.directory / CONFIG_FILE, json.dumps(self.config, indent=2).encode())
         _atomic_write_bytes(self.directory / IDS_FILE, json.dumps(self.ids).encode())
         return self.directory
@@ -278,10 +360,13 @@ class VideoIndex:
     def load(cls, directory: str | os.PathLike) -> VideoIndex:
         """Open a saved index (frames stay on disk, memory-mapped)."""
         directory = Path(directory)
-        for name in (CONFIG_FILE, IDS_FILE, FAISS_FILE):
+        for name in (CONFIG_FILE, IDS_FILE):
             if not (directory / name).exists():
                 raise FileNotFoundError(f"{directory} is not a vidtempo index: {name} is missing")
         config = json.loads((directory / CONFIG_FILE).read_text())
+        backend = config.get("backend", "faiss")
+        if backend == "faiss" and not (directory / FAISS_FILE).exists():
+            raise FileNotFoundError(f"{directory} is not a vidtempo index: {FAISS_FILE} is missing")
         self = cls(
             directory,
             config["dim"],
@@ -293,15 +378,25 @@ class VideoIndex:
             config["store_frames"],
             config.get("metadata"),
             config.get("exact_backend", "blas"),
+            backend,
+            config.get("milvus_uri"),
+            config.get("milvus_collection"),
+            config.get("frame_codec", "float16"),
+            _existing=True,
         )
-        self.index = faiss.read_index(str(directory / FAISS_FILE))
-        if hasattr(self.index, "nprobe"):
-            self.index.nprobe = config["nprobe"]
         self.ids = json.loads((directory / IDS_FILE).read_text())
         self._position = {video_id: i for i, video_id in enumerate(self.ids)}
+        where = FAISS_FILE
+        if backend == "milvus":
+            self.index.truncate(len(self.ids))  # rows inserted after the last save() are dropped
+            where = f"milvus collection {config['milvus_collection']!r} at {self.milvus_uri}"
+        else:
+            self.index = faiss.read_index(str(directory / FAISS_FILE))
+            if hasattr(self.index, "nprobe"):
+                self.index.nprobe = config["nprobe"]
         if self.index.ntotal != len(self.ids):
             raise ValueError(
-                f"{directory}: {FAISS_FILE} holds {self.index.ntotal} vectors for {len(self.ids)} ids"
+                f"{directory}: {where} holds {self.index.ntotal} vectors for {len(self.ids)} ids"
             )
         if self.frames is not None and len(self.frames) != len(self.ids):
             raise ValueError(
@@ -358,7 +453,7 @@ class VideoIndex:
         for q_frames, q_rows in zip(query_frames, rows):
             q_rows = q_rows[q_rows >= 0]
             q_tensor = torch.as_tensor(np.asarray(q_frames, dtype=np.float32))
-            # float16 copies out of the memory map; chamfer converts block by block to float32
+            # copies out of the memory map (float16, or int8 decoded); chamfer converts blocks to float32
             candidates = [torch.from_numpy(np.array(self.frames.get(int(r)))) for r in q_rows]
             rescored = frame_level_similarities([q_tensor], candidates, kind)[0].numpy()  # [depth]
             order = np.argsort(-rescored, kind="stable")[:k]  # ties keep the cosine order
@@ -371,7 +466,11 @@ class VideoIndex:
         A flat index is searched exactly with one BLAS matmul + `argpartition` over a zero-copy view of
         the FAISS vectors (faster than `IndexFlatIP.search` on the CPUs measured in bench_search.py; same
         result, ties broken by insertion order); ``exact_backend="faiss"`` uses FAISS's own search."""
-        if self.config["index_type"] != "flat" or self.config.get("exact_backend", "blas") == "faiss":
+        if (
+            self.config["backend"] == "milvus"
+            or self.config["index_type"] != "flat"
+            or self.config.get("exact_backend", "blas") == "faiss"
+        ):
             return self.index.search(queries, depth)
         vectors = self._flat_vectors()  # [N, dim], shares memory with FAISS
         scores, rows = [], []
@@ -388,9 +487,21 @@ class VideoIndex:
         total = self.index.ntotal
         return faiss.rev_swig_ptr(self.index.get_xb(), total * self.dim).reshape(total, self.dim)
 
+    def close(self) -> None:
+        """Release the Milvus connection (nothing to do for FAISS)."""
+        if self.config["backend"] == "milvus":
+            self.index.close()
+
     def _result(self, rows: np.ndarray, scores: np.ndarray, reranked: bool) -> SearchResult:
         keep = rows >= 0  # FAISS pads with -1 when fewer candidates are found (IVF)
         return SearchResult([self.ids[int(r)] for r in rows[keep]], np.asarray(scores)[keep], reranked)
 
 
-__all__ = ["FrameStore", "INDEX_TYPES", "SearchResult", "VideoIndex"]
+def _absolute_lite_path(uri: str | None) -> str | None:
+    """A relative Milvus Lite path (``x.db``) made absolute, so the index opens from any directory."""
+    if uri is None or "://" in uri or uri.startswith("unix:") or not uri.endswith(".db"):
+        return uri
+    return str(Path(uri).resolve())
+
+
+__all__ = ["BACKENDS", "FRAME_CODECS", "FrameStore", "INDEX_TYPES", "SearchResult", "VideoIndex"]

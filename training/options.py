@@ -30,6 +30,7 @@ RESUME_SAFE = frozenset(
         "num_workers",
         "num_threads",
         "eval_batch_size",
+        "descriptor_cache_mb",
     }
 )
 
@@ -140,6 +141,13 @@ class TrainConfig:
     force: bool = field(default=False, metadata=_help(FORCE_HELP))
     seed: int = field(default=0, metadata=_help("random seed (weights, data order, crops, split)"))
     num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+    descriptor_cache_mb: int | None = field(
+        default=None,
+        metadata=_help(
+            "read descriptors on demand (DIR/packed/float16, made once) with a cache of this many MiB per "
+            "process, instead of holding them all in RAM (default); same batches"
+        ),
+    )
     num_threads: int | None = field(default=None, metadata=_help(THREADS_HELP))
     log_every: int = field(default=10, metadata=_help("optimizer steps between loss displays"))
     report_to: str | None = field(default="tensorboard", metadata=_help("tracker: tensorboard or none"))

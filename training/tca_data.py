@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..processing.descriptor_store import load_descriptors
+from ..processing.descriptor_store import (
+    PackedDescriptors,
+    load_descriptors,
+    pack_descriptors,
+    packed_path,
+    shard_files,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -191,7 +201,7 @@ class TCAPairDataset(_EpochSeeded, Dataset):
 
     def __init__(
         self,
-        descriptors: dict[str, np.ndarray],
+        descriptors: Mapping[str, np.ndarray],
         pairs: list[tuple[str, str]],
         distractors: list[str],
         num_frames: int = 64,
@@ -281,8 +291,24 @@ def load_training_descriptors(
     return descriptors
 
 
+def open_training_store(directory: str | os.PathLike, cache_mb: int | None) -> PackedDescriptors | None:
+    """On-demand descriptors for training: the float16 pack of `directory` (made, or re-made when the shards
+    changed), read through a cache of `cache_mb` MiB per process; None when `cache_mb` is None (in RAM).
+    A folder holding only a pack (no parquet shards) is used as it is."""
+    if cache_mb is None:
+        return None
+    if cache_mb < 0:
+        raise ValueError(f"descriptor_cache_mb must be >= 0 (or unset), got {cache_mb}")
+    if shard_files(directory):
+        target = packed_path(directory)
+        logger.info("packing %s into %s (once; kept while the shards are unchanged)", directory, target)
+        pack_descriptors(directory)
+    return PackedDescriptors(packed_path(directory), int(cache_mb) * 2**20, directory=directory)
+
+
 __all__ = [
     "EpochPermutationSampler",
+    "open_training_store",
     "PairList",
     "TCAPairDataset",
     "collate_pairs",

@@ -52,6 +52,7 @@ from .tca_data import (
     TCAPairDataset,
     collate_pairs,
     load_training_descriptors,
+    open_training_store,
     read_pairs,
     resolve_pairs,
     split_pairs,
@@ -174,7 +175,8 @@ class TCAData:
 def load_data(config: TrainConfig, num_processes: int) -> TCAData:
     """Pairs and distractors that have descriptors, a held-out split, the descriptors themselves. Refuses
     (with the counts) a run with no usable pair or fewer training pairs than one global batch."""
-    available = existing_ids(config.descriptors)
+    store = open_training_store(config.descriptors, config.descriptor_cache_mb)  # None: all in RAM
+    available = set(store) if store is not None else existing_ids(config.descriptors)
     pair_list = read_pairs(config.pairs, config.distractors)
     pairs, distractors = resolve_pairs(pair_list, available)
     if not pairs:
@@ -190,7 +192,7 @@ def load_data(config: TrainConfig, num_processes: int) -> TCAData:
     train_pairs, val_pairs = split_pairs(pairs, config.val_fraction, config.seed)
     num_val_distractors = min(config.val_distractors, len(distractors) // 2) if val_pairs else 0
     needed = {v for pair in pairs for v in pair} | set(distractors)
-    descriptors = load_training_descriptors(config.descriptors, needed)
+    descriptors = store if store is not None else load_training_descriptors(config.descriptors, needed)
     minimum = config.batch_size * num_processes
     if len(train_pairs) < minimum:
         raise ValueError(

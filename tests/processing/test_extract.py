@@ -3,7 +3,9 @@ fit-pca; two processes with torchrun."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -551,3 +553,60 @@ def test_fit_pca_returns_data_and_the_cli_prints_one_summary(workspace, tmp_path
         f"fitted a 4-d PCA of 48-d descriptors; saved the whitened model to {tmp_path / 'm2'}, "
         f"descriptors to {tmp_path / 'w'}"
     ]
+
+
+@pytest.mark.slow
+def test_two_nodes_with_node_local_outputs_merge_into_one_store_and_one_index(workspace, tmp_path, free_port):
+    """The cluster recipe (docs/search.md): torchrun across 2 "nodes" (2 gloo ranks, one per node, rendezvous
+    over TCP), each writing to its own node-local folder; `vidtempo-extract merge` then `vidtempo-index`."""
+    from vidtempo.cli.index import index_main
+    from vidtempo.search.index import VideoIndex
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    nodes = []
+    for rank in range(2):
+        cmd = [str(torchrun), "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1"]
+        cmd += [
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(free_port),
+            "-m",
+            "vidtempo.processing.extract",
+        ]
+        cmd += [
+            str(workspace / "videos"),
+            "--out",
+            str(tmp_path / f"node{rank}"),
+            "--model",
+            str(workspace / "model"),
+        ]
+        cmd += ["--cpu", "--num-workers", "0", "--no-progress"]
+        nodes.append(
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    for node in nodes:
+        _, err = node.communicate(timeout=300)
+        assert node.returncode == 0, err[-3000:]
+    parts = [tmp_path / "node0", tmp_path / "node1"]
+    assert all(shard_files(part) for part in parts)  # each node extracted its share locally
+    assert main(["merge", str(tmp_path / "merged"), *map(str, parts)]) == 0
+    rows = list(iter_descriptors(tmp_path / "merged"))
+    assert sorted(vid for vid, _, _ in rows) == ["a", "b", "c", "d"]  # each video exactly once
+    assert {row["video_id"] for row in read_failures(tmp_path / "merged")} == {"notavideo", "tooshort"}
+    expected = reference_descriptors(workspace, workspace / "model")
+    for vid, feats, _ in rows:
+        np.testing.assert_allclose(feats.astype(np.float32), expected[vid], atol=2e-3)
+    assert (
+        index_main(
+            ["--features", str(tmp_path / "merged"), "--index", str(tmp_path / "idx"), "--no-progress"]
+        )
+        == 0
+    )
+    assert sorted(VideoIndex.load(tmp_path / "idx").ids) == ["a", "b", "c", "d"]
+    other = tmp_path / "other"  # a part extracted with other settings is refused, the key named
+    shutil.copytree(parts[0], other)
+    info = json.loads((other / "info.json").read_text())
+    (other / "info.json").write_text(json.dumps({**info, "fps": 2.0}))
+    assert main(["merge", str(tmp_path / "merged2"), str(parts[1]), str(other)]) == 1

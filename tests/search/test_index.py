@@ -1,5 +1,5 @@
-"""VideoIndex: FAISS search equals brute force, the cascade equals full chamfer at full depth,
-save/load/resume, and the vidtempo-index / vidtempo-search commands."""
+"""VideoIndex: FAISS and Milvus (Lite) search equal brute force, the cascade equals full chamfer at full depth,
+save/load/resume, and the vidtempo-index / vidtempo-search commands, on both backends."""
 
 import json
 
@@ -13,6 +13,15 @@ from vidtempo.processing.descriptor_store import write_descriptors
 from vidtempo.search.index import VideoIndex
 
 DIM = 16
+BACKENDS = ["faiss", "milvus"]
+
+
+def backend_kwargs(backend):
+    """VideoIndex keyword arguments for `backend` (Milvus: embedded Milvus Lite in the index folder)."""
+    if backend == "milvus":
+        pytest.importorskip("pymilvus")
+        return {"backend": "milvus"}
+    return {}
 
 
 def random_collection(n, seed=0, dim=DIM):
@@ -30,12 +39,14 @@ def brute_force(database, queries, k):
     return order, np.take_along_axis(scores, order, axis=1)
 
 
-@pytest.mark.parametrize("index_type,backend", [("flat", "blas"), ("flat", "faiss"), ("ivf", "faiss")])
-def test_faiss_search_equals_brute_force(tmp_path, index_type, backend):
+@pytest.mark.parametrize(
+    "index_type,backend",
+    [("flat", "blas"), ("flat", "faiss"), ("ivf", "faiss"), ("flat", "milvus"), ("ivf", "milvus")],
+)
+def test_search_equals_brute_force(tmp_path, index_type, backend):
     ids, videos, _ = random_collection(600)
-    index = VideoIndex(
-        tmp_path, DIM, index_type=index_type, nlist=8, nprobe=8, store_frames=False, exact_backend=backend
-    )
+    kwargs = backend_kwargs("milvus") if backend == "milvus" else {"exact_backend": backend}
+    index = VideoIndex(tmp_path, DIM, index_type=index_type, nlist=8, nprobe=8, store_frames=False, **kwargs)
     index.add(ids, videos * 3.0)  # normalised on the way in
     queries = np.random.default_rng(1).normal(size=(20, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
@@ -47,7 +58,7 @@ def test_faiss_search_equals_brute_force(tmp_path, index_type, backend):
     index.add(["late"], queries[:1])  # vectors added after a search are seen by the next one
     index.save()
     reloaded = VideoIndex.load(tmp_path)
-    assert reloaded.config["exact_backend"] == backend
+    assert reloaded.config["backend" if backend == "milvus" else "exact_backend"] == backend
     assert reloaded.search(queries[:1], k=1)[0].ids == ["late"]
 
 
@@ -60,9 +71,10 @@ def test_ivfpq_finds_database_vectors(tmp_path):
     assert recall >= 0.9  # compressed codes: approximate, but each vector's nearest cell holds itself
 
 
-def test_cascade_equals_full_chamfer_when_depth_covers_the_database(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cascade_equals_full_chamfer_when_depth_covers_the_database(tmp_path, backend):
     ids, videos, frames = random_collection(120, seed=3)
-    index = VideoIndex(tmp_path, DIM)
+    index = VideoIndex(tmp_path, DIM, **backend_kwargs(backend))
     index.add(ids, videos, frames)
     stored = [torch.from_numpy(f.astype(np.float16).astype(np.float32)) for f in frames]
     query_ids, query_videos, query_frames = random_collection(5, seed=4)
@@ -79,14 +91,16 @@ def test_cascade_equals_full_chamfer_when_depth_covers_the_database(tmp_path):
         assert set(s.ids) == set(c.ids)
 
 
-def test_save_load_and_resume_after_an_interrupted_add(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_save_load_and_resume_after_an_interrupted_add(tmp_path, backend):
     ids, videos, frames = random_collection(50, seed=5)
-    index = VideoIndex(tmp_path / "idx", DIM, metadata={"model": "none"})
+    index = VideoIndex(tmp_path / "idx", DIM, metadata={"model": "none"}, **backend_kwargs(backend))
     index.add(ids[:30], videos[:30], frames[:30])
     index.save()
     index.add(ids[30:40], videos[30:40], frames[30:40])  # never saved: a crash here loses only this
     resumed = VideoIndex.load(tmp_path / "idx")
     assert len(resumed) == 30 and resumed.config["metadata"] == {"model": "none"}
+    assert resumed.index.ntotal == 30  # Milvus: the 10 rows inserted after the last save are deleted
     np.testing.assert_array_equal(resumed.frame_embeddings(ids[29]), frames[29].astype(np.float16))
     resumed.add(ids[30:], videos[30:], frames[30:])
     resumed.save()
@@ -110,26 +124,19 @@ def test_save_load_and_resume_after_an_interrupted_add(tmp_path):
         VideoIndex.load(tmp_path / "nothing")
 
 
-def test_index_and_search_commands(tmp_path, capsys):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_index_and_search_commands(tmp_path, capsys, backend):
     ids, _, frames = random_collection(40, seed=6)
     features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)), shard_size=7)
-    assert (
-        index_main(
-            [
-                "--features",
-                str(features),
-                "--index",
-                str(tmp_path / "idx"),
-                "--chunk-videos",
-                "16",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert index_main(["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]) == 0
+    flags = []
+    if backend_kwargs(backend):  # Milvus Lite in a file of its own, outside the index folder
+        flags = ["--backend", "milvus", "--milvus-uri", str(tmp_path / "lite.db")]
+    common = ["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]
+    assert index_main([*common, "--chunk-videos", "16", *flags]) == 0
+    assert index_main(common) == 0  # resumes with the folder's backend
     index = VideoIndex.load(tmp_path / "idx")
     assert sorted(index.ids) == ids  # the second run resumed and added nothing twice
+    assert index.config["backend"] == backend and index.index.ntotal == len(ids)
     queries = write_descriptors(tmp_path / "queries", {"probe": frames[7], "other": frames[8]})
     out = tmp_path / "results.json"
     assert (
@@ -241,3 +248,69 @@ def test_search_command_lives_in_its_own_module_and_refuses_absent_queries(tmp_p
         search_cli.main([*argv, "--k", "0"])
     assert exit_info.value.code == 2
     assert "argument --k: expected a positive number" in capsys.readouterr().err
+
+
+def test_milvus_bad_uri_unreachable_server_and_mismatches_are_clear_errors(tmp_path, capsys):
+    pytest.importorskip("pymilvus")
+    from vidtempo.search.milvus_backend import MilvusUnavailable
+
+    with pytest.raises(MilvusUnavailable, match=r"milvus_uri 'ftp://x': cannot connect .*needs start with"):
+        VideoIndex(tmp_path / "a", DIM, backend="milvus", milvus_uri="ftp://x")
+    with pytest.raises(MilvusUnavailable, match=r"'http://127.0.0.1:1': cannot connect .*server unavailable"):
+        VideoIndex(tmp_path / "b", DIM, backend="milvus", milvus_uri="http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="supports index_type"):
+        VideoIndex(tmp_path / "c", DIM, backend="milvus", index_type="ivfpq", pq_m=4)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        VideoIndex(tmp_path / "d", DIM, backend="qdrant")
+    uri = str(tmp_path / "shared.db")
+    first = VideoIndex(tmp_path / "e", DIM, backend="milvus", milvus_uri=uri, milvus_collection="videos")
+    assert first.milvus_uri == uri
+    with pytest.raises(ValueError, match="'videos' already exists"):  # a second index never takes it over
+        VideoIndex(tmp_path / "f", DIM, backend="milvus", milvus_uri=uri, milvus_collection="videos")
+    ids, _, frames = random_collection(6, seed=12)
+    features = write_descriptors(tmp_path / "features", dict(zip(ids, frames)))
+    argv = ["--features", str(features), "--index", str(tmp_path / "idx"), "--no-progress"]
+    assert index_main([*argv, "--backend", "milvus", "--milvus-uri", "http://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: milvus_uri 'http://127.0.0.1:1': cannot connect")
+    assert index_main(argv) == 0  # a FAISS index ...
+    assert index_main([*argv, "--backend", "milvus"]) == 1  # ... is not extended with Milvus
+    assert "uses backend 'faiss', not 'milvus'" in capsys.readouterr().err
+    assert index_main([*argv, "--milvus-uri", uri]) == 2  # a usage error
+    assert "--milvus-uri / --milvus-collection need --backend milvus" in capsys.readouterr().err
+
+
+def test_int8_frame_store_halves_the_disk_and_the_cascade_ranks_by_the_decoded_frames(tmp_path):
+    from vidtempo.processing.descriptor_store import decode_int8, encode_int8
+
+    ids, videos, frames = random_collection(80, seed=13)
+    index = VideoIndex(tmp_path / "idx", DIM, frame_codec="int8")
+    index.add(ids[:60], videos[:60], frames[:60])
+    index.save()
+    index.add(ids[60:], videos[60:], frames[60:])  # not saved: both files are truncated on load
+    index = VideoIndex.load(tmp_path / "idx")
+    assert len(index) == 60 and index.config["frame_codec"] == "int8"
+    index.add(ids[60:], videos[60:], frames[60:])
+    index.save()
+    index = VideoIndex.load(tmp_path / "idx")
+    total = sum(len(f) for f in frames)
+    assert (tmp_path / "idx" / "frames.i8").stat().st_size == total * DIM  # 1 byte a value (+ 4 a frame)
+    assert (tmp_path / "idx" / "frames.scales").stat().st_size == total * 4
+    decoded = [decode_int8(*encode_int8(f)) for f in frames]  # the reference: the codec's own formula
+    for i in (0, 61, 79):
+        np.testing.assert_allclose(index.frame_embeddings(ids[i]), decoded[i], rtol=0, atol=0)
+        assert (
+            np.abs(index.frame_embeddings(ids[i]) - frames[i]).max() <= np.abs(frames[i]).max() / 254 + 1e-7
+        )
+    query_ids, query_videos, query_frames = random_collection(4, seed=14)
+    full = frame_level_similarities(
+        [torch.from_numpy(f) for f in query_frames], [torch.from_numpy(f) for f in decoded], "chamfer"
+    ).numpy()
+    for result, row in zip(
+        index.search(query_videos, k=10, rerank=len(ids), query_frames=query_frames), full
+    ):
+        expected = np.argsort(-row, kind="stable")[:10]
+        assert result.ids == [ids[i] for i in expected]
+        np.testing.assert_allclose(result.scores, row[expected], atol=1e-6)
+    with pytest.raises(ValueError, match="frame codec must be one of"):
+        VideoIndex(tmp_path / "bad", DIM, frame_codec="int4")
