@@ -120,8 +120,14 @@ def run_grid(args: argparse.Namespace) -> list[dict]:
                     model, white_dir, heldout, paths, out, f"results_{name}.json"
                 )
                 seconds = json.loads((out / f"train-{name}" / "seconds.json").read_text())["seconds"]
+                attention = None
+                if arm_args.aggregator == "transformer":
+                    manifest = json.loads(paths.manifest.read_text())
+                    attention = generic_attention(
+                        model, white_dir, manifest, heldout["queries"] + heldout["database"]
+                    )
                 runs.append({"bench": bench, "arm": arm, "train_seed": train_seed, "per_query": per_query,
-                             "train_seconds": seconds})  # fmt: skip
+                             "train_seconds": seconds, "attention": attention})  # fmt: skip
     return runs
 
 
@@ -227,6 +233,14 @@ def format_report(
         "",
         "training seconds per run: " + ", ".join(f"{a} {np.mean(s):.0f}" for a, s in seconds.items()),
     ]
+    attention = [
+        r["attention"] for r in runs if r["arm"] == "main" and (r.get("attention") or {}).get("videos")
+    ]
+    if attention:
+        ratio = np.mean([a["generic_vs_content_per_frame"] for a in attention])
+        share = np.mean([a["attention_share_on_generic"] for a in attention])
+        lines.append(f"attention (main arm, held-out videos): a generic frame receives {ratio:.2f}x the attention of a "
+                     f"content frame; generic frames get {share:.1%} of all attention")  # fmt: skip
     return "\n".join(lines)
 
 
