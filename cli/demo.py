@@ -44,7 +44,7 @@ PAPER_RECIPE = {
     "loss": "circle",
     "image_size": 224,
 }
-BENCHMARK_SIZES = {"temporal": (48, 60), "channels": (200, 300)}  # (families, distractors)
+BENCHMARK_SIZES = {"temporal": (32, 40), "channels": (200, 300)}  # (families, distractors)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,13 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-sources",
         type=positive(int),
         default=None,
-        help="video families, 6 videos each (48 / channels: 200)",
+        help="video families, 6 videos each (32 / channels: 200)",
     )
     size.add_argument(
         "--num-distractors",
         type=positive(int, allow_zero=True),
         default=None,
-        help="unrelated videos (60 / channels: 300)",
+        help="unrelated videos (40 / channels: 300)",
     )
     size.add_argument(
         "--seconds", type=positive(int), nargs=2, default=[20, 30], metavar=("MIN", "MAX"),
@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size", type=positive(int), default=112, help="centre-crop size fed to the CNN"
     )
     model.add_argument(
-        "--pca-dim", type=positive(int), default=1024, help="PCA-whitened descriptor size (paper: 1024)"
+        "--pca-dim",
+        type=positive(int),
+        default=256,
+        help="PCA-whitened descriptor size (paper: 1024; 256 keeps a training run within minutes on 2 CPU cores)",
     )
     train = parser.add_argument_group("training (defaults: the paper's recipe, METHODS.md §1.4)")
     train.add_argument(
@@ -164,7 +167,7 @@ def recipe_departures(args: argparse.Namespace, descriptor_dim: int | None = Non
         lines.append(f"pca_dim: {descriptor_dim} = the CNN's own dimension (paper: 1024 of 3840)")
     for name, paper in PAPER_RECIPE.items():
         ours = getattr(args, name, None)
-        if name in ("pca_dim", "image_size") or ours is None or ours == paper:
+        if name == "image_size" or ours is None or ours == paper:
             continue
         lines.append(f"{name}: {ours} (paper: {paper})")
     if args.aggregator != "transformer" or args.key_momentum:
@@ -340,20 +343,21 @@ def _whiten(
 
     white_dir = out / "descriptors"
     pca_marker = out / "pca.done.json"
-    if not _done(pca_marker):
+    dim = min(args.pca_dim, read_info(raw_dir)["dim"])
+    if not _done(pca_marker) or json.loads(pca_marker.read_text()).get("dim") != dim:
         heldout_ids = set(heldout["queries"]) | set(heldout["database"])
         accumulator = StreamingPCA(read_info(raw_dir)["dim"])
         for video_id, features, _ in iter_descriptors(raw_dir):
             if video_id not in heldout_ids:  # fit on training data only
                 accumulator.update(features)
-        pca = accumulator.fit(min(args.pca_dim, read_info(raw_dir)["dim"]))
+        pca = accumulator.fit(dim)
         if white_dir.exists():
             shutil.rmtree(white_dir)
         whiten_descriptor_folder(raw_dir, white_dir, pca, progress=progress)
         descriptor_model.set_pca(pca)
         descriptor_model.save_pretrained(out / "descriptor_model")
         processor.save_pretrained(out / "descriptor_model")
-        _mark(pca_marker, {"dim": min(args.pca_dim, read_info(raw_dir)["dim"])})
+        _mark(pca_marker, {"dim": dim})
     print(
         f"whitened descriptors in {white_dir}; descriptor network (CNN + PCA) in {out / 'descriptor_model'}"
     )
@@ -369,6 +373,14 @@ def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress
 
     train_dir = Path(train_dir) if train_dir is not None else out / "train"
     dim = read_info(white_dir)["dim"]
+    num_pairs = len(json.loads(Path(paths.train_pairs).read_text())["video_pairs"])
+    batch_size = min(
+        args.batch_size, max(2, num_pairs // 2)
+    )  # validation holds out about a fifth of the pairs
+    if batch_size < args.batch_size:
+        print(
+            f"departure: batch_size {batch_size} (paper: {args.batch_size}): only {num_pairs} training pairs"
+        )
     config = TrainConfig(
         descriptors=str(white_dir),
         pairs=str(paths.train_pairs),
@@ -382,7 +394,7 @@ def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress
         loss=args.loss,
         temperature=0.07,
         epochs=args.epochs,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         negatives_per_anchor=PAPER_RECIPE["negatives_per_anchor"],
         num_frames=PAPER_RECIPE["num_frames"],
         bank_size=args.bank_size,

@@ -53,8 +53,11 @@ def test_recipe_departures_name_each_changed_setting():
     args = resolve_args(build_parser().parse_args([]))
     lines = recipe_departures(args)
     assert not any(line.startswith(("learning_rate", "epochs", "batch_size", "bank_size")) for line in lines)
-    args = resolve_args(build_parser().parse_args(["--learning-rate", "1e-4", "--bank-size", "512"]))
+    assert "pca_dim: 256 (paper: 1024)" in lines
+    args = resolve_args(
+        build_parser().parse_args(["--learning-rate", "1e-4", "--bank-size", "512", "--pca-dim", "1024"])
+    )
     lines = recipe_departures(args, descriptor_dim=512)
     assert "learning_rate: 0.0001 (paper: 1e-05)" in lines and "bank_size: 512 (paper: 4096)" in lines
     assert any(line.startswith("pca_dim: 512") for line in lines)
-    assert args.num_sources == 48 and args.train_seed == 0
+    assert args.num_sources == 32 and args.train_seed == 0
