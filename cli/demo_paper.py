@@ -189,6 +189,8 @@ def generic_attention(model, white_dir: Path, manifest: dict, ids: list[str]) ->
     ids = [i for i in ids if i in specs and not specs[i]["transforms"]]
     descriptors = load_descriptors(white_dir, ids)
     ratios, shares = [], []
+    implementation = model.config._attn_implementation
+    model.config._attn_implementation = "eager"  # sdpa returns no attention weights
     for video_id in ids:
         kinds = np.array(
             [s["kind"] == "generic" for s in specs[video_id]["shots"] for _ in range(s["num_frames"])]
@@ -203,6 +205,7 @@ def generic_attention(model, white_dir: Path, manifest: dict, ids: list[str]) ->
         )  # [frames]: mean over heads, attending frames
         ratios.append(received[kinds].mean() / received[~kinds].mean())
         shares.append(received[kinds].sum() / received.sum())
+    model.config._attn_implementation = implementation
     if not ratios:
         return {"videos": 0}
     return {"videos": len(ratios), "generic_vs_content_per_frame": float(np.mean(ratios)),
