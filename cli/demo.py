@@ -47,20 +47,8 @@ PAPER_RECIPE = {
 BENCHMARK_SIZES = {"temporal": (32, 40), "channels": (200, 300)}  # (families, distractors)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vidtempo-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output", default="outputs/demo", help="everything goes under this folder")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the benchmark, the backbone and training"
-    )
-    parser.add_argument(
-        "--train-seed",
-        type=int,
-        default=None,
-        help="seed of training (default: --seed); the benchmark keeps --seed",
-    )
+def _benchmark_flags(parser: argparse.ArgumentParser) -> None:
+    """The benchmark group of `build_parser`."""
     size = parser.add_argument_group("benchmark")
     size.add_argument(
         "--benchmark",
@@ -98,6 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=positive(float), default=8.0, help="channels: seconds per source video"
     )
     size.add_argument("--fps", type=positive(float), default=8.0, help="channels: frame rate of the videos")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidtempo-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", default="outputs/demo", help="everything goes under this folder")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the benchmark, the backbone and training"
+    )
+    parser.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="seed of training (default: --seed); the benchmark keeps --seed",
+    )
+    _benchmark_flags(parser)
     model = parser.add_argument_group("models")
     model.add_argument(
         "--backbone",
