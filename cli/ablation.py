@@ -83,6 +83,38 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def paired_bootstrap_difference(
+    runs_a: list[dict], runs_b: list[dict], groups: list, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """d = mean over runs of (mAP_A - mAP_B) and its 95% paired-bootstrap interval: (d, low, high).
+    `runs_a[i]`, `runs_b[i]`: {query: AP} of arm A and arm B in run i (the same queries); `groups[i]`: the
+    benchmark of run i. Within each benchmark the queries are resampled with replacement, the same draw for
+    all its runs and both arms."""
+    if not runs_a or len(runs_a) != len(runs_b) or len(runs_a) != len(groups):
+        raise ValueError(
+            f"need as many runs of A as of B and groups, got {len(runs_a)}, {len(runs_b)}, {len(groups)}"
+        )
+    rng = np.random.default_rng(seed)
+    diffs, members = {}, {}
+    for i, (a, b, group) in enumerate(zip(runs_a, runs_b, groups, strict=True)):
+        if set(a) != set(b):
+            raise ValueError(f"run {i}: arms A and B were scored on different queries")
+        diffs[i] = np.array([a[q] - b[q] for q in sorted(a)], dtype=np.float64)
+        members.setdefault(group, []).append(i)
+    total = np.zeros(samples)
+    for indices in members.values():
+        n = len(diffs[indices[0]])
+        if any(len(diffs[i]) != n for i in indices):
+            raise ValueError("runs of one benchmark must share their queries")
+        picks = rng.integers(0, n, size=(samples, n))
+        for i in indices:
+            total += diffs[i][picks].mean(axis=1)
+    resampled = total / len(runs_a)
+    point = float(np.mean([d.mean() for d in diffs.values()]))
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
 def variant_name(combo: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in combo.items()) or "default"
 
@@ -234,7 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(build_parser(), _run, argv)
 
 
-__all__ = ["bootstrap_ci", "format_table", "main", "parse_assignments", "run_ablation"]
+__all__ = [
+    "bootstrap_ci",
+    "format_table",
+    "main",
+    "paired_bootstrap_difference",
+    "parse_assignments",
+    "run_ablation",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

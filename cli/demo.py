@@ -2,8 +2,9 @@
 
 Stages (each one resumes: a finished stage is reused when the demo runs again with the same output folder):
 
-1. generate  render source videos and their near-duplicate / scene / incident relatives and distractors (mp4),
-             each uploaded by a channel that adds its intro and watermark (copies come from other channels)
+1. generate  the temporal benchmark (default, issue 20): long 1-fps videos of real photos and procedural
+             shots, DS videos holding 15-35% of their query, 10-30% generic frames, look-alike shots;
+             `--benchmark channels` is the former benchmark (uploader channels with intros and watermarks)
 2. extract   1-fps frames -> CNN feature maps -> L3-iRMAC frame descriptors: by default the ImageNet
              EfficientNet-Lite0 of the vidtempo[offline] wheel (stage2, stage3, stage5, head: 1456-d);
              `--backbone microsoft/resnet-50` (Hub) or `resnet18-random` are the alternatives
@@ -26,9 +27,65 @@ import time
 from pathlib import Path
 
 from ..evaluation.ap import FIVR_LABELS, FIVR_TASKS
-from ._contract import add_common_flags, positive, run_command
+from ._contract import UsageError, add_common_flags, positive, run_command
 
 CASCADE_ROW = "cascade (cosine top-20 -> chamfer)"
+BASELINE_ROW = "baseline: mean of frame descriptors (cosine)"
+# the paper's recipe (METHODS.md §1.1, §1.4): the demo's defaults, and what each departure is measured against
+PAPER_RECIPE = {
+    "pca_dim": 1024,
+    "epochs": 40,
+    "batch_size": 64,
+    "learning_rate": 1e-5,
+    "bank_size": 4096,
+    "negatives_per_anchor": 16,
+    "num_frames": 64,
+    "dropout": 0.5,
+    "loss": "circle",
+    "image_size": 224,
+}
+BENCHMARK_SIZES = {"temporal": (32, 40), "channels": (200, 300)}  # (families, distractors)
+
+
+def _benchmark_flags(parser: argparse.ArgumentParser) -> None:
+    """The benchmark group of `build_parser`."""
+    size = parser.add_argument_group("benchmark")
+    size.add_argument(
+        "--benchmark",
+        default="temporal",
+        choices=sorted(BENCHMARK_SIZES),
+        help="temporal: the issue-20 benchmark (1 fps, partial overlaps, generic frames); channels: the former one",
+    )
+    size.add_argument(
+        "--num-sources",
+        type=positive(int),
+        default=None,
+        help="video families, 6 videos each (32 / channels: 200)",
+    )
+    size.add_argument(
+        "--num-distractors",
+        type=positive(int, allow_zero=True),
+        default=None,
+        help="unrelated videos (40 / channels: 300)",
+    )
+    size.add_argument(
+        "--seconds", type=positive(int), nargs=2, default=[20, 30], metavar=("MIN", "MAX"),
+        help="temporal: length of a query (and of new videos) in seconds at 1 fps",
+    )  # fmt: skip
+    size.add_argument(
+        "--generic-share", type=float, nargs=2, default=[0.1, 0.3], metavar=("LOW", "HIGH"),
+        help="temporal: share of generic frames (sky, fades, slates, black) in every video",
+    )  # fmt: skip
+    size.add_argument(
+        "--num-channels",
+        type=positive(int, allow_zero=True),
+        default=8,
+        help="channels: uploader channels, each with an intro and a watermark (0 = none)",
+    )
+    size.add_argument(
+        "--duration", type=positive(float), default=8.0, help="channels: seconds per source video"
+    )
+    size.add_argument("--fps", type=positive(float), default=8.0, help="channels: frame rate of the videos")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,19 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the benchmark, the backbone and training"
     )
-    size = parser.add_argument_group("benchmark size")
-    size.add_argument("--num-sources", type=positive(int), default=200, help="video families (6 videos each)")
-    size.add_argument(
-        "--num-distractors", type=positive(int, allow_zero=True), default=300, help="unrelated videos"
+    parser.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="seed of training (default: --seed); the benchmark keeps --seed",
     )
-    size.add_argument(
-        "--num-channels",
-        type=positive(int, allow_zero=True),
-        default=8,
-        help="uploader channels, each with an intro and a watermark (0 = none)",
-    )
-    size.add_argument("--duration", type=positive(float), default=8.0, help="seconds per source video")
-    size.add_argument("--fps", type=positive(float), default=8.0, help="frame rate of the rendered videos")
+    _benchmark_flags(parser)
     model = parser.add_argument_group("models")
     model.add_argument(
         "--backbone",
@@ -64,17 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size", type=positive(int), default=112, help="centre-crop size fed to the CNN"
     )
     model.add_argument(
-        "--pca-dim", type=positive(int), default=256, help="PCA-whitened descriptor size (paper: 1024)"
+        "--pca-dim",
+        type=positive(int),
+        default=256,
+        help="PCA-whitened descriptor size (paper: 1024; 256 keeps a training run within minutes on 2 CPU cores)",
     )
-    train = parser.add_argument_group("training")
+    train = parser.add_argument_group("training (defaults: the paper's recipe, METHODS.md §1.4)")
     train.add_argument(
-        "--epochs", type=positive(int), default=12, help="the best epoch by validation mAP is kept"
+        "--epochs",
+        type=positive(int),
+        default=40,
+        help="the best epoch by validation mAP is kept (paper: 40)",
     )
-    train.add_argument("--batch-size", type=positive(int), default=16)
-    train.add_argument("--learning-rate", type=positive(float), default=3e-4)
+    train.add_argument("--batch-size", type=positive(int), default=64, help="paper: 64")
+    train.add_argument("--learning-rate", type=positive(float), default=1e-5, help="Adam; paper: 1e-5")
     train.add_argument("--loss", default="circle", choices=["infonce", "circle", "triplet"])
     train.add_argument("--dropout", type=float, default=0.5, help="paper: 0.5")
-    train.add_argument("--bank-size", type=positive(int, allow_zero=True), default=512)
+    train.add_argument("--bank-size", type=positive(int, allow_zero=True), default=4096, help="paper: 4096")
+    train.add_argument(
+        "--aggregator",
+        default="transformer",
+        choices=["transformer", "netvlad", "lstm", "gru"],
+        help="paper: transformer",
+    )
+    train.add_argument("--key-momentum", type=float, default=0.0, help="MoCo key encoder momentum (paper: 0)")
     parser.add_argument("--workers", type=positive(int), default=2, help="processes for rendering videos")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return add_common_flags(parser)
@@ -82,6 +146,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _stage(name: str, started: float) -> None:
     print(f"\n=== {name}  (t = {time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the benchmark-dependent defaults (sizes, training seed) in place; returns `args`."""
+    families, distractors = BENCHMARK_SIZES[args.benchmark]
+    args.num_sources = families if args.num_sources is None else args.num_sources
+    args.num_distractors = distractors if args.num_distractors is None else args.num_distractors
+    args.train_seed = args.seed if args.train_seed is None else args.train_seed
+    if args.seconds[0] < 20 or args.seconds[1] < args.seconds[0]:
+        raise UsageError(f"--seconds: need 20 <= MIN <= MAX, got {args.seconds}")
+    if not 0 <= args.generic_share[0] <= args.generic_share[1] < 0.5:
+        raise UsageError(f"--generic-share: need 0 <= LOW <= HIGH < 0.5, got {args.generic_share}")
+    return args
+
+
+def recipe_departures(args: argparse.Namespace, descriptor_dim: int | None = None) -> list[str]:
+    """Every way this run departs from the paper's recipe (METHODS.md §1.1, §1.4), one line each."""
+    lines = [
+        f"backbone: {args.backbone} at {args.image_size} px (paper: ImageNet ResNet-50, 4 stages, 3840-d, 224 px)",
+        f"training data: {args.num_sources} synthetic families x 6 videos + {args.num_distractors} distractors, "
+        "60% for training (paper: VCDB, 5,612 pairs among 528 core videos, ~99k distractors)",
+    ]
+    if descriptor_dim is not None and descriptor_dim < args.pca_dim:
+        lines.append(f"pca_dim: {descriptor_dim} = the CNN's own dimension (paper: 1024 of 3840)")
+    for name, paper in PAPER_RECIPE.items():
+        ours = getattr(args, name, None)
+        if name == "image_size" or ours is None or ours == paper:
+            continue
+        lines.append(f"{name}: {ours} (paper: {paper})")
+    if args.aggregator != "transformer" or args.key_momentum:
+        lines.append(
+            f"aggregator {args.aggregator}, key momentum {args.key_momentum} (paper: transformer, 0)"
+        )
+    lines.append("validation: 15% of the training families pick the kept epoch (paper: the last epoch)")
+    return lines
 
 
 def _descriptor_model(backbone: str, seed: int):
@@ -174,19 +273,31 @@ def plot_summary(metrics: dict, rows: list[tuple[str, dict]], path: Path) -> Pat
 
 def _generate(args: argparse.Namespace, out: Path, progress: bool):
     """Stage 1: the synthetic benchmark -> (paths, annotation, held-out version, rendered videos)."""
-    from vidtempo.synthetic import generate_benchmark
+    from vidtempo.synthetic import generate_benchmark, generate_temporal_benchmark
 
-    paths = generate_benchmark(
-        out / "benchmark",
-        num_sources=args.num_sources,
-        num_distractors=args.num_distractors,
-        seed=args.seed,
-        duration=args.duration,
-        fps=args.fps,
-        num_channels=args.num_channels,
-        workers=args.workers,
-        progress=progress,
-    )
+    if args.benchmark == "temporal":
+        paths = generate_temporal_benchmark(
+            out / "benchmark",
+            num_sources=args.num_sources,
+            num_distractors=args.num_distractors,
+            seed=args.seed,
+            seconds=tuple(args.seconds),
+            generic_share=tuple(args.generic_share),
+            workers=args.workers,
+            progress=progress,
+        )
+    else:
+        paths = generate_benchmark(
+            out / "benchmark",
+            num_sources=args.num_sources,
+            num_distractors=args.num_distractors,
+            seed=args.seed,
+            duration=args.duration,
+            fps=args.fps,
+            num_channels=args.num_channels,
+            workers=args.workers,
+            progress=progress,
+        )
     annotation = json.loads(paths.annotation.read_text())
     heldout = annotation["versions"]["synthetic"]
     videos = sorted(paths.videos.glob("*.mp4"))
@@ -237,47 +348,60 @@ def _whiten(
 
     white_dir = out / "descriptors"
     pca_marker = out / "pca.done.json"
-    if not _done(pca_marker):
+    dim = min(args.pca_dim, read_info(raw_dir)["dim"])
+    if not _done(pca_marker) or json.loads(pca_marker.read_text()).get("dim") != dim:
         heldout_ids = set(heldout["queries"]) | set(heldout["database"])
         accumulator = StreamingPCA(read_info(raw_dir)["dim"])
         for video_id, features, _ in iter_descriptors(raw_dir):
             if video_id not in heldout_ids:  # fit on training data only
                 accumulator.update(features)
-        pca = accumulator.fit(args.pca_dim)
+        pca = accumulator.fit(dim)
         if white_dir.exists():
             shutil.rmtree(white_dir)
         whiten_descriptor_folder(raw_dir, white_dir, pca, progress=progress)
         descriptor_model.set_pca(pca)
         descriptor_model.save_pretrained(out / "descriptor_model")
         processor.save_pretrained(out / "descriptor_model")
-        _mark(pca_marker, {"dim": args.pca_dim})
+        _mark(pca_marker, {"dim": dim})
     print(
         f"whitened descriptors in {white_dir}; descriptor network (CNN + PCA) in {out / 'descriptor_model'}"
     )
     return white_dir
 
 
-def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress: bool):
+def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress: bool, train_dir=None):
     """Stage 4: TCA training (reused when a finished run is there) -> (metrics.json, the kept model)."""
     from transformers import AutoModel
 
+    from vidtempo.processing.descriptor_store import read_info
     from vidtempo.training.train_tca import TrainConfig, train
 
-    train_dir = out / "train"
+    train_dir = Path(train_dir) if train_dir is not None else out / "train"
+    dim = read_info(white_dir)["dim"]
+    num_pairs = len(json.loads(Path(paths.train_pairs).read_text())["video_pairs"])
+    batch_size = min(
+        args.batch_size, max(2, num_pairs // 2)
+    )  # validation holds out about a fifth of the pairs
+    if batch_size < args.batch_size:
+        print(
+            f"departure: batch_size {batch_size} (paper: {args.batch_size}): only {num_pairs} training pairs"
+        )
     config = TrainConfig(
         descriptors=str(white_dir),
         pairs=str(paths.train_pairs),
         output_dir=str(train_dir),
-        hidden_size=args.pca_dim,
-        intermediate_size=2 * args.pca_dim,
+        hidden_size=dim,
+        intermediate_size=2 * dim,
         num_attention_heads=8,
         dropout=args.dropout,
+        aggregator=args.aggregator,
+        key_momentum=args.key_momentum,
         loss=args.loss,
         temperature=0.07,
         epochs=args.epochs,
-        batch_size=args.batch_size,
-        negatives_per_anchor=16,
-        num_frames=64,
+        batch_size=batch_size,
+        negatives_per_anchor=PAPER_RECIPE["negatives_per_anchor"],
+        num_frames=PAPER_RECIPE["num_frames"],
         bank_size=args.bank_size,
         learning_rate=args.learning_rate,
         val_fraction=0.15,
@@ -286,11 +410,12 @@ def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress
         val_every=0,
         save_every=0,
         keep_last=1,
-        seed=args.seed,
+        seed=args.train_seed,
         report_to="tensorboard",
         progress=progress,
         cpu=True,
     )
+    started = time.perf_counter()
     if (train_dir / "model" / "model.safetensors").is_file() and (train_dir / "metrics.json").is_file():
         print(f"reusing the trained model in {train_dir / 'model'}")
     else:
@@ -300,6 +425,7 @@ def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress
             print(f"replacing the unfinished training run in {train_dir}")
             config.force = True
         train(config)
+        _mark(train_dir / "seconds.json", {"seconds": time.perf_counter() - started})
     metrics = json.loads((train_dir / "metrics.json").read_text())
     if metrics.get("best_step") is not None:
         print(
@@ -310,31 +436,62 @@ def _train(args: argparse.Namespace, white_dir: Path, paths, out: Path, progress
     return metrics, AutoModel.from_pretrained(train_dir / "model", trust_remote_code=True).eval()
 
 
-def _evaluate(model, white_dir: Path, heldout: dict, paths, out: Path):
-    """Stage 5: held-out FIVR-protocol mAP of the baselines and TCA -> (table rows, TCA results, embeddings)."""
+EVALUATED = (
+    (BASELINE_ROW, "baseline", "cosine"),
+    ("baseline: frame descriptors (chamfer)", "baseline", "chamfer"),
+    ("TCA_c (cosine)", "trained", "cosine"),
+    ("TCA_sym (symmetric chamfer)", "trained", "symmetric_chamfer"),
+    ("TCA_f (chamfer)", "trained", "chamfer"),
+    (CASCADE_ROW, "trained", "cascade"),
+)
+
+
+def _evaluate(model, white_dir: Path, heldout: dict, paths, out: Path, results_file: str = "results.json"):
+    """Stage 5: held-out FIVR-protocol mAP of the baselines and TCA -> (table rows, TCA results, embeddings).
+    Also writes `per_query.json` next to `results_file`: every row's per-query APs and ranking seconds."""
     from vidtempo.evaluation.tca_eval import embed_folder, evaluate_embeddings
 
     ids = list(dict.fromkeys(heldout["queries"] + heldout["database"]))
-    rows, results = [], []
-    baseline = embed_folder(None, white_dir, ids=ids, progress=False)
-    trained = embed_folder(model, white_dir, ids=ids, progress=False)
-    for name, embeddings, similarity in (
-        ("baseline: mean of frame descriptors (cosine)", baseline, "cosine"),
-        ("baseline: frame descriptors (chamfer)", baseline, "chamfer"),
-        ("TCA_c (cosine)", trained, "cosine"),
-        ("TCA_sym (symmetric chamfer)", trained, "symmetric_chamfer"),
-        ("TCA_f (chamfer)", trained, "chamfer"),
-        (CASCADE_ROW, trained, "cascade"),
-    ):
+    rows, results, per_query = [], [], {}
+    embedded = {
+        "baseline": embed_folder(None, white_dir, ids=ids, progress=False),
+        "trained": embed_folder(model, white_dir, ids=ids, progress=False),
+    }
+    for name, which, similarity in EVALUATED:
+        started = time.perf_counter()
         result = evaluate_embeddings(
-            embeddings, "fivr", similarity, annotation=paths.annotation, version="synthetic", cascade_depth=20
+            embedded[which],
+            "fivr",
+            similarity,
+            annotation=paths.annotation,
+            version="synthetic",
+            cascade_depth=20,
         )
+        per_query[name] = {"per_query": result["per_query"], "seconds": time.perf_counter() - started}
         result["name"] = name
         rows.append((name, result["metrics"]))
-        if embeddings is trained:
+        if which == "trained":
             results.append(result)
-    _mark(out / "results.json", results)
-    return rows, results, trained
+    _mark(out / results_file, results)
+    _mark(
+        out / ("per_query.json" if results_file == "results.json" else f"per_query_{results_file}"), per_query
+    )
+    return rows, results, embedded["trained"], per_query
+
+
+def row_intervals(per_query: dict) -> dict:
+    """{row: {task: (low, high)}}: 95% percentile-bootstrap interval of each row's mAP (queries resampled)."""
+    import numpy as np
+
+    from .ablation import bootstrap_ci
+
+    out = {}
+    for name, record in per_query.items():
+        out[name] = {}
+        for task, aps in record["per_query"].items():
+            if aps:
+                out[name][task] = bootstrap_ci(np.array([[aps[q] for q in sorted(aps)]], dtype=np.float64))
+    return out
 
 
 def _publish(args, model, results: list, trained, white_dir: Path, n_videos: int, out: Path):
@@ -415,34 +572,43 @@ def _search(check, heldout: dict, annotation: dict, rows: list, out: Path, dim: 
     return index_dir
 
 
-def _print_summary(rows: list, heldout: dict, seed: int) -> None:
+def _print_summary(rows: list, heldout: dict, seed: int, intervals: dict | None = None) -> None:
     print(
         f"\n=== summary: held-out FIVR-style mAP ({len(heldout['queries'])} queries, "
-        f"{len(heldout['database'])} database videos, seed {seed})"
+        f"{len(heldout['database'])} database videos, seed {seed}; [95% bootstrap interval over queries])"
     )
-    print(f"| {'method':<44s} | DSVR  | CSVR  | ISVR  |")
-    print("|" + "-" * 46 + "|-------|-------|-------|")
+    print(f"| {'method':<44s} | {'DSVR':<19s} | {'CSVR':<19s} | {'ISVR':<19s} |")
+    print("|" + "-" * 46 + "|" + "|".join(["-" * 21] * 3) + "|")
     for name, metrics in rows:
-        print(f"| {name:<44s} | {metrics['DSVR']:.3f} | {metrics['CSVR']:.3f} | {metrics['ISVR']:.3f} |")
+        cells = []
+        for task in FIVR_TASKS:
+            low, high = (intervals or {}).get(name, {}).get(task, (float("nan"), float("nan")))
+            cells.append(f"{metrics[task]:.3f} [{low:.3f}, {high:.3f}]")
+        print(f"| {name:<44s} | " + " | ".join(cells) + " |")
 
 
 def run(args: argparse.Namespace) -> dict:
     """The seven stages in order (module docstring); returns (and writes as summary.json) the summary."""
     started = time.perf_counter()
+    resolve_args(args)
     progress = not args.no_progress
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"vidtempo demo: all outputs under {out}")
-    _stage("1/7 generate the synthetic near-duplicate benchmark", started)
+    print("departures from the paper's recipe (docs/demo.md says why):")
+    for line in recipe_departures(args):
+        print(f"  - {line}")
+    _stage(f"1/7 generate the synthetic near-duplicate benchmark ({args.benchmark})", started)
     paths, annotation, heldout, videos = _generate(args, out, progress)
     _stage("2/7 extract L3-iRMAC frame descriptors at 1 fps", started)
     raw_dir, processor, descriptor_model = _extract(args, paths, out, progress)
-    _stage(f"3/7 fit PCA whitening ({args.pca_dim} dims) on training videos, whiten all", started)
+    _stage(f"3/7 fit PCA whitening (at most {args.pca_dim} dims) on training videos, whiten all", started)
     white_dir = _whiten(args, raw_dir, heldout, descriptor_model, processor, out, progress)
     _stage("4/7 train TCA (Accelerate loop, memory bank of distractors)", started)
     metrics, model = _train(args, white_dir, paths, out, progress)
     _stage("5/7 evaluate on held-out queries (FIVR protocol)", started)
-    rows, results, trained = _evaluate(model, white_dir, heldout, paths, out)
+    rows, results, trained, per_query = _evaluate(model, white_dir, heldout, paths, out)
+    intervals = row_intervals(per_query)
     _stage("6/7 publish a Hub-ready folder and reload it with AutoModel(trust_remote_code=True)", started)
     published, check, max_diff, remote_diff = _publish(
         args, model, results, trained, white_dir, len(videos), out
@@ -451,12 +617,13 @@ def run(args: argparse.Namespace) -> dict:
     index_dir = _search(check, heldout, annotation, rows, out, model.config.hidden_size)
     plot = plot_summary(metrics, rows, out / "demo.png")
     elapsed = time.perf_counter() - started
-    _print_summary(rows, heldout, args.seed)
+    _print_summary(rows, heldout, args.seed, intervals)
     print(f"\nDone in {elapsed:.0f} s. Outputs: {out}")
     print(f"  model (Hub-ready): {published}\n  results: {out / 'results.json'}\n  index: {index_dir}")
     print(f"  plot (training curve, mAP per method): {plot}")
     summary = {
-        "rows": [{"name": n, **m} for n, m in rows],
+        "rows": [{"name": n, **m, "ci95": intervals.get(n, {})} for n, m in rows],
+        "departures": recipe_departures(args, model.config.hidden_size),
         "seconds": elapsed,
         "output": str(out),
         "plot": str(plot),

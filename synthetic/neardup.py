@@ -430,19 +430,23 @@ def _is_complete(paths: BenchmarkPaths, params: dict) -> bool:
     )
 
 
-def _render_groups(groups: list, videos_dir: Path, fps: float, workers: int, progress: bool) -> list[dict]:
-    """Write every group's videos (in `workers` processes) -> one record per video (``ok``, ``error``)."""
+def _render_groups(
+    groups: list, videos_dir: Path, fps: float, workers: int, progress: bool, writer=None
+) -> list[dict]:
+    """Write every group's videos (in `workers` processes) -> one record per video (``ok``, ``error``).
+    `writer(group, videos_dir, fps)` renders one group (default: this module's `_write_group`)."""
     from tqdm.auto import tqdm
 
+    writer = writer or _write_group
     records = []
     bar = tqdm(total=sum(len(g) for g in groups), desc="synthetic videos", unit="video", disable=not progress)
     if workers <= 1:
         for group in groups:
-            records += _write_group(group, str(videos_dir), fps)
+            records += writer(group, str(videos_dir), fps)
             bar.update(len(group))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_write_group, g, str(videos_dir), fps): len(g) for g in groups}
+            futures = {pool.submit(writer, g, str(videos_dir), fps): len(g) for g in groups}
             for future in as_completed(futures):
                 records += future.result()
                 bar.update(futures[future])
@@ -450,9 +454,14 @@ def _render_groups(groups: list, videos_dir: Path, fps: float, workers: int, pro
     return records
 
 
-def _write_outputs(paths: BenchmarkPaths, params: dict, groups: list, failed: dict, fps: float) -> None:
-    """The annotation, training pairs, manifest and (last, marking the folder complete) info files."""
+def _write_outputs(
+    paths: BenchmarkPaths, params: dict, groups: list, failed: dict, fps: float, video_pairs=None
+) -> None:
+    """The annotation, training pairs (`video_pairs` replaces the default pairs), manifest and (last, marking
+    the folder complete) info files."""
     fivr, train = build_annotations(groups, set(failed))
+    if video_pairs is not None:
+        train["video_pairs"] = video_pairs
     videos = [
         {k: v for k, v in spec.items() if k != "scenes"}
         | {"path": f"videos/{spec['video_id']}.mp4", "num_scenes": len(spec["scenes"])}
