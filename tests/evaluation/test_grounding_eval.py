@@ -115,6 +115,23 @@ def test_eval_command_matches_independent_computation(saved, tmp_path):
     for key in ("R@1,IoU=0.3", "R@1,IoU=0.5", "R@1,IoU=0.7", "R@5,IoU=0.5", "mIoU"):
         assert 0 <= results["grounding"][key] <= 100
 
+    # the reference rows: the whole video scored independently (duration = frames / fps of each video)
+    reference = results["grounding"]["reference"]
+    assert set(reference) == {"whole_video", "random_window", "untrained_model"}
+    kept = [q for q in queries if q["video_id"] != broken_id]
+    durations = {}
+    for q in kept:
+        path = next(r["video_path"] for r in good if r["video_id"] == q["video_id"])
+        frames, fps = decode_segment(path)
+        durations[q["video_id"]] = len(frames) / fps
+    ious = []
+    for q in kept:
+        whole = (0.0, durations[q["video_id"]])
+        inter = max(0.0, min(whole[1], q["end"]) - max(whole[0], q["start"]))
+        ious.append(inter / (whole[1] - whole[0] + q["end"] - q["start"] - inter))
+    assert reference["whole_video"]["mIoU"] == pytest.approx(100 * np.mean(ious), abs=1e-6)
+    assert results["grounding"]["score"] == "contrast"
+
 
 def test_eval_command_reports_missing_inputs(saved, tmp_path, capsys):
     root, _ = saved
