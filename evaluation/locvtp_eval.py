@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..modeling.modeling_locvtp import LocVTPModel
 from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor
-from ..processing.video_reader import VideoDecodeError, decode_segment
+from ..processing.video_reader import VideoDecodeError
 from .grounding import (
     DEFAULT_SCORE,
     DEFAULT_THRESHOLDS,
@@ -64,6 +64,28 @@ def encode_clips(
 
 
 @torch.no_grad()
+def encode_video_path(
+    model: LocVTPModel,
+    processor: LocVTPProcessor,
+    path: str,
+    start: float = 0.0,
+    end: float = math.inf,
+    clip_batch: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`encode_clips` of the segment [start, end) of a video file, decoded `clip_batch` clips at a time (only
+    the planned frames, resized while decoding), so memory does not grow with the video's length."""
+    embeds, times = [], []
+    for planned in processor.iter_inference_clips(path, start, end, clip_batch):
+        inputs = processor(videos=[planned], mode="inference")
+        pixels = inputs["pixel_values"][0].to(model.device, model.dtype)  # [t, F, 3, H, W]
+        embeds.append(model.get_clip_features(pixels[None])[0].float())
+        times.append(inputs["clip_frames"][0].double() / planned.fps if planned.fps else None)
+    if any(t is None for t in times):
+        raise ValueError(f"{path}: no frame rate, cannot give clip times")
+    return F.normalize(torch.cat(embeds), dim=-1).cpu().numpy(), torch.cat(times).numpy()
+
+
+@torch.no_grad()
 def encode_sentences(
     model: LocVTPModel, processor: LocVTPProcessor, sentences: list[str], batch_size: int = 64
 ) -> np.ndarray:
@@ -92,11 +114,13 @@ def evaluate_retrieval(
     videos, captions, failed = [], [], []
     for pair in tqdm(pairs, desc="retrieval videos", disable=not progress):
         try:
-            frames, fps = decode_segment(pair["video_path"], pair["start"], pair["end"])
+            if not Path(pair["video_path"]).is_file():
+                raise VideoDecodeError(pair["video_path"], "file not found")
+            clips = encode_video_path(model, processor, pair["video_path"], pair["start"], pair["end"])[0]
         except (VideoDecodeError, ValueError, OSError) as error:
             failed.append({"video_id": pair["video_id"], "error": f"{type(error).__name__}: {error}"})
             continue
-        videos.append(_video_embed(encode_clips(model, processor, frames, fps)[0]))
+        videos.append(_video_embed(clips))
         captions.append(pair["caption"])
     if len(videos) < 2:
         raise ValueError(
@@ -121,8 +145,9 @@ def encode_videos(
             path = video_paths.get(video_id)
             if path is None:
                 raise FileNotFoundError(f"no video file for video_id {video_id!r}")
-            frames, fps = decode_segment(path)
-            clips[video_id] = encode_clips(model, processor, frames, fps)
+            if not Path(path).is_file():
+                raise VideoDecodeError(path, "file not found")
+            clips[video_id] = encode_video_path(model, processor, path)
         except (VideoDecodeError, ValueError, OSError) as error:
             failed.append({"video_id": video_id, "error": f"{type(error).__name__}: {error}"})
     return clips, failed
