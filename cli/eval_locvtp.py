@@ -68,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--frames-per-clip", type=positive(int), help="override the processor's clip length")
     parser.add_argument("--export-features", help="also write <video_id>.npz clip features here")
+    parser.add_argument(
+        "--export-2dtan",
+        metavar="DIR",
+        help="also write the grounding videos' clip features as the one HDF5 file 2D-TAN reads (uniform clips; "
+        "Charades-STA: plus Charades_v1_test.csv durations)",
+    )
+    parser.add_argument(
+        "--2dtan-dataset",
+        dest="tadn_dataset",
+        choices=["charades", "activitynet", "tacos"],
+        default="charades",
+        help="the 2D-TAN reader layout of --export-2dtan (default charades)",
+    )
     parser.add_argument("--output", required=True, help="results JSON (written atomically)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -107,6 +120,8 @@ def _body(args: argparse.Namespace) -> int:
         seed=args.seed,
         length_prior=args.length_prior,
         untrained_model=args.untrained_model,
+        export_2dtan=args.export_2dtan,
+        tadn_dataset=args.tadn_dataset,
     )
     out = write_json_atomic(args.output, results)
     print(f"results: {out} {json.dumps(summary(results))}")

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from ..modeling.modeling_locvtp import LocVTPModel
 from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor
+from ..processing.tadn_export import uniform_clip_features, write_charades_durations, write_tadn_features
 from ..processing.video_reader import VideoDecodeError
 from .grounding import (
     DEFAULT_SCORE,
@@ -177,6 +178,8 @@ def evaluate_grounding(
     length_prior: float = 0.0,
     untrained_model=None,
     seed: int = 0,
+    export_2dtan: str | os.PathLike | None = None,
+    tadn_dataset: str = "charades",
 ) -> dict:
     """Zero-shot sliding-window grounding of Charades-STA queries -> R@{1,5},IoU>m and mIoU, with the
     reference rows under "reference": the whole video, a random window (`grounding.reference_metrics`,
@@ -186,6 +189,13 @@ def evaluate_grounding(
     if export_dir:
         for video_id, (features, times) in clips.items():
             export_clip_features(export_dir, video_id, features, times)
+    if export_2dtan:  # one HDF5 per dataset, uniform clips over each video (processing/tadn_export.py)
+        uniform = {v: uniform_clip_features(f, t) for v, (f, t) in clips.items()}
+        write_tadn_features(export_2dtan, tadn_dataset, uniform)
+        if tadn_dataset == "charades":
+            write_charades_durations(
+                export_2dtan, {v: float(t[-1, 1]) for v, (_, t) in clips.items()}, "test"
+            )
     kept = [q for q in queries if q["video_id"] in clips]
     if not kept:
         raise ValueError(f"grounding: no query has a readable video ({len(failed)} videos failed)")
@@ -249,6 +259,8 @@ def evaluate_locvtp(
     seed: int = 0,
     length_prior: float = 0.0,
     untrained_model: str | os.PathLike | None = None,
+    export_2dtan: str | os.PathLike | None = None,
+    tadn_dataset: str = "charades",
 ) -> dict:
     """Retrieval (captions file or MSR-VTT CSV) and/or grounding (Charades-STA file) of the saved LocVTP
     model folder `model` (processor from `processor_path` or the model folder) -> one results dict.
@@ -299,6 +311,8 @@ def evaluate_locvtp(
             length_prior=length_prior,
             untrained_model=untrained,
             seed=seed,
+            export_2dtan=export_2dtan,
+            tadn_dataset=tadn_dataset,
         )
     return results
 

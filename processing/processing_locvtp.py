@@ -168,6 +168,29 @@ class LocVTPProcessor(ProcessorMixin):
         tok = self.tokenizer
         return sorted({i for i in (tok.pad_token_id, tok.cls_token_id, tok.sep_token_id) if i is not None})
 
+    def word_candidate_mask(self, tokens) -> torch.Tensor:
+        """[B, S] 1 on the word candidates of L_f / L_t: the first sub-token of each whole word (WordPiece
+        continuations "##..." and later pieces of a word are not candidates; the word is represented by its
+        first piece, whose contextual feature sees the rest), excluding punctuation (tokens without a letter
+        or digit) and special tokens. [UNK] stays a word. Needs a fast tokenizer (`word_ids`)."""
+        ids = tokens["input_ids"]
+        mask = torch.zeros(ids.shape, dtype=torch.long)
+        special = set(self.special_token_ids)
+        for row in range(ids.shape[0]):
+            word_ids = tokens.word_ids(row)
+            pieces = self.tokenizer.convert_ids_to_tokens(ids[row].tolist())
+            previous = None
+            for col, (word, piece) in enumerate(zip(word_ids, pieces)):
+                first_piece = word is not None and word != previous
+                previous = word
+                is_unknown = piece == self.tokenizer.unk_token
+                wordy = is_unknown or any(ch.isalnum() for ch in piece)
+                if first_piece and wordy and int(ids[row, col]) not in special:
+                    mask[row, col] = 1
+        if "attention_mask" in tokens:
+            mask = mask * tokens["attention_mask"].long()
+        return mask
+
     def sample_clips(
         self, num_frames: int, mode: str = "train", generator: torch.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -242,16 +265,17 @@ class LocVTPProcessor(ProcessorMixin):
             raise ValueError("LocVTPProcessor needs `text`, `videos` or both")
         data = {}
         if text is not None:
-            data.update(
-                self.tokenizer(
-                    text,
-                    padding=padding,
-                    truncation=truncation,
-                    max_length=max_length,
-                    return_tensors=return_tensors,
-                    **kwargs,
-                )
+            tokens = self.tokenizer(
+                text,
+                padding=padding,
+                truncation=truncation,
+                max_length=max_length,
+                return_tensors=return_tensors,
+                **kwargs,
             )
+            data.update(tokens)
+            if getattr(tokens, "is_fast", False) and tokens["input_ids"].ndim == 2:
+                data["word_candidate_mask"] = self.word_candidate_mask(tokens)
         if videos is not None:
             data.update(self._process_videos(videos, mode, fps))
         return BatchFeature(data, tensor_type=return_tensors)
@@ -308,7 +332,7 @@ class LocVTPProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "pixel_values", "clip_mask"]
+        return ["input_ids", "attention_mask", "pixel_values", "clip_mask", "word_candidate_mask"]
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from vidtempo.cli.eval_locvtp import main
 from vidtempo.evaluation.grounding import load_clip_features, read_charades_sta
 from vidtempo.processing.captions import load_caption_dataset
 from vidtempo.processing.processing_locvtp import LocVTPProcessor
+from vidtempo.processing.tadn_export import uniform_clip_features
 from vidtempo.processing.video_reader import decode_segment
 from vidtempo.synthetic.captions import generate_captioned_videos
 from vidtempo.training.train_locvtp import LocVTPTrainConfig, build_model, build_processor
@@ -68,6 +69,8 @@ def test_eval_command_matches_independent_computation(saved, tmp_path):
             str(data["charades_sta_test.txt"]),
             "--export-features",
             str(tmp_path / "feats"),
+            "--export-2dtan",
+            str(tmp_path / "tadn"),
             "--output",
             str(out),
             "--no-progress",
@@ -131,6 +134,19 @@ def test_eval_command_matches_independent_computation(saved, tmp_path):
         ious.append(inter / (whole[1] - whole[0] + q["end"] - q["start"] - inter))
     assert reference["whole_video"]["mIoU"] == pytest.approx(100 * np.mean(ious), abs=1e-6)
     assert results["grounding"]["score"] == "contrast"
+
+    # the 2D-TAN file: one HDF5 (Charades-STA layout f[vid] [num_clips, D]) + durations, clips uniform
+    import h5py
+
+    with h5py.File(tmp_path / "tadn" / "locvtp_features.hdf5", "r") as f:
+        assert sorted(f) == sorted(durations)
+        assert f[video_id][:].shape == features.shape
+    np.testing.assert_allclose(
+        h5py.File(tmp_path / "tadn" / "locvtp_features.hdf5", "r")[video_id][:],
+        uniform_clip_features(features, times),
+        atol=1e-6,
+    )
+    assert (tmp_path / "tadn" / "Charades_v1_test.csv").read_text().startswith("id,length\n")
 
 
 def test_eval_command_reports_missing_inputs(saved, tmp_path, capsys):

@@ -246,3 +246,17 @@ def test_fetch_clips_decodes_only_the_plan(processor, tmp_path, monkeypatch):
     chunks = list(processor.iter_inference_clips(str(path), clips_per_chunk=4))
     assert [len(c.clip_indices) for c in chunks] == [4, 4, 4, 3]  # 60 frames = 15 clips of 4
     assert [r[0] for r in requested[1:]] == [list(range(i, min(i + 16, 60))) for i in range(0, 60, 16)]
+
+
+def test_word_candidates_are_whole_words_without_punctuation(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join([*WORDS, "jump", "##ing", ".", ",", "2", "##s"]) + "\n")
+    processor = LocVTPProcessor(
+        tokenizer=DistilBertTokenizerFast(vocab=str(vocab)), num_clips=2, frames_per_clip=2
+    )
+    out = processor(text=["the dog jumping, 2 dogs.", "a zebra runs"])
+    tokens = [processor.tokenizer.convert_ids_to_tokens(row) for row in out["input_ids"].tolist()]
+    assert tokens[0] == ["[CLS]", "the", "dog", "jump", "##ing", ",", "2", "dog", "##s", ".", "[SEP]"]
+    assert out["word_candidate_mask"][0].tolist() == [0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0]
+    assert tokens[1][:5] == ["[CLS]", "a", "[UNK]", "runs", "[SEP]"]
+    assert out["word_candidate_mask"][1].tolist() == [0, 1, 1, 1] + [0] * 7  # [UNK] is a word; padding is not
