@@ -219,6 +219,31 @@ def _render_videos(specs: list[dict], videos_dir: Path, size: tuple[int, int], f
     return rows, failed, written
 
 
+def _write_tables(paths: dict[str, Path], rows: list[dict], specs: list[dict], failed: list[dict]) -> None:
+    """captions.csv/json, the per-split CSVs and the Charades-STA files (one query per event)."""
+    failed_ids = {f["video_id"] for f in failed}
+    queries = {  # grounding queries: one per event (the harder set's caption rows are video-level)
+        split: [
+            {"video_id": spec["video_id"], **e}
+            for spec in specs
+            if spec["split"] == split and spec["video_id"] not in failed_ids
+            for e in spec["events"]
+        ]
+        for split in ("train", "test")
+    }
+    _write_csv(paths["captions.csv"], rows)
+    write_text_atomic(paths["captions.json"], json.dumps(rows, indent=1))
+    for split in ("train", "test"):
+        split_rows = [r for r in rows if r["split"] == split]
+        _write_csv(paths[f"{split}.csv"], split_rows)
+        write_text_atomic(
+            paths[f"charades_sta_{split}.txt"],
+            "".join(
+                f"{r['video_id']} {r['start']:.2f} {r['end']:.2f}##{r['caption']}\n" for r in queries[split]
+            ),
+        )
+
+
 def generate_captioned_videos(
     out_dir: str | os.PathLike,
     num_videos: int = 40,
@@ -272,27 +297,7 @@ def generate_captioned_videos(
     paths["videos"].mkdir(parents=True, exist_ok=True)
     specs = build_caption_specs(num_videos, seed, fps, duration, test_fraction, hard)
     rows, failed, written = _render_videos(specs, paths["videos"], (width, height), fps, progress)
-    failed_ids = {f["video_id"] for f in failed}
-    queries = {  # grounding queries: one per event (the harder set's caption rows are video-level)
-        split: [
-            {"video_id": spec["video_id"], **e}
-            for spec in specs
-            if spec["split"] == split and spec["video_id"] not in failed_ids
-            for e in spec["events"]
-        ]
-        for split in ("train", "test")
-    }
-    _write_csv(paths["captions.csv"], rows)
-    write_text_atomic(paths["captions.json"], json.dumps(rows, indent=1))
-    for split in ("train", "test"):
-        split_rows = [r for r in rows if r["split"] == split]
-        _write_csv(paths[f"{split}.csv"], split_rows)
-        write_text_atomic(
-            paths[f"charades_sta_{split}.txt"],
-            "".join(
-                f"{r['video_id']} {r['start']:.2f} {r['end']:.2f}##{r['caption']}\n" for r in queries[split]
-            ),
-        )
+    _write_tables(paths, rows, specs, failed)
     write_text_atomic(
         paths["manifest.json"],
         json.dumps({"fps": fps, "size": [width, height], "videos": specs, "failed": failed}, indent=1),
