@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(8)), help="default 0..7")
     parser.add_argument("--lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3], help="lr sweep per arm")
     parser.add_argument("--steps", type=positive(int), default=300, help="training steps per run")
+    parser.add_argument(
+        "--feature-size", type=positive(int), default=128, help="frame side fed to Lite0 (default 128)"
+    )
     return add_common_flags(parser)
 
 
@@ -110,7 +113,7 @@ def _body(args: argparse.Namespace) -> int:
 
         import torch
 
-        data, rows = build_ablation_data(captioned)
+        data, rows = build_ablation_data(captioned, size=args.feature_size)
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"data": dataclasses.asdict(data), "rows": rows}, cache)
     logging.getLogger(__name__).info("features: %s frames per video", data.frame_features.shape[1])
