@@ -10,7 +10,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from ..evaluation.grounding import DEFAULT_THRESHOLDS, SCORE_MODES
+from ..evaluation.grounding import DEFAULT_SCORE, DEFAULT_THRESHOLDS, SCORE_MODES
 from ..evaluation.text_video_retrieval import TIE_MODES
 from ._contract import UsageError, add_common_flags, positive, run_command
 
@@ -51,11 +51,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--score",
         choices=list(SCORE_MODES),
-        default="mean",
-        help="window score: mean clip-sentence similarity, or mean inside minus mean outside",
+        default=DEFAULT_SCORE,
+        help="window score: contrast (mean similarity inside minus outside; the full video scores 0, "
+        "on the same scale as every window) or mean (inside only: always a single clip; comparison only)",
+    )
+    parser.add_argument(
+        "--length-prior",
+        type=float,
+        default=0.0,
+        help="add this weight times log(window length / video length) to every window score (default 0)",
+    )
+    parser.add_argument(
+        "--untrained-model",
+        help="the untrained reference row's model folder (default: the model's config freshly initialised "
+        "with --seed)",
     )
     parser.add_argument("--frames-per-clip", type=positive(int), help="override the processor's clip length")
     parser.add_argument("--export-features", help="also write <video_id>.npz clip features here")
+    parser.add_argument(
+        "--export-2dtan",
+        metavar="DIR",
+        help="also write the grounding videos' clip features as the one HDF5 file 2D-TAN reads (uniform clips; "
+        "Charades-STA: plus Charades_v1_test.csv durations)",
+    )
+    parser.add_argument(
+        "--2dtan-dataset",
+        dest="tadn_dataset",
+        choices=["charades", "activitynet", "tacos"],
+        default="charades",
+        help="the 2D-TAN reader layout of --export-2dtan (default charades)",
+    )
     parser.add_argument("--output", required=True, help="results JSON (written atomically)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -93,6 +118,10 @@ def _body(args: argparse.Namespace) -> int:
         export_features=args.export_features,
         progress=not args.no_progress,
         seed=args.seed,
+        length_prior=args.length_prior,
+        untrained_model=args.untrained_model,
+        export_2dtan=args.export_2dtan,
+        tadn_dataset=args.tadn_dataset,
     )
     out = write_json_atomic(args.output, results)
     print(f"results: {out} {json.dumps(summary(results))}")

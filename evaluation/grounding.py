@@ -2,12 +2,28 @@
 
 * `read_charades_sta`: the Charades-STA annotation format, one ``video_id start end##sentence`` per line.
 * `temporal_iou`, `nms`: IoU of [start, end] spans (seconds) and greedy non-maximum suppression.
-* `sliding_window_proposals`, `score_windows`, `ground_sentence`: zero-shot grounding — every window of
-  consecutive clips is a candidate moment, scored by the similarity of its clips to the sentence.
+* `sliding_window_proposals`, `score_windows`, `window_scores`, `ground_sentence`: zero-shot grounding.
 * `grounding_metrics`: R@n,IoU=m — share of queries where any of the top-n moments (after NMS) has IoU
   STRICTLY greater than m with the ground truth — and mIoU of the top-1 moment.
-* `export_clip_features`, `load_clip_features`: one ``<video_id>.npz`` per video holding `features`
-  [num_clips, D] and `start`/`end` [num_clips] seconds, the input of 2D-TAN-style grounding heads.
+* `reference_metrics`: the rows every grounding table reports next to a model: the whole video and a random
+  window (the untrained model is the third, computed by `locvtp_eval`).
+* `export_clip_features`, `load_clip_features`: one ``<video_id>.npz`` per video (`tadn_export` writes the
+  one-HDF5-per-dataset files 2D-TAN reads).
+
+The window score (shared with the LocVTP pipelines in `modeling/`; a pure function of the per-clip
+similarities ``clip_sims`` [N] and the clip times): a candidate moment is any window w of consecutive clips
+(every length 1..N by default, the full video included). With ``in(w)`` the mean of ``clip_sims`` over the
+clips of w and ``out(w)`` the mean over the other clips,
+
+    score(w) = in(w) - out(w) + length_prior * log(|w| / N)        (mode "contrast", the default)
+
+and for the full video (no clip outside) ``out := in``, so its score is ``0 + 0``: the value of a window
+that is no more similar to the sentence than the rest of the video. Every window is on that one scale (a
+difference of two means of the same similarities), so the full video competes like any other window and
+wins only when no part of the video stands out. `length_prior` (default 0) adds a log-length term:
+> 0 favours longer windows, < 0 shorter ones. Ties keep the shorter, then the earlier window first.
+Mode "mean" (``in(w)`` alone) is kept for comparison only: its maximum is always a single clip (the mean of
+several clips never exceeds their maximum), so it cannot rank moments longer than one clip.
 """
 
 from __future__ import annotations
@@ -23,7 +39,8 @@ from .degenerate import DegenerateScoresWarning
 
 DEFAULT_THRESHOLDS = (0.3, 0.5, 0.7)
 DEFAULT_TOPN = (1, 5)
-SCORE_MODES = ("mean", "contrast")
+SCORE_MODES = ("contrast", "mean")
+DEFAULT_SCORE = "contrast"
 
 
 def read_charades_sta(path: str | os.PathLike) -> list[dict]:
@@ -108,23 +125,71 @@ def sliding_window_proposals(
     return np.asarray(windows, dtype=np.int64)
 
 
-def score_windows(clip_scores: np.ndarray, windows: np.ndarray, mode: str = "mean") -> np.ndarray:
-    """Score [P] of each window from per-clip sentence similarities [T]: the mean inside the window
-    ("mean") or the mean inside minus the mean outside ("contrast"; a full-video window scores its mean)."""
+def score_windows(
+    clip_scores: np.ndarray, windows: np.ndarray, mode: str = DEFAULT_SCORE, length_prior: float = 0.0
+) -> np.ndarray:
+    """Score [P] of each window [P, 2] (first clip, last clip + 1) from per-clip sentence similarities [N]:
+    the module docstring's formula (mode "contrast": in - out, the full video 0; "mean": in alone), plus
+    `length_prior * log(length / N)`."""
     if mode not in SCORE_MODES:
         raise ValueError(f"mode must be one of {SCORE_MODES}, got {mode!r}")
-    clip_scores = np.asarray(clip_scores, dtype=np.float64)
+    clip_scores = np.asarray(clip_scores, dtype=np.float64).reshape(-1)
+    windows = np.asarray(windows, dtype=np.int64).reshape(-1, 2)
+    n = len(clip_scores)
+    if n == 0:
+        raise ValueError("score_windows: no clips (empty clip_scores)")
+    if not np.isfinite(clip_scores).all():
+        raise ValueError("score_windows: clip_scores contain NaN or inf")
+    if len(windows) and (
+        windows[:, 0].min() < 0 or windows[:, 1].max() > n or (windows[:, 1] <= windows[:, 0]).any()
+    ):
+        raise ValueError(f"score_windows: windows must satisfy 0 <= first < last + 1 <= {n}")
     cumulative = np.concatenate([[0.0], np.cumsum(clip_scores)])
     inside_sum = cumulative[windows[:, 1]] - cumulative[windows[:, 0]]
     inside_len = windows[:, 1] - windows[:, 0]
     inside = inside_sum / inside_len
     if mode == "mean":
-        return inside
-    outside_len = len(clip_scores) - inside_len
-    outside = np.divide(
-        cumulative[-1] - inside_sum, outside_len, out=np.zeros_like(inside), where=outside_len > 0
-    )
-    return inside - np.where(outside_len > 0, outside, 0.0)
+        score = inside
+    else:
+        outside_len = n - inside_len
+        outside = np.divide(
+            cumulative[-1] - inside_sum, outside_len, out=inside.copy(), where=outside_len > 0
+        )
+        score = inside - outside  # the full video: outside := inside, score 0
+    if length_prior:
+        score = score + length_prior * np.log(inside_len / n)
+    return score
+
+
+def window_scores(
+    clip_sims: np.ndarray,
+    clip_times: np.ndarray,
+    window_sizes: Sequence[int] | None = None,
+    stride: int = 1,
+    mode: str = DEFAULT_SCORE,
+    length_prior: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every candidate moment of one video and its score: spans [P, 2] (seconds, from `clip_times` [N, 2])
+    and scores [P] (module docstring), windows ordered by length then start. Pure function of its inputs."""
+    clip_sims = np.asarray(clip_sims, dtype=np.float64).reshape(-1)
+    clip_times = np.asarray(clip_times, dtype=np.float64)
+    if clip_times.shape != (len(clip_sims), 2):
+        raise ValueError(f"clip_times must be [N, 2] for {len(clip_sims)} clips, got {clip_times.shape}")
+    windows = sliding_window_proposals(len(clip_sims), window_sizes, stride)
+    scores = score_windows(clip_sims, windows, mode, length_prior)
+    spans = np.stack([clip_times[windows[:, 0], 0], clip_times[windows[:, 1] - 1, 1]], axis=1)
+    return spans, scores
+
+
+def _warn_if_constant(clip_scores: np.ndarray, num_windows: int) -> None:
+    if np.ptp(clip_scores) <= 1e-9 * max(1.0, float(np.abs(clip_scores).max())):
+        warnings.warn(
+            f"grounding: all {len(clip_scores)} clips are equally similar to the sentence "
+            f"({clip_scores[0]:.4g}), so none of the {num_windows} candidate moments can be preferred: the top "
+            "moment is set by the window score's form, not by the video",
+            DegenerateScoresWarning,
+            stacklevel=3,
+        )
 
 
 def ground_sentence(
@@ -134,10 +199,12 @@ def ground_sentence(
     window_sizes: Sequence[int] | None = None,
     nms_threshold: float = 0.5,
     top_n: int = 5,
-    mode: str = "mean",
+    mode: str = DEFAULT_SCORE,
+    length_prior: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Zero-shot grounding of one sentence: clip embeddings [T, D] (L2-normalised), clip times [T, 2]
-    seconds, sentence embedding [D] -> the top `top_n` moments [n, 2] (seconds) after NMS and their scores."""
+    seconds, sentence embedding [D] -> the top `top_n` moments [n, 2] (seconds) after NMS and their scores.
+    Warns (`DegenerateScoresWarning`) when every clip is equally similar to the sentence."""
     clip_embeds = np.asarray(clip_embeds, dtype=np.float64)
     clip_times = np.asarray(clip_times, dtype=np.float64)
     if clip_embeds.ndim != 2 or clip_times.shape != (len(clip_embeds), 2):
@@ -145,17 +212,8 @@ def ground_sentence(
             f"clip_embeds must be [T, D] and clip_times [T, 2]; got {clip_embeds.shape} and {clip_times.shape}"
         )
     clip_scores = clip_embeds @ np.asarray(sentence_embed, dtype=np.float64)  # [T]
-    windows = sliding_window_proposals(len(clip_embeds), window_sizes)
-    scores = score_windows(clip_scores, windows, mode)
-    if np.ptp(clip_scores) <= 1e-9 * max(1.0, float(np.abs(clip_scores).max())):
-        warnings.warn(
-            f"grounding: all {len(clip_scores)} clips are equally similar to the sentence "
-            f"({clip_scores[0]:.4g}), so none of the {len(scores)} candidate moments can be preferred: the top "
-            "moment is set by the window score's form, not by the video",
-            DegenerateScoresWarning,
-            stacklevel=2,
-        )
-    spans = np.stack([clip_times[windows[:, 0], 0], clip_times[windows[:, 1] - 1, 1]], axis=1)  # [P, 2]
+    spans, scores = window_scores(clip_scores, clip_times, window_sizes, 1, mode, length_prior)
+    _warn_if_constant(clip_scores, len(scores))
     keep = nms(spans, scores, nms_threshold, max_keep=top_n)
     return spans[keep], scores[keep]
 
@@ -188,6 +246,48 @@ def grounding_metrics(
             out[f"R@{n},IoU={m}"] = float(100.0 * np.mean(hits))
     out["mIoU"] = float(100.0 * np.mean([iou[0] if len(iou) else 0.0 for iou in ious]))
     return out
+
+
+def reference_metrics(
+    clip_times: Sequence[np.ndarray],
+    ground_truth: Sequence[Sequence[float]],
+    window_sizes: Sequence[int] | None = None,
+    nms_threshold: float = 0.5,
+    top_n: Sequence[int] = DEFAULT_TOPN,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    seed: int = 0,
+    draws: int = 50,
+) -> dict[str, dict[str, float]]:
+    """The two model-free rows of a grounding table, for queries whose videos have clip times
+    `clip_times[q]` [N_q, 2] and ground truth `ground_truth[q]`:
+
+    * "whole_video": the one prediction [first clip start, last clip end] (for every n).
+    * "random_window": a candidate window drawn uniformly at random (the same candidates as the model).
+      R@1 and mIoU are the exact expected values over the candidates; R@n for n > 1 is the mean over
+      `draws` seeded draws of a random ranking of the candidates, NMS-ed like the model's.
+    """
+    whole = [np.asarray([[t[0, 0], t[-1, 1]]], dtype=np.float64) for t in map(np.asarray, clip_times)]
+    rows = {"whole_video": grounding_metrics(whole, ground_truth, top_n, thresholds)}
+    rng = np.random.default_rng(seed)
+    exact: dict[str, list[float]] = {}
+    sampled: dict[str, list[float]] = {}
+    for times, gt in zip(clip_times, ground_truth):
+        times = np.asarray(times, dtype=np.float64)
+        windows = sliding_window_proposals(len(times), window_sizes)
+        spans = np.stack([times[windows[:, 0], 0], times[windows[:, 1] - 1, 1]], axis=1)
+        iou = temporal_iou(spans, np.asarray(gt, dtype=np.float64)[None])[:, 0]
+        exact.setdefault("mIoU", []).append(100.0 * iou.mean())
+        for m in thresholds:
+            exact.setdefault(f"R@1,IoU={m}", []).append(100.0 * (iou > m).mean())
+        ranked = [nms(spans, rng.random(len(spans)), nms_threshold, max(top_n)) for _ in range(draws)]
+        for n in top_n:
+            for m in thresholds:
+                hits = [float((iou[keep[:n]] > m).any()) for keep in ranked]
+                sampled.setdefault(f"R@{n},IoU={m}", []).append(100.0 * np.mean(hits))
+    random_row = {k: float(np.mean(v)) for k, v in sampled.items()}
+    random_row.update({k: float(np.mean(v)) for k, v in exact.items()})
+    rows["random_window"] = {k: random_row[k] for k in rows["whole_video"]}
+    return rows
 
 
 def export_clip_features(
@@ -223,6 +323,7 @@ def load_clip_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
 
 
 __all__ = [
+    "DEFAULT_SCORE",
     "DEFAULT_THRESHOLDS",
     "DEFAULT_TOPN",
     "export_clip_features",
@@ -231,7 +332,9 @@ __all__ = [
     "load_clip_features",
     "nms",
     "read_charades_sta",
+    "reference_metrics",
     "score_windows",
     "sliding_window_proposals",
     "temporal_iou",
+    "window_scores",
 ]

@@ -31,13 +31,16 @@ from tqdm.auto import tqdm
 from ..modeling.modeling_locvtp import LocVTPModel
 from ..processing.captions import load_caption_dataset
 from ..processing.processing_locvtp import LocVTPProcessor
-from ..processing.video_reader import VideoDecodeError, decode_segment
+from ..processing.tadn_export import uniform_clip_features, write_charades_durations, write_tadn_features
+from ..processing.video_reader import VideoDecodeError
 from .grounding import (
+    DEFAULT_SCORE,
     DEFAULT_THRESHOLDS,
     export_clip_features,
     ground_sentence,
     grounding_metrics,
     read_charades_sta,
+    reference_metrics,
 )
 from .text_video_retrieval import read_msrvtt_csv, retrieval_metrics
 
@@ -59,6 +62,28 @@ def encode_clips(
     )
     times = inputs["clip_times"][0] if "clip_times" in inputs else inputs["clip_frames"][0].double() / fps
     return F.normalize(embeds.float(), dim=-1).cpu().numpy(), times.numpy()
+
+
+@torch.no_grad()
+def encode_video_path(
+    model: LocVTPModel,
+    processor: LocVTPProcessor,
+    path: str,
+    start: float = 0.0,
+    end: float = math.inf,
+    clip_batch: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`encode_clips` of the segment [start, end) of a video file, decoded `clip_batch` clips at a time (only
+    the planned frames, resized while decoding), so memory does not grow with the video's length."""
+    embeds, times = [], []
+    for planned in processor.iter_inference_clips(path, start, end, clip_batch):
+        inputs = processor(videos=[planned], mode="inference")
+        pixels = inputs["pixel_values"][0].to(model.device, model.dtype)  # [t, F, 3, H, W]
+        embeds.append(model.get_clip_features(pixels[None])[0].float())
+        times.append(inputs["clip_frames"][0].double() / planned.fps if planned.fps else None)
+    if any(t is None for t in times):
+        raise ValueError(f"{path}: no frame rate, cannot give clip times")
+    return F.normalize(torch.cat(embeds), dim=-1).cpu().numpy(), torch.cat(times).numpy()
 
 
 @torch.no_grad()
@@ -90,11 +115,13 @@ def evaluate_retrieval(
     videos, captions, failed = [], [], []
     for pair in tqdm(pairs, desc="retrieval videos", disable=not progress):
         try:
-            frames, fps = decode_segment(pair["video_path"], pair["start"], pair["end"])
+            if not Path(pair["video_path"]).is_file():
+                raise VideoDecodeError(pair["video_path"], "file not found")
+            clips = encode_video_path(model, processor, pair["video_path"], pair["start"], pair["end"])[0]
         except (VideoDecodeError, ValueError, OSError) as error:
             failed.append({"video_id": pair["video_id"], "error": f"{type(error).__name__}: {error}"})
             continue
-        videos.append(_video_embed(encode_clips(model, processor, frames, fps)[0]))
+        videos.append(_video_embed(clips))
         captions.append(pair["caption"])
     if len(videos) < 2:
         raise ValueError(
@@ -109,6 +136,36 @@ def evaluate_retrieval(
     }
 
 
+def encode_videos(
+    model, processor, video_ids: Sequence[str], video_paths: dict[str, str], progress: bool = True
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
+    """Clip embeddings and times of each whole video (`encode_clips`) and the videos that failed."""
+    clips, failed = {}, []
+    for video_id in tqdm(video_ids, desc="grounding videos", disable=not progress):
+        try:
+            path = video_paths.get(video_id)
+            if path is None:
+                raise FileNotFoundError(f"no video file for video_id {video_id!r}")
+            if not Path(path).is_file():
+                raise VideoDecodeError(path, "file not found")
+            clips[video_id] = encode_video_path(model, processor, path)
+        except (VideoDecodeError, ValueError, OSError) as error:
+            failed.append({"video_id": video_id, "error": f"{type(error).__name__}: {error}"})
+    return clips, failed
+
+
+def ground_queries(
+    model, processor, queries: list[dict], clips: dict, thresholds, mode: str, length_prior: float
+) -> dict[str, float]:
+    """R@{1,5},IoU>m and mIoU of `model` on `queries` whose videos' clips are in `clips`."""
+    sentences = encode_sentences(model, processor, [q["sentence"] for q in queries])
+    predictions = [
+        ground_sentence(*clips[q["video_id"]], sentence, top_n=5, mode=mode, length_prior=length_prior)[0]
+        for q, sentence in zip(queries, sentences)
+    ]
+    return grounding_metrics(predictions, [(q["start"], q["end"]) for q in queries], thresholds=thresholds)
+
+
 def evaluate_grounding(
     model,
     processor,
@@ -116,36 +173,47 @@ def evaluate_grounding(
     video_paths: dict[str, str],
     export_dir: str | None = None,
     thresholds=DEFAULT_THRESHOLDS,
-    mode: str = "mean",
+    mode: str = DEFAULT_SCORE,
     progress: bool = True,
+    length_prior: float = 0.0,
+    untrained_model=None,
+    seed: int = 0,
+    export_2dtan: str | os.PathLike | None = None,
+    tadn_dataset: str = "charades",
 ) -> dict:
-    """Zero-shot sliding-window grounding of Charades-STA queries -> R@{1,5},IoU>m and mIoU."""
-    clips, failed = {}, []
-    for video_id in tqdm(
-        sorted({q["video_id"] for q in queries}), desc="grounding videos", disable=not progress
-    ):
-        try:
-            path = video_paths.get(video_id)
-            if path is None:
-                raise FileNotFoundError(f"no video file for video_id {video_id!r}")
-            frames, fps = decode_segment(path)
-            clips[video_id] = encode_clips(model, processor, frames, fps)
-        except (VideoDecodeError, ValueError, OSError) as error:
-            failed.append({"video_id": video_id, "error": f"{type(error).__name__}: {error}"})
-            continue
-        if export_dir:
-            export_clip_features(export_dir, video_id, *clips[video_id])
+    """Zero-shot sliding-window grounding of Charades-STA queries -> R@{1,5},IoU>m and mIoU, with the
+    reference rows under "reference": the whole video, a random window (`grounding.reference_metrics`,
+    seeded) and, when `untrained_model` is given, that model scored the same way."""
+    video_ids = sorted({q["video_id"] for q in queries})
+    clips, failed = encode_videos(model, processor, video_ids, video_paths, progress)
+    if export_dir:
+        for video_id, (features, times) in clips.items():
+            export_clip_features(export_dir, video_id, features, times)
+    if export_2dtan:  # one HDF5 per dataset, uniform clips over each video (processing/tadn_export.py)
+        uniform = {v: uniform_clip_features(f, t) for v, (f, t) in clips.items()}
+        write_tadn_features(export_2dtan, tadn_dataset, uniform)
+        if tadn_dataset == "charades":
+            write_charades_durations(
+                export_2dtan, {v: float(t[-1, 1]) for v, (_, t) in clips.items()}, "test"
+            )
     kept = [q for q in queries if q["video_id"] in clips]
     if not kept:
         raise ValueError(f"grounding: no query has a readable video ({len(failed)} videos failed)")
-    sentences = encode_sentences(model, processor, [q["sentence"] for q in kept])
-    predictions = [
-        ground_sentence(*clips[q["video_id"]], sentence, top_n=5, mode=mode)[0]
-        for q, sentence in zip(kept, sentences)
-    ]
-    metrics = grounding_metrics(predictions, [(q["start"], q["end"]) for q in kept], thresholds=thresholds)
+    metrics = ground_queries(model, processor, kept, clips, thresholds, mode, length_prior)
+    gts = [(q["start"], q["end"]) for q in kept]
+    reference = reference_metrics(
+        [clips[q["video_id"]][1] for q in kept], gts, thresholds=thresholds, seed=seed
+    )
+    if untrained_model is not None:
+        untrained_clips, _ = encode_videos(untrained_model, processor, sorted(clips), video_paths, False)
+        reference["untrained_model"] = ground_queries(
+            untrained_model, processor, kept, untrained_clips, thresholds, mode, length_prior
+        )
     return {
         **metrics,
+        "score": mode,
+        "length_prior": length_prior,
+        "reference": reference,
         "num_queries": len(kept),
         "num_skipped_queries": len(queries) - len(kept),
         "failed": failed,
@@ -184,14 +252,22 @@ def evaluate_locvtp(
     grounding: str | os.PathLike | None = None,
     frames_per_clip: int | None = None,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    score: str = "mean",
+    score: str = DEFAULT_SCORE,
     ties: str = "mean",
     export_features: str | os.PathLike | None = None,
     progress: bool = True,
     seed: int = 0,
+    length_prior: float = 0.0,
+    untrained_model: str | os.PathLike | None = None,
+    export_2dtan: str | os.PathLike | None = None,
+    tadn_dataset: str = "charades",
 ) -> dict:
     """Retrieval (captions file or MSR-VTT CSV) and/or grounding (Charades-STA file) of the saved LocVTP
-    model folder `model` (processor from `processor_path` or the model folder) -> one results dict."""
+    model folder `model` (processor from `processor_path` or the model folder) -> one results dict.
+
+    Grounding always reports the reference rows (whole video, random window, untrained model). The
+    untrained model is `untrained_model` (a saved folder, e.g. the pre-training starting point) or, by
+    default, the same config freshly initialised with `seed`."""
     if not (captions or msrvtt_csv or grounding):
         raise ValueError("nothing to evaluate (no inputs): give captions, an MSR-VTT CSV or a grounding file")
     if msrvtt_csv and not video_dir:
@@ -218,8 +294,25 @@ def evaluate_locvtp(
                 found = _find_video(Path(video_dir), video_id)
                 if found:
                     video_paths[video_id] = found
+        torch.manual_seed(seed)
+        if untrained_model:
+            untrained = LocVTPModel.from_pretrained(untrained_model).eval()
+        else:
+            untrained = LocVTPModel(locvtp.config).eval()
         results["grounding"] = evaluate_grounding(
-            locvtp, processor, queries, video_paths, export_features, tuple(thresholds), score, progress
+            locvtp,
+            processor,
+            queries,
+            video_paths,
+            export_features,
+            tuple(thresholds),
+            score,
+            progress,
+            length_prior=length_prior,
+            untrained_model=untrained,
+            seed=seed,
+            export_2dtan=export_2dtan,
+            tadn_dataset=tadn_dataset,
         )
     return results
 
@@ -231,6 +324,8 @@ def summary(results: dict) -> dict:
         for k in ("grounding",)
         if k in results
     }
+    for name, row in results.get("grounding", {}).get("reference", {}).items():
+        out[f"grounding {name}"] = {m: v for m, v in row.items() if m in ("R@1,IoU=0.5", "mIoU")}
     if "retrieval" in results:
         out["t2v R@1"] = results["retrieval"]["t2v"]["R@1"]
     return out

@@ -56,6 +56,10 @@ class LocVTPConfig(PreTrainedConfig):
             L_f / L_t (standard InfoNCE, loss >= 0). `False` is §2.2's formula as printed, whose denominator
             holds only the batch's words: q^t_+ (a re-normalised mean of K words) can outscore every word,
             so the loss goes below zero and training can lower it without fitting the data.
+        positive_pooling (`str`, defaults to `"mean"`): q^t_+ as the plain average of the K selected
+            (unit) words, whose norm <= 1 bounds the positive logit by the words' agreement (the paper's
+            average pooling), or `"normalized_mean"` (re-normalised: lets L_f fall with the K words spread
+            apart; see `modeling_locvtp.positive_word_embeds`).
         special_token_ids (`list[int]`, defaults to `[0, 101, 102]`): token ids never used as words
             ([PAD]/[CLS]/[SEP] of `distilbert-base-uncased`; set from `tokenizer.all_special_ids`).
         initializer_range (`float`, defaults to 0.02): std of the projections and warping head init.
@@ -82,6 +86,7 @@ class LocVTPConfig(PreTrainedConfig):
     correspondence: str = "clip_topk"
     temporal_target: str = "cross_modal"
     positive_in_denominator: bool = True
+    positive_pooling: str = "mean"
     special_token_ids: list[int] | tuple[int, ...] | None = None
     initializer_range: float | int = 0.02
 
@@ -135,6 +140,7 @@ class LocVTPConfig(PreTrainedConfig):
                 raise ValueError(f"LocVTPConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         check_choice(self, "correspondence", CORRESPONDENCE_MODES)
         check_choice(self, "temporal_target", TEMPORAL_TARGETS)
+        check_choice(self, "positive_pooling", ("mean", "normalized_mean"))
 
 
 __all__ = ["LocVTPConfig"]

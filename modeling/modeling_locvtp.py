@@ -61,6 +61,8 @@ class LocVTPOutput(ModelOutput):
     word_mask (`[B, S]`): 1 on real words (not padding, not special tokens), as an attention mask.
     positive_embeds (`[B, T, D]`): L2-normalised positives q^t_+ of the correspondence discovery.
     temporal_offsets (`[B, T]`): the sampled δ of the context warping head.
+    word_candidate_mask (`[B, S]`): 1 on the word candidates of L_f / L_t (real whole words: the first
+        sub-token of each word, punctuation excluded) when `forward` was given one.
     vision_model_output / text_model_output: the towers' outputs.
     """
 
@@ -77,6 +79,7 @@ class LocVTPOutput(ModelOutput):
     word_mask: torch.LongTensor | None = None
     positive_embeds: torch.FloatTensor | None = None
     temporal_offsets: torch.LongTensor | None = None
+    word_candidate_mask: torch.LongTensor | None = None
     vision_model_output: ModelOutput | None = None
     text_model_output: ModelOutput | None = None
 
@@ -160,9 +163,23 @@ def discover_correspondence(
     return weights / weights.sum(-1, keepdim=True).clamp(min=1.0)
 
 
-def positive_word_embeds(weights: torch.Tensor, word_embeds: torch.Tensor) -> torch.Tensor:
-    """q^t_+ = L2-normalised weighted mean of the selected words: [B, T, S] x [B, S, D] -> [B, T, D]."""
-    return F.normalize(torch.bmm(weights.to(word_embeds.dtype), word_embeds), dim=-1)
+POSITIVE_POOLING = ("mean", "normalized_mean")
+
+
+def positive_word_embeds(
+    weights: torch.Tensor, word_embeds: torch.Tensor, pooling: str = "mean"
+) -> torch.Tensor:
+    """q^t_+ = weighted mean of the selected (L2-normalised) words: [B, T, S] x [B, S, D] -> [B, T, D].
+
+    "mean" (default) keeps the plain average, whose norm is at most 1 and equals 1 only when the K words
+    coincide: the positive logit v^t·q^t_+ is bounded by how much the selected words agree, as in the
+    paper's "average-pool the K words". "normalized_mean" re-normalises it to unit length, which removes that
+    bound: the loss can then be driven down with the K words spread apart (a 60-step run reached a top-3 word
+    mean norm of 0.54, against 0.93 with L_c alone), so it is kept as an option only."""
+    if pooling not in POSITIVE_POOLING:
+        raise ValueError(f"positive pooling must be one of {POSITIVE_POOLING}, got {pooling!r}")
+    pooled = torch.bmm(weights.to(word_embeds.dtype), word_embeds)
+    return F.normalize(pooled, dim=-1) if pooling == "normalized_mean" else pooled
 
 
 def fine_grained_contrastive_loss(
@@ -210,15 +227,18 @@ def fine_grained_contrastive_loss(
 def sample_temporal_offsets(
     clip_mask: torch.Tensor, delta_max: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """δ [B, T] drawn uniformly from the integers of [-delta_max, delta_max] that keep t+δ on a valid clip
-    of the same video (0 on padded clips). Uses `generator` (a CPU generator) or the global RNG."""
+    """δ [B, T] drawn uniformly from the non-zero integers of [-delta_max, delta_max] that keep t+δ on a
+    valid clip of the same video (§2.2: a warp always moves; δ = 0 would be the identity). δ is 0 on padded
+    clips and only where no non-zero offset exists (a one-clip video, or delta_max = 0). Uses `generator`
+    (a CPU generator) or the global RNG."""
     clip_mask = clip_mask.bool()
     batch, clips = clip_mask.shape
     offsets = torch.arange(-delta_max, delta_max + 1, device=clip_mask.device)  # [K]
     targets = torch.arange(clips, device=clip_mask.device)[:, None] + offsets  # [T, K]
     inside = (targets >= 0) & (targets < clips)
     target_valid = clip_mask[:, targets.clamp(0, clips - 1)] & inside  # [B, T, K]
-    allowed = target_valid & clip_mask[:, :, None]
+    allowed = target_valid & clip_mask[:, :, None] & (offsets != 0)
+    allowed[..., delta_max] |= ~allowed.any(-1) & clip_mask  # no non-zero offset: the identity
     draws = torch.rand((batch, clips, offsets.numel()), generator=generator).to(clip_mask.device)
     choice = draws.masked_fill(~allowed, -1.0).argmax(-1)  # [B, T]
     return torch.where(clip_mask, offsets[choice], torch.zeros_like(choice))
@@ -432,6 +452,7 @@ class LocVTPModel(LocVTPPreTrainedModel):
         return_loss: bool | None = None,
         temporal_offsets: torch.LongTensor | None = None,
         generator: torch.Generator | None = None,
+        word_candidate_mask: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -444,6 +465,9 @@ class LocVTPModel(LocVTPPreTrainedModel):
             RNG) when not given. They must keep t+δ on a valid clip.
         generator (`torch.Generator`, *optional*): CPU generator for δ and the "random" correspondence. In
             eval mode without one, a generator seeded with 0 is used so that evaluation losses are reproducible.
+        word_candidate_mask (`[B, S]`, *optional*): the words L_f and L_t may use (as candidates of the
+            correspondence and as negatives), e.g. the processor's whole-word mask (first sub-token of each
+            word, no punctuation); intersected with the real words (`candidate_words`).
         """
         if input_ids is None or pixel_values is None:
             raise ValueError(
@@ -460,6 +484,7 @@ class LocVTPModel(LocVTPPreTrainedModel):
         text_embeds = F.normalize(masked_mean(word_embeds, word_mask), dim=-1)  # [B, D]
         logits_per_video = video_embeds @ text_embeds.T / self.config.temperature  # [B, B]
 
+        candidates = candidate_words(word_mask, word_candidate_mask)
         loss = loss_coarse = loss_fine = loss_temporal = positives = None
         if return_loss:
             generator = self._loss_generator(clip_mask, word_mask, generator)
@@ -467,7 +492,7 @@ class LocVTPModel(LocVTPPreTrainedModel):
                 clip_embeds,
                 word_embeds,
                 clip_mask,
-                word_mask,
+                candidates,
                 video_embeds,
                 text_embeds,
                 temporal_offsets,
@@ -493,6 +518,7 @@ class LocVTPModel(LocVTPPreTrainedModel):
             word_mask=word_mask.long(),
             positive_embeds=positives,
             temporal_offsets=temporal_offsets,
+            word_candidate_mask=None if word_candidate_mask is None else candidates.long(),
             vision_model_output=vision_outputs,
             text_model_output=text_outputs,
         )
@@ -551,7 +577,7 @@ class LocVTPModel(LocVTPPreTrainedModel):
         weights = discover_correspondence(
             clip_embeds, word_embeds, clip_mask, word_mask, cfg.topk_words, cfg.correspondence, generator
         )
-        positives = positive_word_embeds(weights, word_embeds)  # [B, T, D]
+        positives = positive_word_embeds(weights, word_embeds, cfg.positive_pooling)  # [B, T, D]
         has_positive = clip_mask & (weights.sum(-1) > 0)
         loss_fine = fine_grained_contrastive_loss(
             clip_embeds,
@@ -722,6 +748,16 @@ def timesformer_from_image_vit(vit: ViTModel, num_frames: int = 16) -> Timesform
     return target
 
 
+def candidate_words(word_mask: torch.Tensor, word_candidate_mask: torch.Tensor | None) -> torch.Tensor:
+    """The words of L_f / L_t [B, S]: the real words (`word_mask`) that `word_candidate_mask` allows; a
+    sentence left with none (e.g. punctuation only) keeps all its real words."""
+    word_mask = word_mask.bool()
+    if word_candidate_mask is None:
+        return word_mask
+    candidates = word_mask & word_candidate_mask.to(word_mask.device).bool()
+    return torch.where(candidates.any(-1, keepdim=True), candidates, word_mask)
+
+
 def _check_offsets(temporal_offsets: torch.Tensor, clip_mask: torch.Tensor, delta_max: int) -> None:
     clips = clip_mask.shape[1]
     target = torch.arange(clips, device=clip_mask.device) + temporal_offsets
@@ -732,6 +768,8 @@ def _check_offsets(temporal_offsets: torch.Tensor, clip_mask: torch.Tensor, delt
 
 
 __all__ = [
+    "POSITIVE_POOLING",
+    "candidate_words",
     "LocVTPModel",
     "LocVTPOutput",
     "LocVTPPreTrainedModel",

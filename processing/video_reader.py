@@ -350,31 +350,158 @@ def read_video(
 
 __all__ = [
     "BACKENDS",
+    "EVERY_FRAME",
     "VideoChunk",
     "VideoClip",
     "VideoDecodeError",
     "VideoInfo",
+    "count_frames",
+    "decode_segment",
     "decord_available",
     "effective_fps",
     "fps_step",
     "iter_video_chunks",
     "probe_video",
     "read_all_frames",
+    "read_frames",
     "read_video",
+    "resized_size",
+    "segment_frame_range",
     "uniform_indices",
 ]
+
+
+def resized_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) with the shorter side scaled to `short_side` (aspect kept, sides even; None: as is)."""
+    if short_side is None:
+        return width, height
+    if short_side <= 0:
+        raise ValueError(f"short_side must be positive, got {short_side}")
+    scale = short_side / min(width, height)
+    even = lambda x: max(2, int(round(x / 2)) * 2)  # noqa: E731  (yuv420p-friendly sizes)
+    return (short_side, even(height * scale)) if width <= height else (even(width * scale), short_side)
+
+
+def count_frames(path: str | os.PathLike, info: VideoInfo | None = None) -> int:
+    """Number of frames: the container's count when it gives one, else a packet count (no decoding)."""
+    info = info or probe_video(path, min_duration=0.0)
+    return info.num_frames or _count_frames_pyav(str(path))
+
+
+def _frame_index(frame, time_base, start_pts: int, fps: float) -> int | None:
+    if frame.pts is None or time_base is None:
+        return None
+    return int(round(float((frame.pts - start_pts) * time_base) * fps))
+
+
+def _read_frames_pyav(path: str, wanted: np.ndarray, size: tuple[int, int]) -> dict[int, np.ndarray]:
+    """Frames `wanted` (sorted unique) by PyAV: seek to the key frame before the first one, decode up to the
+    last one, and convert (resized by the decoder's scaler) only the wanted frames."""
+    wanted_set = set(wanted.tolist())
+    first, last = int(wanted[0]), int(wanted[-1])
+    out: dict[int, np.ndarray] = {}
+    for attempt in ("seek", "from_start"):
+        container = _open_av(path)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate and float(rate) > 0 else FALLBACK_FPS  # the stream's own rate
+            start_pts = stream.start_time or 0
+            if attempt == "seek" and first > 0 and stream.time_base is not None:
+                container.seek(int(start_pts + first / fps / stream.time_base), stream=stream, backward=True)
+            counter = 0
+            for frame in container.decode(stream):
+                index = _frame_index(frame, stream.time_base, start_pts, fps) if attempt == "seek" else None
+                if index is None:  # no timestamps: count frames from the start
+                    if attempt == "seek":
+                        break
+                    index = counter
+                counter += 1
+                if attempt == "seek" and not out and index > first:
+                    break  # the seek overshot: decode from the start instead
+                if index > last:
+                    break
+                if index in wanted_set and index not in out:
+                    out[index] = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+        except VideoDecodeError:
+            raise
+        except Exception as err:
+            raise VideoDecodeError(path, f"decoding failed (pyav): {err}") from err
+        finally:
+            container.close()
+        if first in out:
+            break
+        out = {}
+    return out
+
+
+def read_frames(
+    path: str | os.PathLike,
+    indices: np.ndarray,
+    short_side: int | None = None,
+    backend: str = "auto",
+) -> tuple[np.ndarray, float]:
+    """Only the frames `indices` (any order, repeats allowed) of a video, uint8 [len(indices), h, w, 3],
+    resized while decoding so that the shorter side is `short_side` (None: full size), and the reported
+    frame rate. Memory holds the requested frames only, whatever the video's length: decord fetches them
+    with `get_batch` at the target size; PyAV seeks to the key frame before the first one and converts only
+    the requested frames. Indices past the last decodable frame repeat it (over-reported frame counts)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    path = str(path)
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(indices) == 0 or indices.min() < 0:
+        raise ValueError(f"{path}: need at least one non-negative frame index, got {indices[:8].tolist()}")
+    info = probe_video(path, min_duration=0.0)
+    size = resized_size(info.width, info.height, short_side)
+    unique, inverse = np.unique(indices, return_inverse=True)
+    frames = None
+    if backend == "decord" or (backend == "auto" and decord_available()):
+        try:
+            decord = importlib.import_module("decord")
+            reader = decord.VideoReader(path, ctx=decord.cpu(0), width=size[0], height=size[1], num_threads=1)
+            available = np.minimum(unique, len(reader) - 1)
+            frames = reader.get_batch(available.tolist()).asnumpy()
+            del reader
+        except Exception as err:
+            if backend == "decord":
+                raise VideoDecodeError(path, f"decord cannot read the file: {err}") from err
+    if frames is None:
+        decoded = _read_frames_pyav(path, unique, size)
+        if not decoded:
+            raise VideoDecodeError(path, "zero-length or corrupt video stream (no decodable frame)")
+        last = max(decoded)
+        frames = np.stack([decoded.get(int(i), decoded[min(int(i), last)]) for i in np.minimum(unique, last)])
+    return frames[inverse], float(info.fps)
+
+
+def segment_frame_range(
+    path: str | os.PathLike, start: float = 0.0, end: float = math.inf, info: VideoInfo | None = None
+) -> tuple[int, int, float]:
+    """(first, stop, fps): the frames whose timestamp `index / effective_fps` lies in [start, end), as the
+    half-open index range [first, stop), and the effective frame rate. ValueError when the span is empty."""
+    info = info or probe_video(path, min_duration=0.0)
+    fps = info.effective_fps
+    total = count_frames(path, info)
+    first = max(0, math.ceil(start * fps - 1e-6))
+    stop = total if math.isinf(end) else min(total, math.ceil(end * fps - 1e-6))
+    if stop <= first:
+        raise ValueError(f"{path}: no frame in the segment [{start}, {end}) s")
+    return first, stop, fps
 
 
 EVERY_FRAME = 1e9  # a target rate above any native rate: the reader keeps every frame
 
 
-def decode_segment(video_path: str, start: float = 0.0, end: float = math.inf) -> tuple[np.ndarray, float]:
-    """All frames of `video_path` whose timestamp lies in [start, end), uint8 [N, H, W, 3], and the frame
-    rate. Raises `VideoDecodeError` (unreadable/missing file) or `ValueError` (no frame in the span)."""
+def decode_segment(
+    video_path: str, start: float = 0.0, end: float = math.inf, short_side: int | None = None
+) -> tuple[np.ndarray, float]:
+    """All frames of `video_path` whose timestamp lies in [start, end), uint8 [N, H, W, 3] (the shorter side
+    resized to `short_side` while decoding, if given), and the reported frame rate. Only the segment's frames
+    are decoded into memory (`read_frames`). Raises `VideoDecodeError` (unreadable/missing file) or
+    `ValueError` (no frame in the span)."""
     if not Path(video_path).is_file():
         raise VideoDecodeError(video_path, "file not found")
-    clip = read_video(video_path, fps=EVERY_FRAME, min_duration=0.0)
-    keep = (clip.timestamps >= start - 1e-6) & (clip.timestamps < end - 1e-6)
-    if not keep.any():
-        raise ValueError(f"{video_path}: no frame in the segment [{start}, {end}) s")
-    return np.asarray(clip.frames)[keep], float(clip.fps)
+    first, stop, _ = segment_frame_range(video_path, start, end)
+    return read_frames(video_path, np.arange(first, stop), short_side)

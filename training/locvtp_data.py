@@ -4,20 +4,22 @@ Rows come from the captions table (`processing.captions.load_caption_dataset`).
 
 * `VideoAugment`: random resized crop, horizontal flip and colour jitter, the same draw for every frame
   of a video, from a per-item seeded generator (reproducible across DataLoader workers).
-* `VideoTextCollator`: runs in DataLoader workers; decodes each item with the project's video reader
-  (decord, PyAV fallback), keeps the frames inside [start, end), augments, and calls the LocVTP processor
-  (training-mode clip sampling + tokenizer). Unreadable or missing videos are skipped and returned in
+* `VideoTextCollator`: runs in DataLoader workers; draws each item's jittered sparse clip plan inside
+  [start, end) (`LocVTPProcessor.fetch_clips` with the item's generator: new offsets every epoch), decodes
+  only those frames with the project's video reader (decord, PyAV fallback; resized while decoding),
+  augments them, and calls the LocVTP processor (the plan + tokenizer). Unreadable or missing videos are skipped and returned in
   `batch["failed"]` so the training loop can report them; a batch with no readable item is `None`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import datasets
 import torch
 
-from ..processing.video_reader import VideoDecodeError, decode_segment
+from ..processing.video_reader import VideoDecodeError
 
 
 class VideoAugment:
@@ -112,8 +114,14 @@ class VideoTextCollator:
     def __call__(self, items: list[dict]) -> dict | None:
         videos, captions, rates, ids, failed = [], [], [], [], []
         for item in items:
+            index = int(item.get("__index__", 0))
+            generator = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + self.epoch * 10_007 + index) % (2**63 - 1)
+            )
             try:
-                frames, fps = decode_segment(item["video_path"], item["start"], item["end"])
+                planned = self.processor.fetch_clips(
+                    item["video_path"], item["start"], item["end"], mode="train", generator=generator
+                )
             except (VideoDecodeError, ValueError, OSError) as error:
                 failed.append(
                     {
@@ -124,14 +132,11 @@ class VideoTextCollator:
                 )
                 continue
             if self.augment is not None:
-                index = int(item.get("__index__", 0))
-                generator = torch.Generator().manual_seed(
-                    (self.seed * 1_000_003 + self.epoch * 10_007 + index) % (2**63 - 1)
-                )
-                frames = self.augment(torch.from_numpy(frames), generator).numpy()
-            videos.append(frames)
+                frames = self.augment(torch.from_numpy(planned.frames), generator).numpy()
+                planned = dataclasses.replace(planned, frames=frames)
+            videos.append(planned)
             captions.append(item["caption"])
-            rates.append(fps)
+            rates.append(planned.fps)
             ids.append(item["video_id"])
         if not videos:
             return {"failed": failed, "video_ids": []} if failed else None

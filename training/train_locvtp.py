@@ -81,7 +81,9 @@ def global_losses(
     clip_embeds = gather_with_grad(outputs.clip_embeds)  # [N, T, D]
     word_embeds = gather_with_grad(outputs.word_embeds)  # [N, S, D]
     clip_mask_all = gather_with_grad(clip_mask.long()).bool()  # [N, T]
-    word_mask_all = gather_with_grad(outputs.word_mask.long()).bool()  # [N, S]
+    candidates = getattr(outputs, "word_candidate_mask", None)  # the whole-word mask, when the batch had one
+    words = outputs.word_mask if candidates is None else candidates
+    word_mask_all = gather_with_grad(words.long()).bool()  # [N, S]: the word candidates of L_f / L_t
     video_embeds = gather_with_grad(outputs.video_embeds)  # [N, D]
     text_embeds = gather_with_grad(outputs.text_embeds)  # [N, D]
     real = clip_mask_all.any(-1)  # rows padded by the gather are dropped
@@ -392,6 +394,7 @@ def _train_epochs(run: loop.Run, state: dict, model, optimizer, scheduler, batch
                     attention_mask=batch["attention_mask"],
                     pixel_values=batch["pixel_values"],
                     clip_mask=batch["clip_mask"],
+                    word_candidate_mask=batch.get("word_candidate_mask"),
                 )
             step_generator = torch.Generator().manual_seed(config.seed * 7919 + state["batches_done"])
             loss, parts = global_losses(unwrapped, outputs, batch["clip_mask"], step_generator)

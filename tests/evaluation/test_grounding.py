@@ -15,9 +15,11 @@ from vidtempo.evaluation.grounding import (
     load_clip_features,
     nms,
     read_charades_sta,
+    reference_metrics,
     score_windows,
     sliding_window_proposals,
     temporal_iou,
+    window_scores,
 )
 
 METRICS_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "metrics"
@@ -66,11 +68,91 @@ def test_sliding_windows_and_scores_against_loop():
     windows = sliding_window_proposals(7)
     mean = score_windows(scores, windows, "mean")
     contrast = score_windows(scores, windows, "contrast")
-    for (a, b), m, c in zip(windows, mean, contrast):
+    prior = score_windows(scores, windows, "contrast", length_prior=0.3)
+    for (a, b), m, c, p in zip(windows, mean, contrast, prior):
         inside = scores[a:b].mean()
         outside = np.concatenate([scores[:a], scores[b:]])
+        expected = inside - outside.mean() if len(outside) else 0.0  # the full video scores 0 by definition
         assert m == pytest.approx(inside)
-        assert c == pytest.approx(inside - (outside.mean() if len(outside) else 0.0))
+        assert c == pytest.approx(expected)
+        assert p == pytest.approx(expected + 0.3 * np.log((b - a) / 7))
+
+
+def test_window_scores_spans_and_shared_scale_by_hand():
+    # 4 clips of 1 s, sims 1 on clips 1-2 and 0 elsewhere: in - out is 1 for the event, 0 for the full video
+    sims = np.array([0.0, 1.0, 1.0, 0.0])
+    times = np.stack([np.arange(4.0), np.arange(4.0) + 1], axis=1)
+    spans, scores = window_scores(sims, times)
+    table = {tuple(span): score for span, score in zip(spans.tolist(), scores)}
+    assert table[(1.0, 3.0)] == pytest.approx(1.0)
+    assert table[(0.0, 4.0)] == 0.0
+    assert table[(1.0, 2.0)] == pytest.approx(1 - 1 / 3)  # in 1, out (0 + 1 + 0) / 3
+    assert table[(0.0, 3.0)] == pytest.approx(2 / 3 - 0)
+    assert table[(0.0, 1.0)] == pytest.approx(0 - 2 / 3)
+    assert max(table, key=table.get) == (1.0, 3.0)
+    with pytest.raises(ValueError, match="clip_times must be"):
+        window_scores(sims, times[:3])
+    with pytest.raises(ValueError, match="NaN"):
+        window_scores(np.array([0.0, np.nan]), times[:2])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_planted_event_ranks_first_and_mean_mode_cannot(seed):
+    # a 3..6-clip event planted in noise: the contrast score's top-1 is exactly the event, whatever its length;
+    # the "mean" score's top-1 is always a single clip (the fault it is kept to show)
+    rng = np.random.default_rng(seed)
+    n = 16
+    length = int(rng.integers(3, 7))
+    start = int(rng.integers(0, n - length + 1))
+    sims = rng.normal(0.0, 0.05, n)
+    sims[start : start + length] += 0.6
+    times = np.stack([np.arange(n) * 0.5, np.arange(n) * 0.5 + 0.5], axis=1)
+    sentence = np.array([1.0, 0.0])
+    clips = np.stack([sims, np.sqrt(1 - np.minimum(sims**2, 1))], axis=1)  # unit vectors with these sims
+    moments, _ = ground_sentence(clips, times, sentence, top_n=1)
+    np.testing.assert_allclose(moments[0], [start * 0.5, (start + length) * 0.5])
+    mean_top, _ = ground_sentence(clips, times, sentence, top_n=1, mode="mean")
+    assert mean_top[0, 1] - mean_top[0, 0] == pytest.approx(0.5)
+
+
+def test_reference_rows_by_hand():
+    # 2 clips [0,1], [1,2]: candidates [0,1], [1,2], [0,2]; ground truth [0,1] -> IoUs 1, 0, 0.5
+    times = [np.array([[0.0, 1.0], [1.0, 2.0]])]
+    rows = reference_metrics(times, [(0.0, 1.0)], thresholds=(0.3, 0.5), top_n=(1, 5))
+    assert rows["whole_video"]["mIoU"] == pytest.approx(50.0)
+    assert rows["whole_video"]["R@1,IoU=0.3"] == 100.0 and rows["whole_video"]["R@1,IoU=0.5"] == 0.0
+    random = rows["random_window"]
+    assert random["mIoU"] == pytest.approx(100 * 1.5 / 3)
+    assert random["R@1,IoU=0.3"] == pytest.approx(100 * 2 / 3)
+    assert random["R@1,IoU=0.5"] == pytest.approx(100 / 3)
+    # top 5 after NMS at 0.5: [0,1] and [1,2] never suppress each other, so [0,1] is always among them
+    assert random["R@5,IoU=0.5"] == 100.0
+
+
+def test_random_window_row_against_a_naive_loop():
+    rng = np.random.default_rng(3)
+    times, gts = [], []
+    for _ in range(6):
+        n = int(rng.integers(3, 9))
+        times.append(np.stack([np.arange(n) * 2.0, np.arange(n) * 2.0 + 2.0], axis=1))
+        a = float(rng.uniform(0, 2 * n - 2))
+        gts.append((a, float(rng.uniform(a + 0.5, 2 * n))))
+    rows = reference_metrics(times, gts, seed=7)
+    expected_miou, expected_r1 = [], []
+    for t, gt in zip(times, gts):
+        ious = [
+            temporal_iou([[t[a, 0], t[b - 1, 1]]], [gt])[0, 0]
+            for a in range(len(t))
+            for b in range(a + 1, len(t) + 1)
+        ]
+        expected_miou.append(np.mean(ious))
+        expected_r1.append(np.mean(np.array(ious) > 0.5))
+    assert rows["random_window"]["mIoU"] == pytest.approx(100 * np.mean(expected_miou))
+    assert rows["random_window"]["R@1,IoU=0.5"] == pytest.approx(100 * np.mean(expected_r1))
+    assert rows["random_window"]["R@5,IoU=0.5"] >= rows["random_window"]["R@1,IoU=0.5"]
+    assert reference_metrics(times, gts, seed=7) == rows  # seeded
+    whole = grounding_metrics([np.array([[t[0, 0], t[-1, 1]]]) for t in times], gts)
+    assert rows["whole_video"] == whole
 
 
 def test_ground_sentence_finds_the_aligned_clips():
@@ -78,7 +160,7 @@ def test_ground_sentence_finds_the_aligned_clips():
     other = np.array([0.0, 1.0, 0.0])
     clips = np.stack([other, other, sentence, sentence, sentence, other, other, other])
     times = np.stack([np.arange(8) * 0.5, np.arange(8) * 0.5 + 0.5], axis=1)
-    moments, scores = ground_sentence(clips, times, sentence, mode="contrast", top_n=5)
+    moments, scores = ground_sentence(clips, times, sentence, top_n=5)
     np.testing.assert_allclose(moments[0], [1.0, 2.5])
     assert (np.diff(scores) <= 0).all()
     iou = temporal_iou(moments, moments)

@@ -14,6 +14,7 @@ from vidtempo.cli.eval_locvtp import main
 from vidtempo.evaluation.grounding import load_clip_features, read_charades_sta
 from vidtempo.processing.captions import load_caption_dataset
 from vidtempo.processing.processing_locvtp import LocVTPProcessor
+from vidtempo.processing.tadn_export import uniform_clip_features
 from vidtempo.processing.video_reader import decode_segment
 from vidtempo.synthetic.captions import generate_captioned_videos
 from vidtempo.training.train_locvtp import LocVTPTrainConfig, build_model, build_processor
@@ -68,6 +69,8 @@ def test_eval_command_matches_independent_computation(saved, tmp_path):
             str(data["charades_sta_test.txt"]),
             "--export-features",
             str(tmp_path / "feats"),
+            "--export-2dtan",
+            str(tmp_path / "tadn"),
             "--output",
             str(out),
             "--no-progress",
@@ -114,6 +117,36 @@ def test_eval_command_matches_independent_computation(saved, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
     for key in ("R@1,IoU=0.3", "R@1,IoU=0.5", "R@1,IoU=0.7", "R@5,IoU=0.5", "mIoU"):
         assert 0 <= results["grounding"][key] <= 100
+
+    # the reference rows: the whole video scored independently (duration = frames / fps of each video)
+    reference = results["grounding"]["reference"]
+    assert set(reference) == {"whole_video", "random_window", "untrained_model"}
+    kept = [q for q in queries if q["video_id"] != broken_id]
+    durations = {}
+    for q in kept:
+        path = next(r["video_path"] for r in good if r["video_id"] == q["video_id"])
+        frames, fps = decode_segment(path)
+        durations[q["video_id"]] = len(frames) / fps
+    ious = []
+    for q in kept:
+        whole = (0.0, durations[q["video_id"]])
+        inter = max(0.0, min(whole[1], q["end"]) - max(whole[0], q["start"]))
+        ious.append(inter / (whole[1] - whole[0] + q["end"] - q["start"] - inter))
+    assert reference["whole_video"]["mIoU"] == pytest.approx(100 * np.mean(ious), abs=1e-6)
+    assert results["grounding"]["score"] == "contrast"
+
+    # the 2D-TAN file: one HDF5 (Charades-STA layout f[vid] [num_clips, D]) + durations, clips uniform
+    import h5py
+
+    with h5py.File(tmp_path / "tadn" / "locvtp_features.hdf5", "r") as f:
+        assert sorted(f) == sorted(durations)
+        assert f[video_id][:].shape == features.shape
+    np.testing.assert_allclose(
+        h5py.File(tmp_path / "tadn" / "locvtp_features.hdf5", "r")[video_id][:],
+        uniform_clip_features(features, times),
+        atol=1e-6,
+    )
+    assert (tmp_path / "tadn" / "Charades_v1_test.csv").read_text().startswith("id,length\n")
 
 
 def test_eval_command_reports_missing_inputs(saved, tmp_path, capsys):

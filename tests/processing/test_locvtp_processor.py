@@ -194,3 +194,69 @@ def test_save_load_and_trust_remote_code(processor, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REMOTE_OK LocVTPProcessor TCAImageProcessor" in result.stdout
+
+
+def test_jittered_training_clips_stay_in_their_segments_and_vary():
+    # 100 frames, 4 clips of 4: start range [0, 96] cut into 4 segments of 24.25 frames
+    edges = np.linspace(0, 97, 5)
+    plans = set()
+    for seed in range(200):
+        idx = training_clip_indices(100, 4, 4, generator=torch.Generator().manual_seed(seed))
+        starts = idx[:, 0]
+        assert ((starts >= np.floor(edges[:-1])) & (starts < edges[1:])).all(), starts
+        assert (idx == starts[:, None] + np.arange(4)).all()
+        plans.add(tuple(starts.tolist()))
+    assert len(plans) > 150  # a new plan almost every draw
+    first_clip = [p[0] for p in plans]
+    assert min(first_clip) == 0 and max(first_clip) >= 22  # the whole first segment is reachable
+    same = training_clip_indices(100, 4, 4, generator=torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(
+        same, training_clip_indices(100, 4, 4, generator=torch.Generator().manual_seed(3))
+    )
+    # no generator: the fixed equidistant plan (evaluation)
+    assert training_clip_indices(100, 4, 4)[:, 0].tolist() == [0, 32, 64, 96]
+
+
+def test_fetch_clips_decodes_only_the_plan(processor, tmp_path, monkeypatch):
+    from vidtempo.processing import processing_locvtp
+
+    frames = np.zeros((60, 32, 48, 3), dtype=np.uint8)
+    frames[..., 0] = (np.arange(60, dtype=np.uint8) * 4)[:, None, None]
+    path = tmp_path / "ramp.mp4"
+    write_video(path, frames, fps=10, crf=0)
+    requested = []
+    real = processing_locvtp.read_frames
+
+    def spy(p, indices, short_side=None, backend="auto"):
+        requested.append((np.asarray(indices).tolist(), short_side))
+        return real(p, indices, short_side, backend)
+
+    monkeypatch.setattr(processing_locvtp, "read_frames", spy)
+    planned = processor.fetch_clips(str(path), 1.0, 5.0, mode="train")  # frames 10..49, 3 clips of 4
+    assert requested == [([10, 11, 12, 13, 28, 29, 30, 31, 46, 47, 48, 49], 16)]
+    assert planned.frames.shape == (12, 16, 24, 3)  # resized while decoding to the shorter side 16
+    assert planned.clip_frames.tolist() == [[0, 4], [18, 22], [36, 40]]
+    red = planned.frames[planned.clip_indices][..., 0].mean(axis=(-1, -2))
+    np.testing.assert_allclose(
+        red, np.array([[10, 11, 12, 13], [28, 29, 30, 31], [46, 47, 48, 49]]) * 4, atol=4
+    )
+    out = processor(videos=[planned], mode="train")
+    assert out["pixel_values"].shape == (1, 3, 4, 3, 16, 16)
+    torch.testing.assert_close(out["clip_times"][0, 1], torch.tensor([1.8, 2.2], dtype=torch.float64))
+    chunks = list(processor.iter_inference_clips(str(path), clips_per_chunk=4))
+    assert [len(c.clip_indices) for c in chunks] == [4, 4, 4, 3]  # 60 frames = 15 clips of 4
+    assert [r[0] for r in requested[1:]] == [list(range(i, min(i + 16, 60))) for i in range(0, 60, 16)]
+
+
+def test_word_candidates_are_whole_words_without_punctuation(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join([*WORDS, "jump", "##ing", ".", ",", "2", "##s"]) + "\n")
+    processor = LocVTPProcessor(
+        tokenizer=DistilBertTokenizerFast(vocab=str(vocab)), num_clips=2, frames_per_clip=2
+    )
+    out = processor(text=["the dog jumping, 2 dogs.", "a zebra runs"])
+    tokens = [processor.tokenizer.convert_ids_to_tokens(row) for row in out["input_ids"].tolist()]
+    assert tokens[0] == ["[CLS]", "the", "dog", "jump", "##ing", ",", "2", "dog", "##s", ".", "[SEP]"]
+    assert out["word_candidate_mask"][0].tolist() == [0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0]
+    assert tokens[1][:5] == ["[CLS]", "a", "[UNK]", "runs", "[SEP]"]
+    assert out["word_candidate_mask"][1].tolist() == [0, 1, 1, 1] + [0] * 7  # [UNK] is a word; padding is not

@@ -212,3 +212,55 @@ def test_video_reader_is_the_only_decoder():
         if p.name != "video_reader.py" and pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Planned decoding: only the requested frames, resized while decoding, memory independent of video length
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("name", ["f25.webm", "f30.mp4", "f200.mp4"])
+def test_read_frames_fetches_exactly_the_requested_frames(videos, backend, name):
+    count = next(case[2] for case in CASES if case[0] == name)
+    indices = np.array([count - 1, 3, 40, 3, 0, 41])  # any order, repeats
+    frames, fps = video_reader.read_frames(videos[name], indices, backend=backend)
+    assert decode_codes(frames).tolist() == indices.tolist()
+    if backend == "pyav":  # PyAV's own full decode, indexed: the same pixels
+        np.testing.assert_array_equal(frames, video_reader.read_all_frames(videos[name])[0][indices])
+    small, _ = video_reader.read_frames(videos[name], indices, short_side=24, backend=backend)
+    assert small.shape == (6, 24, 32, 3)  # 48x64 -> shorter side 24, aspect kept
+    assert fps == pytest.approx(next(case[1] for case in CASES if case[0] == name), rel=1e-4)
+
+
+def test_decode_segment_keeps_the_segment_frames(videos):
+    frames, fps = video_reader.decode_segment(videos["f10.mp4"], 1.0, 2.25)
+    assert decode_codes(frames).tolist() == list(range(10, 23))  # timestamps in [1.0, 2.25)
+    assert fps == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="no frame in the segment"):
+        video_reader.decode_segment(videos["f10.mp4"], 10.0, 11.0)
+    assert video_reader.resized_size(640, 360, 224) == (398, 224)
+    assert video_reader.resized_size(360, 640, 224) == (224, 398)
+
+
+def _segment_peak_bytes(path: str) -> int:
+    import tracemalloc
+
+    video_reader.decode_segment(path, 1.0, 3.0)  # warm up (imports, codec set-up)
+    tracemalloc.start()
+    frames, _ = video_reader.decode_segment(path, 1.0, 3.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(frames) == 50
+    return peak
+
+
+def test_segment_memory_does_not_grow_with_video_length(tmp_path):
+    # a 2 s segment of a 4 s and of a 60 s video (25 fps, 48x64): the full decode of the long one alone would
+    # hold 1500 frames (13.8 MB); the planned reader holds the segment (50 frames, 0.46 MB) and its copies
+    short = write_video(tmp_path / "short.mp4", coded_frames(100), 25, crf=30)
+    long = write_video(tmp_path / "long.mp4", np.tile(coded_frames(100), (15, 1, 1, 1)), 25, crf=30)
+    segment_bytes = 50 * HEIGHT * WIDTH * 3
+    peak_short, peak_long = _segment_peak_bytes(str(short)), _segment_peak_bytes(str(long))
+    assert peak_long < 4 * segment_bytes + 1_000_000, (peak_short, peak_long)
+    assert peak_long < 1.5 * peak_short + 200_000, (peak_short, peak_long)

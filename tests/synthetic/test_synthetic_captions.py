@@ -139,3 +139,39 @@ def test_cli_reuses_complete_output_and_refuses_other_parameters(captioned, caps
     assert paths["info.json"].stat().st_mtime_ns == mtime
     assert main(args[:-1] + ["--seed", "4"]) == 1  # one `error:` line, no traceback
     assert "other parameters" in capsys.readouterr().err
+
+
+def test_harder_set_gaps_shared_attribute_and_video_level_captions(tmp_path):
+    from vidtempo.evaluation.grounding import read_charades_sta
+
+    specs = build_caption_specs(40, seed=5, fps=4.0, duration=8.0, hard=True)
+    for spec in specs:
+        events = spec["events"]
+        assert len(events) == 3
+        words = [e["caption"].split() for e in events]  # "a <colour> <shape> <action...>"
+        colors, kinds = {w[1] for w in words}, {w[2] for w in words}
+        assert (len(colors), len(kinds)) in {(1, 3), (3, 1)}  # one attribute shared by the three events
+        assert len({" ".join(w[3:]) for w in words}) == 3  # so the action word tells them apart
+        for a, b in zip(events, events[1:]):
+            assert b["start"] - a["end"] >= 0.4  # an idle gap between events (>= 6% of 8 s, frame-rounded)
+        covered = sum(e["end"] - e["start"] for e in events)
+        assert covered <= 0.7 * 8.0  # the whole video is a poor answer (IoU <= 0.22 with any one event)
+        assert spec["caption"] == ", then ".join(e["caption"] for e in events)
+    paths = generate_captioned_videos(
+        tmp_path, num_videos=3, seed=5, size=(32, 32), fps=4.0, duration=8.0, test_fraction=0.34, hard=True,
+        progress=False,
+    )  # fmt: skip
+    with open(paths["captions.csv"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(float(r["start"]), float(r["end"])) for r in rows] == [(0.0, 8.0)] * 3  # video-level only
+    assert len(read_charades_sta(paths["charades_sta_test.txt"])) == 3  # one grounding query per event
+    frames = decode(rows[0]["video_path"])
+    spec = build_caption_specs(3, seed=5, fps=4.0, duration=8.0, test_fraction=0.34, hard=True)[0]
+    idle = [
+        k
+        for k in range(len(frames))
+        if not any(e["start"] - 0.25 <= k / 4 < e["end"] + 0.25 for e in spec["events"])
+    ]
+    assert idle  # frames with no event: the background alone (no saturated object colour)
+    for k in idle:
+        assert all(len(color_pixels(frames[k], rgb)) <= 2 for rgb in COLORS.values())

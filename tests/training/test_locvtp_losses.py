@@ -192,15 +192,34 @@ def test_correspondence_matches_loops(mode, k):
     assert not bool((weights > 0)[~(cmask[:, :, None] & wmask[:, None, :])].any())
 
 
-def test_clip_topk_positive_is_mean_of_top_words():
+@pytest.mark.parametrize("pooling", ["mean", "normalized_mean"])
+def test_clip_topk_positive_is_mean_of_top_words(pooling):
     v, q, cmask, wmask = random_batch()
-    positives = positive_word_embeds(discover_correspondence(v, q, cmask, wmask, topk=3), q)
+    positives = positive_word_embeds(discover_correspondence(v, q, cmask, wmask, topk=3), q, pooling)
     sets = ref_positive_sets(to_list(v), to_list(q), cmask.tolist(), wmask.tolist(), 3, "clip_topk")
     ql = to_list(q)
     for (b, t), chosen in sets.items():
         assert len(chosen) == min(3, int(wmask[b].sum()))
-        expected = normalize(mean_vec([ql[b][s] for s in chosen]))
+        expected = mean_vec([ql[b][s] for s in chosen])
+        expected = normalize(expected) if pooling == "normalized_mean" else expected
         torch.testing.assert_close(positives[b, t], torch.tensor(expected, dtype=torch.float64))
+    with pytest.raises(ValueError, match="positive pooling"):
+        positive_word_embeds(discover_correspondence(v, q, cmask, wmask, topk=3), q, "max")
+
+
+def test_default_positive_is_bounded_by_the_words_agreement():
+    # two orthogonal unit words: their plain mean has norm 1/sqrt(2), so a clip equal to that mean direction
+    # reaches a positive cosine of only 0.707 (the re-normalised mean would give 1.0)
+    words = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)
+    weights = torch.tensor([[[0.5, 0.5]]], dtype=torch.float64)
+    clip = torch.tensor([1.0, 1.0], dtype=torch.float64) / 2**0.5
+    mean = positive_word_embeds(weights, words)[0, 0]
+    normalized = positive_word_embeds(weights, words, "normalized_mean")[0, 0]
+    assert float(clip @ mean) == pytest.approx(2**-0.5)
+    assert float(clip @ normalized) == pytest.approx(1.0)
+    assert LocVTPModel(tiny_config()).config.positive_pooling == "mean"
+    with pytest.raises(Exception, match="positive_pooling must be one of"):  # the config's strict validator
+        tiny_config(positive_pooling="sum")
 
 
 def test_random_correspondence_is_seeded_and_picks_real_words():
@@ -284,10 +303,13 @@ def test_temporal_offsets_stay_inside_each_video_and_cover_the_range():
                     continue
                 assert -4 <= d <= 4 and 0 <= t + d < n_valid, (b, t, d)
                 seen.setdefault((b, t), set()).add(d)
-    # every admissible offset is drawn (uniform over the admissible set, 300 draws)
+    # every admissible offset is drawn (uniform over the admissible set, 300 draws); never 0 (the identity)
+    # except in the one-clip video, where no other offset exists
     for (b, t), values in seen.items():
         n_valid = int(clip_mask[b].sum())
-        assert values == {d for d in range(-4, 5) if 0 <= t + d < n_valid}, (b, t)
+        expected = {d for d in range(-4, 5) if d != 0 and 0 <= t + d < n_valid}
+        assert values == (expected or {0}), (b, t)
+    assert seen[(2, 0)] == {0}
     again = sample_temporal_offsets(clip_mask, 4, torch.Generator().manual_seed(3))
     torch.testing.assert_close(again, sample_temporal_offsets(clip_mask, 4, torch.Generator().manual_seed(3)))
     assert not bool(sample_temporal_offsets(clip_mask, 0, g).any())
@@ -322,7 +344,7 @@ def test_model_losses_match_reference(temporal_target):
     sets = ref_positive_sets(v, q, cmask, wmask, 3, "clip_topk")
     positives = [[[0.0] * 8 for _ in range(5)] for _ in range(3)]
     for (b, t), chosen in sets.items():
-        positives[b][t] = normalize(mean_vec([q[b][s] for s in chosen]))
+        positives[b][t] = mean_vec([q[b][s] for s in chosen])  # default pooling "mean": not re-normalised
         torch.testing.assert_close(
             out.positive_embeds[b, t], torch.tensor(positives[b][t], dtype=torch.float64)
         )
@@ -336,7 +358,7 @@ def test_model_losses_match_reference(temporal_target):
     for b in range(3):
         for t in range(5):
             if cmask[b][t]:
-                assert abs(delta[b][t]) <= 4 and cmask[b][t + delta[b][t]]
+                assert 0 < abs(delta[b][t]) <= 4 and cmask[b][t + delta[b][t]]
     z = ref_warp(v, delta, to_list(model.warping_head.proj.weight))
     if temporal_target == "cross_modal":
         expected_t = ref_infonce_per_video(z, positives, cmask, negatives, positive_in_denominator=True)
@@ -361,3 +383,36 @@ def test_model_rejects_sentence_without_real_words_and_bad_offsets():
             input_ids=ids, pixel_values=pixels, attention_mask=attn, return_loss=True,
             temporal_offsets=torch.tensor([[0, 0, 1], [0, 0, 0]]),
         )  # fmt: skip
+
+
+def test_word_candidate_mask_limits_positives_and_negatives():
+    # sentence 0 has 5 real words; only words 1, 3, 5 are candidates (e.g. 2 and 4 are "##" pieces or
+    # punctuation); sentence 2 allows none, so it keeps its real words
+    model = LocVTPModel(tiny_config()).double().eval()
+    ids, attn = sentence_batch()
+    pixels = torch.randn(3, 5, 2, 3, 16, 16, dtype=torch.float64)
+    candidates = attn.clone()
+    candidates[0, [2, 4]] = 0
+    candidates[2] = 0
+    out = model(
+        input_ids=ids, pixel_values=pixels, attention_mask=attn, return_loss=True,
+        word_candidate_mask=candidates, generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    real = torch.tensor(ref_word_mask(ids.tolist(), attn.tolist()))
+    expected_mask = real.clone()
+    expected_mask[0, [2, 4]] = 0
+    assert out.word_candidate_mask.tolist() == expected_mask.tolist()
+    v, q = to_list(out.clip_embeds), to_list(out.word_embeds)
+    cmask = [[True] * 5] * 3
+    sets = ref_positive_sets(v, q, cmask, expected_mask.tolist(), 3, "clip_topk")
+    for (b, t), chosen in sets.items():
+        assert all(expected_mask[b, s] for s in chosen)
+        expected = torch.tensor(mean_vec([q[b][s] for s in chosen]), dtype=torch.float64)
+        torch.testing.assert_close(out.positive_embeds[b, t], expected)
+    negatives = [q[b][s] for b in range(3) for s in range(7) if expected_mask[b, s]]
+    positives = [[mean_vec([q[b][s] for s in sets[(b, t)]]) for t in range(5)] for b in range(3)]
+    assert out.loss_fine.item() == pytest.approx(
+        ref_infonce_per_video(v, positives, cmask, negatives, positive_in_denominator=True), rel=1e-9
+    )
+    # the sentence embedding still pools every real token
+    torch.testing.assert_close(out.text_embeds, model.get_text_features(ids, attn).pooler_output)

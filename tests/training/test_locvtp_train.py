@@ -126,6 +126,36 @@ def test_collator_skips_bad_videos_and_trims_segments(captioned, tmp_path):
     assert VideoTextCollator(processor)([items[1]]) == {"failed": [batch["failed"][0]], "video_ids": []}
 
 
+def test_collator_jitters_the_clip_plan_per_epoch(captioned, tmp_path):
+    # training draws new clip offsets every epoch (the same for the same seed, epoch and row); the
+    # fixed equidistant plan is what the processor gives without a generator
+    from vidtempo.processing.processing_locvtp import LocVTPProcessor, default_image_processor
+
+    rows = load_caption_dataset(captioned["captions.csv"], split="train")
+    processor = LocVTPProcessor(
+        image_processor=default_image_processor(32),
+        tokenizer=build_caption_tokenizer(rows["caption"], tmp_path / "tok"),
+        num_clips=3,
+        frames_per_clip=2,
+    )
+    item = {**rows[0], "__index__": 0}
+    collator = VideoTextCollator(processor, seed=0)
+    plans = []
+    for epoch in range(6):
+        collator.set_epoch(epoch)
+        plans.append(collator([item])["clip_frames"][0].tolist())
+    collator.set_epoch(2)
+    assert collator([item])["clip_frames"][0].tolist() == plans[2]
+    assert len({tuple(map(tuple, p)) for p in plans}) > 2
+    num_frames = len(decode_segment(item["video_path"], item["start"], item["end"])[0])
+    fixed = processor.sample_clips(num_frames, "train")[1].tolist()
+    assert fixed == processor.fetch_clips(item["video_path"], item["start"], item["end"]).clip_frames.tolist()
+    edges = np.linspace(0, num_frames - 2 + 1, 4)
+    for plan in plans:
+        starts = np.array(plan)[:, 0]
+        assert ((starts >= np.floor(edges[:-1])) & (starts < edges[1:])).all()
+
+
 def _config(captioned, out, **overrides):
     # 7 training videos, batch 4 (drop_last): one step per epoch, lr x0.1 after steps 4 and 6 of 8
     settings = dict(batch_size=4, num_clips=4, epochs=8, progress=False) | overrides
