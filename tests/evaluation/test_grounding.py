@@ -17,7 +17,7 @@ from vidtempo.evaluation.grounding import (
     read_charades_sta,
     reference_metrics,
     score_windows,
-    sliding_window_proposals,
+    sliding_windows,
     temporal_iou,
     window_scores,
 )
@@ -60,12 +60,12 @@ def test_nms_by_hand():
 
 
 def test_sliding_windows_and_scores_against_loop():
-    windows = sliding_window_proposals(3)
+    windows = sliding_windows(3)
     assert sorted(map(tuple, windows.tolist())) == sorted([(0, 1), (1, 2), (2, 3), (0, 2), (1, 3), (0, 3)])
-    assert sliding_window_proposals(5, window_sizes=[2], stride=2).tolist() == [[0, 2], [2, 4]]
+    assert sliding_windows(5, window_sizes=[2], stride=2).tolist() == [[0, 2], [2, 4]]
     rng = np.random.default_rng(0)
     scores = rng.normal(size=7)
-    windows = sliding_window_proposals(7)
+    windows = sliding_windows(7)
     mean = score_windows(scores, windows, "mean")
     contrast = score_windows(scores, windows, "contrast")
     prior = score_windows(scores, windows, "contrast", length_prior=0.3)

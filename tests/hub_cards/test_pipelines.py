@@ -19,11 +19,10 @@ from factories import texture_video, tiny_locvtp, tiny_tca_video
 from isolation import BLOCK_VIDTEMPO
 
 import vidtempo.processing  # noqa: F401  (registers the processors)
-from vidtempo.evaluation.grounding import sliding_window_proposals
-from vidtempo.evaluation.locvtp_eval import encode_clips, encode_sentences
+from vidtempo.evaluation.grounding import sliding_windows
+from vidtempo.evaluation.locvtp_eval import encode_sentences, encode_video_path
 from vidtempo.hub_cards import publish as P
 from vidtempo.modeling.grounding_scoring import rank_moments
-from vidtempo.processing.processing_locvtp import decode_video_frames
 from vidtempo.synthetic.video_writer import write_video
 
 pytestmark = pytest.mark.slow  # each test starts a fresh interpreter (torch + transformers, ~15 s)
@@ -144,8 +143,8 @@ def test_locvtp_repo_grounds_a_sentence_without_vidtempo(tmp_path, videos):
     ).replace("FOLDER", repr(str(folder))).replace("VIDEO", repr(str(videos["video.mp4"])))
     got = _run_isolated(script, tmp_path)
 
-    frames, fps = decode_video_frames(videos["video.mp4"])  # the evaluation library's path, in this process
-    embeds, times = encode_clips(model, processor, frames, fps)
+    # the evaluation library's path for a file (planned frames only, resized while decoding), in this process
+    embeds, times = encode_video_path(model, processor, str(videos["video.mp4"]))
     sentence = encode_sentences(model, processor, ["a man is cooking"])[0]
     np.testing.assert_allclose(got["clip_embeds"], embeds, atol=1e-5)
     np.testing.assert_allclose(got["clip_times"], times)
@@ -154,7 +153,7 @@ def test_locvtp_repo_grounds_a_sentence_without_vidtempo(tmp_path, videos):
     np.testing.assert_allclose([[m["start"], m["end"]] for m in got["moments"]], spans, atol=1e-6)
     np.testing.assert_allclose([m["score"] for m in got["moments"]], values, atol=1e-5)
     assert [m["score"] for m in got["moments"]] == sorted((m["score"] for m in got["moments"]), reverse=True)
-    assert len(sliding_window_proposals(len(times))) == len(times) * (len(times) + 1) // 2
+    assert len(sliding_windows(len(times))) == len(times) * (len(times) + 1) // 2
     video = embeds.mean(0) / np.linalg.norm(embeds.mean(0))
     np.testing.assert_allclose(got["scores"], [[float(sentence @ video)]], atol=1e-5)
     np.testing.assert_allclose(got["auto_score"], got["scores"], atol=1e-5)

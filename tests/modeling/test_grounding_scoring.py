@@ -1,5 +1,5 @@
 """The standalone window scorer of zero-shot grounding: inside-minus-outside for every window (the full video
-included, whose empty outside counts as 0), checked against a naive loop and a hand-worked example."""
+included, which scores 0: its outside is taken equal to its inside), checked against a naive loop and a hand-worked example."""
 
 import numpy as np
 import pytest
@@ -8,9 +8,9 @@ from vidtempo.modeling.grounding_scoring import (
     constant_scores,
     nms,
     rank_moments,
+    score_windows,
     sliding_windows,
     temporal_iou,
-    window_scores,
 )
 
 
@@ -23,8 +23,9 @@ def test_window_scores_equal_a_naive_loop():
     for start, end in windows:
         inside = scores[start:end].mean()
         rest = np.concatenate([scores[:start], scores[end:]])
-        expected.append(inside - (rest.mean() if len(rest) else 0.0))
-    np.testing.assert_allclose(window_scores(scores, windows), expected, atol=1e-12)
+        expected.append(inside - (rest.mean() if len(rest) else inside))
+    np.testing.assert_allclose(score_windows(scores, windows), expected, atol=1e-12)
+    assert score_windows(scores, np.array([[0, 7]]))[0] == 0.0  # the full video is on the windows' scale
 
 
 def test_ranked_moments_by_hand():
@@ -35,7 +36,7 @@ def test_ranked_moments_by_hand():
     assert spans[0].tolist() == [2.0, 6.0] and values[0] == pytest.approx(0.8)
     assert (temporal_iou(spans[1:], spans[:1]) <= 0.5).all()  # NMS dropped the overlapping windows
     assert list(values) == sorted(values, reverse=True)
-    assert window_scores(clip_scores, np.array([[0, 4]]))[0] == pytest.approx(0.5)  # full video: its mean
+    assert score_windows(clip_scores, np.array([[0, 4]]))[0] == 0.0  # full video: no part stands out
 
 
 def test_nms_and_degenerate_scores():

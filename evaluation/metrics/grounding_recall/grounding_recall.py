@@ -2,19 +2,15 @@
 
 Load with ``evaluate.load("<path>/evaluation/metrics/grounding_recall")``. One example per query:
 ``predictions`` = its ranked moments after NMS, flattened ``[s1, e1, s2, e2, ...]`` (best first),
-``references`` = its ground-truth ``[start, end]``. The math is `vidtempo.evaluation.grounding`.
+``references`` = its ground-truth ``[start, end]``. The math is `vidtempo.modeling.grounding_scoring`
+(symlinked here; a copy of this folder holds it as a file).
 """
 
 import datasets
 import evaluate
 import numpy as np
 
-# grounding.py imports its sibling degenerate.py; naming it here makes evaluate.load copy it too (no comment on import lines:
-# evaluate reads a trailing comment as a download URL)
-from .degenerate import DegenerateScoresWarning
-from .grounding import DEFAULT_THRESHOLDS, DEFAULT_TOPN, grounding_metrics
-
-_COPIED_SIBLINGS = (DegenerateScoresWarning,)  # keeps the degenerate.py import (and so evaluate's copy of it)
+from .grounding_scoring import DEFAULT_THRESHOLDS, DEFAULT_TOPN, grounding_metrics
 
 _DESCRIPTION = """Temporal grounding: R@n,IoU=m is the percentage of queries where one of the top-n predicted
 moments has IoU > m (strictly) with the ground truth; mIoU is the mean IoU (percent) of the top-1 moment."""

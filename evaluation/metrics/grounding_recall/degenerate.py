@@ -1,1 +1,0 @@
-../../degenerate.py

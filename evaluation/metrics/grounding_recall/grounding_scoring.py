@@ -1,0 +1,1 @@
+../../../modeling/grounding_scoring.py
