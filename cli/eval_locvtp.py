@@ -10,9 +10,14 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from ..evaluation.grounding import DEFAULT_SCORE, DEFAULT_THRESHOLDS, SCORE_MODES
 from ..evaluation.text_video_retrieval import TIE_MODES
 from ._contract import UsageError, add_common_flags, positive, run_command
+
+# The grounding defaults of `vidtempo.modeling.grounding_scoring`, restated so that --help does not import torch
+# (importing vidtempo.modeling registers the models); tests/evaluation/test_eval_cli.py checks they agree.
+SCORE_MODES = ("contrast", "mean")
+DEFAULT_SCORE = "contrast"
+DEFAULT_THRESHOLDS = (0.3, 0.5, 0.7)
 
 DESCRIPTION = (
     "Evaluate LocVTP: text<->video retrieval (R@1/5/10, MdR, MnR) and zero-shot temporal grounding "

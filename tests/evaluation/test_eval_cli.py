@@ -370,6 +370,15 @@ def test_model_card_states_protocol_and_what_was_evaluated(tmp_path):
 HEAVY = ("torch", "transformers", "datasets", "faiss")
 
 
+def test_eval_locvtp_flags_restate_the_library_defaults():
+    from vidtempo.cli import eval_locvtp
+    from vidtempo.modeling import grounding_scoring
+
+    assert eval_locvtp.SCORE_MODES == grounding_scoring.SCORE_MODES
+    assert eval_locvtp.DEFAULT_SCORE == grounding_scoring.DEFAULT_SCORE
+    assert eval_locvtp.DEFAULT_THRESHOLDS == grounding_scoring.DEFAULT_THRESHOLDS
+
+
 @pytest.mark.parametrize(
     "module, entry, prog",
     [
@@ -379,6 +388,8 @@ HEAVY = ("torch", "transformers", "datasets", "faiss")
         ("vidtempo.cli.search", "main", "vidtempo-search"),
         ("vidtempo.cli.publish", "main", "vidtempo-publish"),
         ("vidtempo.cli.demo", "main", "vidtempo-demo"),
+        ("vidtempo.cli.demo_paper", "main", "vidtempo-demo-paper"),
+        ("vidtempo.cli.ablation_locvtp", "main", "vidtempo-ablation-locvtp"),
     ],
 )
 def test_help_imports_no_heavy_module(module, entry, prog):
