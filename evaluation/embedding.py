@@ -164,20 +164,97 @@ def frame_level_similarities(
     kind: str = "chamfer",
     group_bytes: int = 16 * 2**20,
     max_query_frames: int = 4096,
-    chunk_bytes: int = 8 * 2**20,
+    chunk_bytes: int = 2 * 2**20,
     progress: bool = False,
 ) -> torch.Tensor:
     """Chamfer (or symmetric chamfer) of every query against every database video: [Q, D] float32.
 
-    Both sides are grouped by length and padded per group to limit padding work. Queries are stacked
-    (up to `max_query_frames` padded frames) so one matmul serves several. Padded database groups
-    (`group_bytes`) and similarity blocks (`chunk_bytes`) stay small: the max/mean passes then run in
-    cache, and the allocator reuses the buffers instead of mapping (and page-faulting) fresh memory for
-    every group (both measured in bench_search.py)."""
-    similarity = _frame_similarity(kind)
+    On CPU nothing is padded: consecutive queries (up to `max_query_frames` frames) are stacked, and
+    consecutive database videos fill similarity blocks [frames, query frames] under `chunk_bytes` (one
+    long video gets a block of its own). float32 videos are multiplied straight into their rows of the
+    block; other dtypes (float16 stores) are cast into one reused buffer first, then one matmul. Per-video
+    maxima and per-query means are segment reductions over the block (`np.maximum.reduceat`,
+    `np.add.reduceat`), which stays in cache; the buffers are reused, so no block page-faults fresh
+    memory. Elsewhere (CUDA) both sides are grouped by length and padded per group (`group_bytes`), and
+    `chamfer_similarity` does the masked reductions. Measured against a same-FLOPs matmul in
+    bench_chamfer.py."""
     out = torch.empty(len(query_frames), len(database_frames))
     if not len(query_frames) or not len(database_frames):
         return out
+    for name, frames in (("query", query_frames), ("database", database_frames)):
+        empty = [i for i, f in enumerate(frames) if f.shape[0] == 0]
+        if empty:
+            raise ValueError(f"{name} video {empty[0]} has no frames: chamfer needs at least one")
+    if query_frames[0].device.type != "cpu":
+        return _padded_frame_similarities(
+            query_frames, database_frames, kind, group_bytes, max_query_frames, chunk_bytes, progress
+        )
+    symmetric = kind != "chamfer"
+    dtype = torch.float64 if query_frames[0].dtype == torch.float64 else torch.float32
+    itemsize = torch.finfo(dtype).bits // 8
+    d_lengths_all = [f.shape[0] for f in database_frames]
+    longest = max(d_lengths_all)
+    query_groups = _consecutive_groups([f.shape[0] for f in query_frames], max_query_frames)
+    bar = tqdm(total=len(query_groups) * len(database_frames), desc=kind, disable=not progress)
+    for q_start, q_stop in query_groups:
+        q_lengths = np.array([f.shape[0] for f in query_frames[q_start:q_stop]])
+        q_offsets = np.concatenate([[0], np.cumsum(q_lengths)[:-1]])
+        query_t = torch.cat([f.to(dtype) for f in query_frames[q_start:q_stop]]).T  # [H, sum Fq]
+        cap = max(1, chunk_bytes // (itemsize * query_t.shape[1]))
+        block_buffer = torch.empty(max(cap, longest), query_t.shape[1], dtype=dtype)
+        cast_buffer = None
+        for d_start, d_stop in _consecutive_groups(d_lengths_all, cap):
+            d_lengths = np.array(d_lengths_all[d_start:d_stop])
+            d_offsets = np.concatenate([[0], np.cumsum(d_lengths)[:-1]])
+            sims = block_buffer[: int(d_lengths.sum())]  # [sum Fd, sum Fq]
+            block = database_frames[d_start:d_stop]
+            if all(video.dtype == dtype for video in block):
+                for video, offset, length in zip(block, d_offsets, d_lengths):
+                    torch.matmul(video, query_t, out=sims[offset : offset + length])
+            else:
+                if cast_buffer is None:
+                    cast_buffer = torch.empty(max(cap, longest), query_t.shape[0], dtype=dtype)
+                for video, offset, length in zip(block, d_offsets, d_lengths):
+                    cast_buffer[offset : offset + length].copy_(video)
+                torch.matmul(cast_buffer[: len(sims)], query_t, out=sims)
+            sims = sims.numpy()
+            best_per_video = np.maximum.reduceat(sims, d_offsets, axis=0)  # [videos, sum Fq]
+            scores = np.add.reduceat(best_per_video, q_offsets, axis=1) / q_lengths[None]  # [videos, queries]
+            if symmetric:
+                best_per_query = np.maximum.reduceat(sims, q_offsets, axis=1)  # [sum Fd, queries]
+                reverse = np.add.reduceat(best_per_query, d_offsets, axis=0) / d_lengths[:, None]
+                scores = (scores + reverse) / 2
+            out[q_start:q_stop, d_start:d_stop] = torch.from_numpy(scores.T.astype(np.float32))
+            bar.update((q_stop - q_start) * (d_stop - d_start))
+    bar.close()
+    return out
+
+
+def _consecutive_groups(lengths: Sequence[int], max_frames: int) -> list[tuple[int, int]]:
+    """[start, stop) runs of consecutive items whose lengths sum to at most `max_frames` (an item longer
+    than that gets a run of its own)."""
+    groups, start, total = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > start and total + n > max_frames:
+            groups.append((start, i))
+            start, total = i, 0
+        total += n
+    groups.append((start, len(lengths)))
+    return groups
+
+
+def _padded_frame_similarities(
+    query_frames: Sequence[torch.Tensor],
+    database_frames: Sequence[torch.Tensor],
+    kind: str,
+    group_bytes: int,
+    max_query_frames: int,
+    chunk_bytes: int,
+    progress: bool,
+) -> torch.Tensor:
+    """`frame_level_similarities` off CPU: groups of similar length, padded and masked per group."""
+    similarity = _frame_similarity(kind)
+    out = torch.empty(len(query_frames), len(database_frames))
     max_frames = max(1, group_bytes // (4 * database_frames[0].shape[-1]))
     query_groups = length_batches([f.shape[0] for f in query_frames], max_query_frames)
     padded_queries = [pad_frames([query_frames[i] for i in group]) for group in query_groups]  # small

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,15 @@ class FrameStore:
         start, stop = self.offsets[position], self.offsets[position + 1]
         frames = self._frames()[start:stop]
         return frames if self.codec == "float16" else decode_int8(frames, self._scales[start:stop])
+
+
+def _stored_frames(store: FrameStore, rows: np.ndarray) -> list[torch.Tensor]:
+    """Tensors over the stored frames of `rows`, without copying: float16 views into the read-only
+    memory map (`frame_level_similarities` casts them block by block into a reused buffer; a copy or cast
+    per video here is slower, bench_chamfer.py), or int8 frames decoded to float32."""
+    with warnings.catch_warnings():  # the views are only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return [torch.from_numpy(store.get(int(r))) for r in rows]
 
 
 @dataclass
@@ -453,8 +463,7 @@ class VideoIndex:
         for q_frames, q_rows in zip(query_frames, rows):
             q_rows = q_rows[q_rows >= 0]
             q_tensor = torch.as_tensor(np.asarray(q_frames, dtype=np.float32))
-            # copies out of the memory map (float16, or int8 decoded); chamfer converts blocks to float32
-            candidates = [torch.from_numpy(np.array(self.frames.get(int(r)))) for r in q_rows]
+            candidates = _stored_frames(self.frames, q_rows)
             rescored = frame_level_similarities([q_tensor], candidates, kind)[0].numpy()  # [depth]
             order = np.argsort(-rescored, kind="stable")[:k]  # ties keep the cosine order
             results.append(self._result(q_rows[order], rescored[order], True))
