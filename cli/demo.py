@@ -84,6 +84,10 @@ def _benchmark_flags(parser: argparse.ArgumentParser) -> None:
         help="temporal: share of generic frames (sky, fades, slates, black) in every video",
     )  # fmt: skip
     size.add_argument(
+        "--ds-share", type=float, nargs=2, default=[0.15, 0.35], metavar=("LOW", "HIGH"),
+        help="temporal: share of its query a duplicate-scene video holds (one segment; at least 0.2 wide)",
+    )  # fmt: skip
+    size.add_argument(
         "--num-channels",
         type=positive(int, allow_zero=True),
         default=8,
@@ -177,6 +181,10 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         raise UsageError(f"--seconds: need 20 <= MIN <= MAX, got {args.seconds}")
     if not 0 <= args.generic_share[0] <= args.generic_share[1] < 0.5:
         raise UsageError(f"--generic-share: need 0 <= LOW <= HIGH < 0.5, got {args.generic_share}")
+    if not (
+        0 < args.ds_share[0] and args.ds_share[0] + 0.2 <= args.ds_share[1] + 1e-9 and args.ds_share[1] <= 1
+    ):
+        raise UsageError(f"--ds-share: need 0 < LOW, LOW + 0.2 <= HIGH <= 1, got {args.ds_share}")
     return args
 
 
@@ -308,6 +316,7 @@ def _generate(args: argparse.Namespace, out: Path, progress: bool):
             seed=args.seed,
             seconds=tuple(args.seconds),
             generic_share=tuple(args.generic_share),
+            ds_share=tuple(args.ds_share),
             workers=args.workers,
             progress=progress,
         )

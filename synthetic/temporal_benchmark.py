@@ -48,6 +48,7 @@ GENERIC_KINDS = ("sky", "fade", "slate", "black")
 TILE_PIXELS = 96  # a photo tile's short side is at least this many pixels
 MAX_GRID = 6  # at most 6 x 6 tiles a photo (large, uniform photos such as retina would dominate)
 DEFAULT_CRF = 23
+DS_SHARE = (0.15, 0.35)  # a duplicate-scene video holds this share of its query (issue 20)
 _PHOTOS: dict[str, np.ndarray] = {}  # per process: photos are decoded once
 
 
@@ -260,7 +261,7 @@ def _offset(shots: list[dict], index: int) -> int:
 class _Draw:
     """The benchmark's shared state while drawing specs: generator, tiles, generic pool, look-alike pool."""
 
-    def __init__(self, rng, seconds, generic_share, photo_share, pool):
+    def __init__(self, rng, seconds, generic_share, photo_share, pool, ds_share=DS_SHARE):
         self.rng, self.seconds, self.generic_share, self.photo_share, self.pool = (
             rng,
             seconds,
@@ -268,6 +269,7 @@ class _Draw:
             photo_share,
             pool,
         )
+        self.ds_share = ds_share
         self.tiles = _Tiles(rng, photo_sizes())
 
     def length(self) -> int:
@@ -331,8 +333,8 @@ def _family(draw: _Draw, f: int, split: str, size, lookalike) -> list[dict]:
         group.append(
             _video(f"{family}_nd{k}", "ND", family, split, query, size, transforms, out_size, segment)
         )
-    # DS: a contiguous 15-35% segment of the query inside a video of new content
-    i, j = _segment(rng, query, 0.15, 0.35)
+    # DS: a contiguous segment of the query (15-35% by default) inside a video of new content
+    i, j = _segment(rng, query, *draw.ds_share)
     filler = _Unit(rng, f"{family}ds", draw.tiles, draw.photo_share)
     share = draw.share()
     other = draw.content(filler, max(4, int(round(draw.length() * (1 - share))) - _frames(query[i:j])))
@@ -358,18 +360,23 @@ def build_temporal_specs(
     photo_share: float = 0.5,
     lookalike_fraction: float = 0.5,
     train_fraction: float = 0.6,
+    ds_share: tuple[float, float] = DS_SHARE,
 ) -> list[list[dict]]:
-    """Every video spec, grouped by family (distractors are one-video groups); see the module docstring."""
+    """Every video spec, grouped by family (distractors are one-video groups); see the module docstring.
+    `ds_share`: the range of the share of its query a duplicate-scene video holds (one contiguous segment; the
+    range must be at least 0.2 wide, the longest shot's share of a 20 s video)."""
     if num_sources < 2:
         raise ValueError(f"num_sources must be >= 2 (training and held-out families), got {num_sources}")
     if not 0 <= generic_share[0] <= generic_share[1] < 0.5:
         raise ValueError(f"generic_share must be a range within [0, 0.5), got {generic_share}")
+    if not (0 < ds_share[0] and ds_share[0] + 0.2 <= ds_share[1] + 1e-9 and ds_share[1] <= 1):
+        raise ValueError(f"ds_share must be a range within (0, 1] at least 0.2 wide, got {ds_share}")
     if seconds[0] < 20 or seconds[1] < seconds[0]:
         raise ValueError(
             f"seconds must be a range of at least 20 s (15% of a video is one shot), got {seconds}"
         )
     rng = np.random.default_rng([seed, 20])
-    draw = _Draw(rng, seconds, generic_share, photo_share, generic_pool(rng))
+    draw = _Draw(rng, seconds, generic_share, photo_share, generic_pool(rng), tuple(ds_share))
     families = [f"f{f:03d}" for f in range(num_sources)]
     distractors = [f"d{d:03d}" for d in range(num_distractors)]
     lookalike = _lookalikes(draw, families + distractors, lookalike_fraction)
@@ -508,6 +515,7 @@ def generate_temporal_benchmark(
     train_fraction: float = 0.6,
     workers: int = 1,
     progress: bool = True,
+    ds_share: tuple[float, float] = DS_SHARE,
 ) -> BenchmarkPaths:
     """Render and encode the temporal benchmark into `out_dir` at 1 fps (``6 * num_sources + num_distractors``
     videos), in `neardup`'s layout; `train_pairs.json` adds ``"segments"`` to each pair. Resumable like
@@ -532,6 +540,8 @@ def generate_temporal_benchmark(
         "generic_share": list(generic_share),
         "train_fraction": train_fraction,
     }
+    if tuple(ds_share) != DS_SHARE:  # only when changed: folders written before the option stay complete
+        params["ds_share"] = list(ds_share)
     if _is_complete(paths, params):
         return paths
     paths.videos.mkdir(parents=True, exist_ok=True)
@@ -544,6 +554,7 @@ def generate_temporal_benchmark(
         seconds,
         generic_share,
         train_fraction=train_fraction,
+        ds_share=tuple(ds_share),
     )
     records = _render_groups(groups, paths.videos, FPS, workers, progress, writer=_write_temporal_group)
     failed = {r["video_id"]: r["error"] for r in records if not r["ok"]}

@@ -127,3 +127,14 @@ def test_written_benchmark_in_fivr_schema_with_segment_pairs(tmp_path):
         assert sum(1 for _ in container.decode(stream)) == _frames(spec["shots"])
     assert generate_temporal_benchmark(tmp_path, num_sources=3, num_distractors=2, seed=1, seconds=(20, 22),
                                        size=(64, 48), progress=False).root == paths.root  # fmt: skip
+
+
+def test_duplicate_scene_share_follows_the_option():
+    wide = build_temporal_specs(6, 2, seed=4, ds_share=(0.5, 0.8))
+    shares = []
+    for group in (g for g in wide if g[0]["role"] == "query"):
+        ((q0, q1, _, _),) = next(v for v in group if v["role"] == "DS")["segments"]
+        shares.append((q1 - q0) / _frames(group[0]["shots"]))
+    assert min(shares) >= 0.5 and max(shares) <= 0.8
+    with pytest.raises(ValueError, match="ds_share"):
+        build_temporal_specs(6, 2, seed=4, ds_share=(0.5, 0.6))
