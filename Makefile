@@ -50,7 +50,7 @@ demo: $(INSTALL_STAMP)
 # The paper's claims: benchmark seeds x training seeds x arms, paired bootstrap intervals (docs/demo.md).
 # The main arm runs every training seed; the other arms (loss, bank, MoCo, aggregators, iMAC) training seed 0.
 DEMO_PAPER_ARGS ?= --output outputs/paper --num-sources 24 --num-distractors 30 --seconds 20 26 \
-	--benchmark-seeds 0 1 2 --train-seeds 0 1 2 --arms main triplet infonce moco lstm gru netvlad imac --arm-train-seeds 0
+	--benchmark-seeds 0 1 2 --train-seeds 0 1 2 --arms main tcav triplet infonce moco imac lstm gru netvlad --arm-train-seeds 0
 demo-paper: $(INSTALL_STAMP)
 	HF_HUB_OFFLINE=1 nice -n 10 $(PY) -m vidtempo.cli.demo_paper $(DEMO_PAPER_ARGS)
 
