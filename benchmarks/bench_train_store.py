@@ -177,6 +177,9 @@ def main(argv=None) -> None:
     parser.add_argument("--small-pool", type=int, default=3000, help="distractors of the in-RAM comparison")
     parser.add_argument("--scratch", default=str(ROOT / "outputs" / "bench_train_store"))
     parser.add_argument("--keep-store", action="store_true", help="keep the ~15 GB store for another run")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternating rounds of the small-pool runs (2; --quick: 1)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench" / "train_store.md"))
     args = parser.parse_args(argv)
@@ -222,7 +225,7 @@ def main(argv=None) -> None:
     }
     # the two small-pool runs alternate over `rounds` (best step time of each), so a drift of the shared
     # machine's load affects both alike; the full-pool run is the one that needs the bounded memory
-    rounds = 1 if args.quick else 2
+    rounds = args.rounds or (1 if args.quick else 2)
     small_rounds: dict[str, list[dict]] = {name: [] for name in list(runs)[:2]}
     for _ in range(rounds):
         for name in small_rounds:
