@@ -486,11 +486,16 @@ def _evaluate(model, white_dir: Path, heldout: dict, paths, out: Path, results_f
 
     ids = list(dict.fromkeys(heldout["queries"] + heldout["database"]))
     rows, results, per_query = [], [], {}
+    frame_level = (
+        getattr(model.config, "aggregator", "transformer") != "netvlad"
+    )  # NetVLAD: one vector a video
     embedded = {
         "baseline": embed_folder(None, white_dir, ids=ids, progress=False),
-        "trained": embed_folder(model, white_dir, ids=ids, progress=False),
+        "trained": embed_folder(model, white_dir, ids=ids, keep_frames=frame_level, progress=False),
     }
     for name, which, similarity in EVALUATED:
+        if which == "trained" and similarity != "cosine" and not frame_level:
+            continue
         started = time.perf_counter()
         result = evaluate_embeddings(
             embedded[which],
@@ -581,14 +586,18 @@ def _search(check, heldout: dict, annotation: dict, rows: list, out: Path, dim: 
     if index_dir.exists():
         shutil.rmtree(index_dir)
     database = check.subset(heldout["database"])
-    index = VideoIndex(index_dir, dim=dim)
-    index.add(database.ids, database.video_embeds.numpy(), [f.numpy() for f in database.frame_embeds])
+    frames = database.frame_embeds  # None for a NetVLAD aggregator: video level only
+    index = VideoIndex(index_dir, dim=dim, store_frames=frames is not None)
+    index.add(
+        database.ids, database.video_embeds.numpy(), None if frames is None else [f.numpy() for f in frames]
+    )
     index.save()
     query_id = heldout["queries"][0]
     query = check.subset([query_id])
     # re-rank with chamfer only where the evaluation above found the cascade at least as good as cosine
     measured = dict(rows)
-    rerank = 20 if measured[CASCADE_ROW]["DSVR"] >= measured["TCA_c (cosine)"]["DSVR"] else None
+    cascade = measured.get(CASCADE_ROW, {}).get("DSVR", -1.0)
+    rerank = 20 if frames is not None and cascade >= measured["TCA_c (cosine)"]["DSVR"] else None
     how = "cosine top-20 re-ranked by chamfer" if rerank else "cosine; chamfer re-ranking scored lower above"
     hits = index.search(
         query.video_embeds.numpy(),
