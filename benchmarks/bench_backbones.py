@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from _timing import interleaved_times, write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import conditions_line, measured, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
@@ -91,7 +91,8 @@ def main() -> None:
             "decode": decode,
         }
         with torch.no_grad():
-            best = {name: min(times) for name, times in interleaved_times(tasks, rounds).items()}
+            result = measured(tasks, rounds, "matmul")
+            best = result["best"]
             end_to_end = {}
             for _ in range(max(1, rounds // 2)):  # end-to-end extract, same videos, alternating
                 for name, model in models.items():
@@ -145,7 +146,10 @@ def main() -> None:
         f"(shared; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after), torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), python {sys.version.split()[0]}; {date}. "
         f"{num_videos} videos x {seconds} s (camera motion over bundled photos, 640x360 30-fps H.264, 1 fps "
-        f"sampled = {sampled} frames), batch {batch} at 224x224, best of {rounds} interleaved rounds. ResNet-50 "
+        f"sampled = {sampled} frames), batch {batch} at 224x224, best of {rounds} interleaved rounds ("
+        + conditions_line(result, "matmul peak")
+        + f"; the end-to-end `extract` runs alternate between the two networks, best of {max(1, rounds // 2)}, "
+        "with no matmul between them). ResNet-50 "
         "has random weights (same cost as ImageNet weights, which need the Hub); Lite0 has its ImageNet weights.",
         "",
         "| network | CNN frames/s | GFLOP/frame | GFLOP/s | share of matmul peak | end-to-end `extract` frames/s | "

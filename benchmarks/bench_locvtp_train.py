@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import load_line, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.grounding import ground_sentence, grounding_metrics, read_charades_sta
 from vidtempo.evaluation.locvtp_eval import (
@@ -123,6 +123,7 @@ def main() -> None:
     num_videos, steps = (16, 6) if args.quick else (40, 30)
     steps = args.steps or steps
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         data = generate_captioned_videos(
             Path(tmp) / "data",
@@ -180,8 +181,14 @@ def main() -> None:
     lines = [
         "## LocVTP pre-training on the embedded captioned set (`benchmarks/bench_locvtp_train.py`)",
         "",
-        f"Machine: {machine}; {date}; load average {os.getloadavg()[0]:.1f} at the end. Shared machine: "
-        "train times are noisy (the metrics are not: same seed, same numbers).",
+        f"Machine: {machine}; {date}{'; --quick' if args.quick else ''}. "
+        + load_line(
+            load_before,
+            os.getloadavg()[0],
+            "a whole training run per variant, run once: train times are absolute and noisy on this shared "
+            "machine; the metrics are not (same seed, same numbers)",
+        )
+        + ".",
         "",
         f"Data: {num_videos} synthetic videos (48 px, 8 fps, 6 s, 2-3 timed events each), "
         f"{first['pairs']} test captions / {first['queries']} grounding queries. Model: `training/configs/"
