@@ -75,8 +75,18 @@ def step_task(model: LocVTPModel, batch: dict, flops: list[float]):
 # --------------------------------------------------------------------------------------------------- losses
 
 
+def info_nce(anchor, positive, negatives, tau: float, positive_in_denominator: bool):
+    """-log(e^{a.p/tau} / sum e^{a.n/tau}) for one anchor, the positive's term in the sum if asked."""
+    logits = negatives @ anchor / tau
+    if positive_in_denominator:
+        logits = torch.cat([(anchor @ positive / tau)[None], logits])
+    return torch.logsumexp(logits, 0) - anchor @ positive / tau
+
+
 def naive_losses(model: LocVTPModel, clips, words, clip_mask, word_mask, delta):
-    """The same three losses with a Python loop over every anchor (baseline for the vectorised ones)."""
+    """The same three losses with a Python loop over every anchor (baseline for the vectorised ones), for the
+    default configuration: clip_topk correspondence, cross-modal temporal target, the positive's pooling and
+    denominator as the config says."""
     cfg, tau = model.config, model.config.temperature
     batch, num_clips, _ = clips.shape
     negatives = words[word_mask]  # [M, D]
@@ -91,12 +101,14 @@ def naive_losses(model: LocVTPModel, clips, words, clip_mask, word_mask, delta):
         f_terms, t_terms = [], []
         for t in range(num_clips):
             top = (real @ clips[b, t]).topk(min(cfg.topk_words, len(real))).indices
-            positive = F.normalize(real[top].mean(0), dim=0)
-            f_terms.append(torch.logsumexp(negatives @ clips[b, t] / tau, 0) - clips[b, t] @ positive / tau)
+            positive = real[top].mean(0)
+            if cfg.positive_pooling == "normalized_mean":
+                positive = F.normalize(positive, dim=0)
+            f_terms.append(info_nce(clips[b, t], positive, negatives, tau, cfg.positive_in_denominator))
             d = int(delta[b, t])
             x = torch.cat([clips[b, t + d], torch.tensor([float((d > 0) - (d < 0)), float(abs(d))])])
             z = F.normalize(F.relu(model.warping_head.proj(x)), dim=0)
-            t_terms.append(torch.logsumexp(negatives @ z / tau, 0) - z @ positive / tau)
+            t_terms.append(info_nce(z, positive, negatives, tau, cfg.positive_in_denominator))
         fine.append(torch.stack(f_terms).mean())
         temporal.append(torch.stack(t_terms).mean())
     return coarse, torch.stack(fine).mean(), torch.stack(temporal).mean()

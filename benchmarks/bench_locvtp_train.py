@@ -153,12 +153,13 @@ def main() -> None:
                 progress=False,
                 model_config={**base.model_config, **weights},
             )
-            if untrained is None:  # the same initial weights, before any step
+            if untrained is None:  # the same initial weights: one step at learning rate 0
                 init_config = LocVTPTrainConfig.from_yaml(
                     CONFIG,
                     captions=str(data["captions.csv"]),
                     output_dir=str(Path(tmp) / "untrained"),
-                    max_steps=0,
+                    max_steps=1,  # max_steps must be positive; at learning rate 0 Adam leaves the weights as built
+                    learning_rate=0.0,
                     seed=args.seed,
                     progress=False,
                 )
