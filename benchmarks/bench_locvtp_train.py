@@ -234,7 +234,7 @@ def main() -> None:
         "of a few points are noise; the final loss is not comparable across variants (different sums).",
         "",
         "The fine-grained and temporal losses run with the default `positive_in_denominator=True`: the positive "
-        "q^t_+ (a re-normalised mean of K = 3 words) is in the softmax denominator, so each loss is a standard, "
+        "q^t_+ (the plain mean of the K = 3 selected words, `positive_pooling='mean'`) is in the softmax denominator, so each loss is a standard, "
         "non-negative InfoNCE. With False (the formula as printed in METHODS.md §2.2) the loss is unbounded below "
         "(v.q+ can approach 1 while every v.q_s stays near 0); an earlier run of this benchmark with it ended at "
         "-12.3, the model exploiting the formula rather than fitting the data.",
