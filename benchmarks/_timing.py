@@ -75,3 +75,38 @@ def conditions_line(result: dict, reference: str) -> str:
         f"Load average {before:.1f} before, {after:.1f} after; {reference} slowest / fastest round "
         f"{result['spread']:.2f}x{flag}"
     )
+
+
+def matmul_shape(flops: float, max_rows: int = 8192) -> tuple[int, int, int, int]:
+    """(m, k, n, repeats): `repeats` float32 matmuls [m, k] @ [k, n], k = n = 1024 (the width of the package's
+    embeddings), m <= `max_rows`, whose 2 m k n repeats FLOPs are closest to `flops` (at least one row)."""
+    rows = max(1, round(flops / (2 * 1024 * 1024)))
+    repeats = -(-rows // max_rows)
+    return max(1, round(rows / repeats)), 1024, 1024, repeats
+
+
+def matmul_task(flops: float) -> tuple[Callable[[], object], float]:
+    """`torch.matmul` work of (about) `flops` FLOPs (see `matmul_shape`), ready to time, and its exact FLOPs."""
+    import torch
+
+    m, k, n, repeats = matmul_shape(flops)
+    a, b = torch.randn(m, k), torch.randn(k, n)
+
+    def run() -> None:
+        for _ in range(repeats):
+            torch.matmul(a, b)
+
+    return run, 2.0 * m * k * n * repeats
+
+
+def square_matmul_task(size: int = 2048) -> tuple[Callable[[], object], float]:
+    """`torch.matmul` of two float32 size x size matrices (this machine's peak reference) and its FLOPs."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return (lambda: torch.matmul(a, b)), 2.0 * size**3
+
+
+def load_line(before: float, after: float, what: str) -> str:
+    """One sentence for a measurement with no reference to interleave: the load average around it."""
+    return f"Load average {before:.1f} before, {after:.1f} after; no reference ({what})"

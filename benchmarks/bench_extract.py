@@ -7,7 +7,9 @@ Videos are synthetic real H.264 files (640x360, 30 fps, moving smooth texture) w
 The network is `FrameDescriptorModel` with ResNet-50 shapes and random weights (the cost does not depend on
 the weights), 224x224 inputs, L3-iRMAC pooling. "Naive" decoding converts every decoded frame to RGB and
 subsamples afterwards; ours converts only the sampled (1 fps) frames. The matmul line is the float32 GEMM rate
-of this CPU (torch.matmul 2048^3), against which the CNN's achieved FLOP rate is compared.
+of this CPU (torch.matmul 2048^3), against which the CNN's achieved FLOP rate is compared; it alternates with the
+decoders, the CNN and the PCA update over interleaved rounds (`_timing.measured`, the matmul is the reference).
+The end-to-end `extract` runs and the PCA fit have no reference: one run each, with the load average around them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import conditions_line, load_line, matmul_task, measured, square_matmul_task, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.modeling import FrameDescriptorConfig, FrameDescriptorModel
 from vidtempo.processing.descriptor_pca import StreamingPCA
@@ -60,18 +62,6 @@ def naive_pyav(path: Path, step: int, processor: TCAImageProcessor) -> None:
     processor.normalize_frames(processor.resize_and_crop(np.stack(frames[::step])))
 
 
-def interleaved_best(functions: dict, rounds: int) -> dict:
-    """Best time of each function over `rounds` round-robin passes, so load from other processes on a shared
-    machine hits all of them alike."""
-    best = dict.fromkeys(functions, float("inf"))
-    for _ in range(rounds):
-        for name, fn in functions.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     """Measure, then write this benchmark's report section. Long because it is one linear procedure on purpose:
     each number is measured right above the sentence of the report that states it."""
@@ -95,34 +85,38 @@ def main() -> None:
 
             return run
 
-        decode_times = interleaved_best(
-            {
-                "decord": decode("decord"),
-                "pyav": decode("pyav"),
-                "naive": lambda: [naive_pyav(p, 30, processor) for p in paths],
-            },
-            rounds=repeats + 1,
-        )
-        naive = decode_times["naive"]
-
         model = FrameDescriptorModel(FrameDescriptorConfig(pooling="l3_irmac")).eval()
         pixels = torch.randn(batch, 3, 224, 224)
-        with torch.no_grad():
-            model(pixels[:2])
-            cnn_times = interleaved_best(
-                {"full": lambda: model(pixels), "backbone": lambda: model.backbone(pixels)},
-                rounds=repeats + 1,
-            )
-            cnn, backbone_only = cnn_times["full"] / batch, cnn_times["backbone"] / batch
-        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-        torch.matmul(a, b)
-        matmul_gflops = 2 * 2048**3 / best_time(lambda: torch.matmul(a, b), 3) / 1e9
-        cnn_gflops = RESNET50_GFLOP / cnn
         pca_batch = np.random.default_rng(0).normal(size=(1024, 3840)).astype(np.float32)
         accumulator = StreamingPCA(3840)
-        accumulator.update(pca_batch)
-        pca_update = best_time(lambda: accumulator.update(pca_batch), repeats, warmup=False) / len(pca_batch)
-        pca_fit = best_time(lambda: accumulator.fit(1024), 1, warmup=False)
+        peak_task, peak_flops = square_matmul_task(2048)
+        cnn_matmul, cnn_matmul_flops = matmul_task(RESNET50_GFLOP * 1e9 * batch)  # as long as the CNN batch
+        with torch.no_grad():
+            result = measured(
+                {
+                    "matmul": peak_task,
+                    "cnn matmul": cnn_matmul,
+                    "decord": decode("decord"),
+                    "pyav": decode("pyav"),
+                    "naive": lambda: [naive_pyav(p, 30, processor) for p in paths],
+                    "full": lambda: model(pixels),
+                    "backbone": lambda: model.backbone(pixels),
+                    "pca": lambda: accumulator.update(pca_batch),
+                },
+                repeats + 1,
+                "matmul",
+            )
+        decode_times = result["best"]
+        naive = decode_times["naive"]
+        cnn, backbone_only = decode_times["full"] / batch, decode_times["backbone"] / batch
+        matmul_gflops = peak_flops / decode_times["matmul"] / 1e9
+        long_matmul_gflops = cnn_matmul_flops / decode_times["cnn matmul"] / 1e9
+        cnn_gflops = RESNET50_GFLOP / cnn
+        pca_update = decode_times["pca"] / len(pca_batch)
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        accumulator.fit(1024)
+        pca_fit = time.perf_counter() - start
 
         model_dir = Path(tmp) / "model"
         model.save_pretrained(model_dir)
@@ -142,6 +136,7 @@ def main() -> None:
             )
             end_to_end[workers] = (time.perf_counter() - start, counts["frames"])
             assert counts["frames"] == sampled, counts
+        load_after = os.getloadavg()[0]
 
     source_frames = num_videos * seconds * 30
     decode_per_frame = decode_times["decord"] / sampled
@@ -172,7 +167,8 @@ def main() -> None:
         (
             f"descriptor network ResNet-50 + L3-iRMAC, batch {batch}",
             f"{1 / cnn:.2f}",
-            f"{cnn_gflops:.1f} GFLOP/s = {cnn_gflops / matmul_gflops:.0%} of matmul peak; "
+            f"{cnn_gflops:.1f} GFLOP/s = {cnn_gflops / matmul_gflops:.0%} of matmul peak, "
+            f"{cnn_gflops / long_matmul_gflops:.0%} of the same-FLOPs matmul ({long_matmul_gflops:.1f} GFLOP/s); "
             f"pooling = {1 - backbone_only / cnn:.1%} of it (noisy)",
         )
     )
@@ -199,7 +195,8 @@ def main() -> None:
         "",
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
         f"(shared), torch {torch.__version__} ({torch.get_num_threads()} threads), python "
-        f"{sys.version.split()[0]}; {date}. {num_videos} videos x {seconds} s, best of {repeats}.",
+        f"{sys.version.split()[0]}; {date}. {num_videos} videos x {seconds} s; {repeats + 1} interleaved rounds of the decoders, the CNN, the "
+        "PCA update and the matmul, best of each. " + conditions_line(result, "matmul peak") + ".",
         "",
         "| stage | sampled frames/s | notes |",
         "|---|---:|---|",
@@ -208,6 +205,9 @@ def main() -> None:
         f"Share of time per frame (decord decode+preprocess vs CNN, measured separately): decoding "
         f"{share:.1%}, CNN {1 - share:.1%}. On this CPU the ResNet-50 dominates; decoding in worker "
         "processes overlaps with it when cores are free. A decoder crash (segfault) costs one retry, not the job.",
+        "",
+        load_line(load_before, load_after, "the PCA fit and the end-to-end `extract` rows are one run each")
+        + ".",
         "",
     ]
     write_report(OUT, lines)

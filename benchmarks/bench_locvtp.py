@@ -7,7 +7,9 @@ that size does not fit this shared machine's memory without activation checkpoin
 minutes, so the script measures forward + backward of the FULL-SIZE model on a batch of 1 video x 1 clip
 (plus 2 clips, to check that the cost grows linearly with the number of clips), counts the FLOPs with
 `torch.utils.flop_counter`, and extrapolates to 2 x 8 clips. It also compares the achieved FLOP/s with the
-`torch.matmul` peak of the same run, and the vectorised LocVTP losses with a per-anchor Python loop.
+`torch.matmul` peak measured in the same interleaved rounds (`_timing.measured`: a 2048^3 matmul, the 1-clip step
+and the 2-clip step alternated, best of each), and the vectorised LocVTP losses with a per-anchor Python loop
+(also interleaved with the matmul).
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ import os
 import platform
 import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import conditions_line, measured, square_matmul_task, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidtempo.modeling import LocVTPConfig, LocVTPModel
@@ -34,19 +35,6 @@ OUT = ROOT / "docs" / "bench" / "locvtp.md"
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def make_batch(config: LocVTPConfig, videos: int, clips: int, frames: int, size: int, words: int = 24):
@@ -68,20 +56,37 @@ def train_step(model: LocVTPModel, batch: dict) -> float:
     return out.loss.item()
 
 
-def bench_step(model: LocVTPModel, batch: dict, repeats: int) -> tuple[float, float]:
-    """(best seconds of forward + backward, FLOPs of one step counted on the warm-up)."""
-    counter = FlopCounterMode(display=False)
-    with counter:
-        train_step(model, batch)  # warm-up
-    times = [_timed(lambda: train_step(model, batch)) for _ in range(repeats)]
-    return min(times), float(counter.get_total_flops())
+def step_task(model: LocVTPModel, batch: dict, flops: list[float]):
+    """A forward + backward task; its first call (the warm-up in `measured`) counts the step's FLOPs into
+    `flops`."""
+
+    def run() -> None:
+        if flops:
+            train_step(model, batch)
+            return
+        counter = FlopCounterMode(display=False)
+        with counter:
+            train_step(model, batch)
+        flops.append(float(counter.get_total_flops()))
+
+    return run
 
 
 # --------------------------------------------------------------------------------------------------- losses
 
 
+def info_nce(anchor, positive, negatives, tau: float, positive_in_denominator: bool):
+    """-log(e^{a.p/tau} / sum e^{a.n/tau}) for one anchor, the positive's term in the sum if asked."""
+    logits = negatives @ anchor / tau
+    if positive_in_denominator:
+        logits = torch.cat([(anchor @ positive / tau)[None], logits])
+    return torch.logsumexp(logits, 0) - anchor @ positive / tau
+
+
 def naive_losses(model: LocVTPModel, clips, words, clip_mask, word_mask, delta):
-    """The same three losses with a Python loop over every anchor (baseline for the vectorised ones)."""
+    """The same three losses with a Python loop over every anchor (baseline for the vectorised ones), for the
+    default configuration: clip_topk correspondence, cross-modal temporal target, the positive's pooling and
+    denominator as the config says."""
     cfg, tau = model.config, model.config.temperature
     batch, num_clips, _ = clips.shape
     negatives = words[word_mask]  # [M, D]
@@ -96,12 +101,14 @@ def naive_losses(model: LocVTPModel, clips, words, clip_mask, word_mask, delta):
         f_terms, t_terms = [], []
         for t in range(num_clips):
             top = (real @ clips[b, t]).topk(min(cfg.topk_words, len(real))).indices
-            positive = F.normalize(real[top].mean(0), dim=0)
-            f_terms.append(torch.logsumexp(negatives @ clips[b, t] / tau, 0) - clips[b, t] @ positive / tau)
+            positive = real[top].mean(0)
+            if cfg.positive_pooling == "normalized_mean":
+                positive = F.normalize(positive, dim=0)
+            f_terms.append(info_nce(clips[b, t], positive, negatives, tau, cfg.positive_in_denominator))
             d = int(delta[b, t])
             x = torch.cat([clips[b, t + d], torch.tensor([float((d > 0) - (d < 0)), float(abs(d))])])
             z = F.normalize(F.relu(model.warping_head.proj(x)), dim=0)
-            t_terms.append(torch.logsumexp(negatives @ z / tau, 0) - z @ positive / tau)
+            t_terms.append(info_nce(z, positive, negatives, tau, cfg.positive_in_denominator))
         fine.append(torch.stack(f_terms).mean())
         temporal.append(torch.stack(t_terms).mean())
     return coarse, torch.stack(fine).mean(), torch.stack(temporal).mean()
@@ -127,7 +134,6 @@ def bench_losses(model: LocVTPModel, batch: int, clips: int, words: int) -> dict
         return (lc, lf, lt), delta
 
     (ref_terms, delta) = ours()
-    ours_s = min(_timed(ours) for _ in range(3))
 
     def naive():
         lc, lf, lt = naive_losses(model, v, q, cmask, wmask, delta)
@@ -135,9 +141,15 @@ def bench_losses(model: LocVTPModel, batch: int, clips: int, words: int) -> dict
         return lc, lf, lt
 
     naive_terms = naive()
-    naive_s = _timed(naive)
+    peak_task, _ = square_matmul_task(2048)
+    result = measured({"matmul peak": peak_task, "ours": ours, "naive": naive}, 3, "matmul peak")
     diff = max(abs(a.item() - b.item()) for a, b in zip(ref_terms, naive_terms))
-    return {"ours_s": ours_s, "naive_s": naive_s, "max_abs_diff": diff}
+    return {
+        "ours_s": result["best"]["ours"],
+        "naive_s": result["best"]["naive"],
+        "max_abs_diff": diff,
+        "result": result,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -160,22 +172,25 @@ def main() -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
 
-    frames, size, repeats = (8, 112, 1) if args.quick else (16, 224, 1)  # repeats after a warm-up step
+    frames, size, repeats = (8, 112, 2) if args.quick else (16, 224, 2)  # rounds after a warm-up step
     config = LocVTPConfig(
         vision_config={"num_frames": frames, "image_size": size}, projection_dim=512, frames_per_clip=frames
     )  # ViT-B/16 TimeSformer (12 layers, 768) + DistilBERT-base (6 layers, 768), random weights
     model = LocVTPModel(config).train()
     params = sum(p.numel() for p in model.parameters())
-    peak = matmul_peak_gflops()
-    print(f"params {params / 1e6:.1f} M, matmul peak {peak:.0f} GFLOP/s", flush=True)
+    print(f"params {params / 1e6:.1f} M", flush=True)
 
-    rows = []
-    for videos, clips in ((1, 1), (1, 2)):
+    shapes, counted = ((1, 1), (1, 2)), {}
+    peak_task, peak_flops = square_matmul_task(2048)
+    tasks = {"matmul peak": peak_task}
+    for videos, clips in shapes:
+        counted[videos, clips] = []
         batch = make_batch(config, videos, clips, frames, size)
-        seconds, flops = bench_step(model, batch, repeats)
-        rows.append((videos, clips, seconds, flops))
-        print(f"{videos} x {clips} clips: {seconds:.1f} s, {flops / 1e12:.2f} TFLOP", flush=True)
-    peak = max(peak, matmul_peak_gflops())  # once more after the steps: the machine is shared
+        tasks[f"{videos} x {clips}"] = step_task(model, batch, counted[videos, clips])
+    result = measured(tasks, repeats, "matmul peak")
+    peak = peak_flops / result["best"]["matmul peak"] / 1e9
+    rows = [(v, c, result["best"][f"{v} x {c}"], counted[v, c][0]) for v, c in shapes]
+    print(rows, flush=True)
     # Clips go through the video tower independently, so the FLOPs grow exactly linearly with the clips (the
     # 1 -> 2 ratio below); the time per clip is taken from the less contended of the two measurements.
     per_clip_s = min(rows[0][2], rows[1][2] / 2)
@@ -196,7 +211,8 @@ def main() -> None:
         "",
         f"Model: TimeSformer ViT-B/16 divided space-time ({frames} frames, {size} px) + DistilBERT-base, D = 512, "
         f"{params / 1e6:.1f} M parameters, random weights, fp32, all three losses, forward + backward "
-        f"(best of {repeats}). `torch.matmul` peak (2048^2 fp32) in this run: {peak:.0f} GFLOP/s.",
+        f"({repeats} interleaved rounds with a `torch.matmul` 2048^3 fp32, the peak reference, best of each): "
+        f"peak {peak:.0f} GFLOP/s in these rounds. " + conditions_line(result, "matmul peak") + ".",
         "",
         "| batch (videos x clips) | step time (s) | TFLOP / step | achieved GFLOP/s | % of matmul peak |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -225,7 +241,10 @@ def main() -> None:
         "",
         "Losses alone (batch 64 x 8 clips x 24 tokens, D = 512, forward + backward): vectorised "
         f"{losses['ours_s'] * 1e3:.1f} ms vs per-anchor Python loop {losses['naive_s'] * 1e3:.0f} ms "
-        f"(x{losses['naive_s'] / losses['ours_s']:.0f}); the two agree to {losses['max_abs_diff']:.1e}.",
+        f"(x{losses['naive_s'] / losses['ours_s']:.0f}); the two agree to {losses['max_abs_diff']:.1e}. 3 "
+        "interleaved rounds with the matmul, best of each; "
+        + conditions_line(losses["result"], "matmul peak")
+        + ".",
         "",
     ]
     write_report(OUT, lines)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import load_line, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.grounding import ground_sentence, grounding_metrics, read_charades_sta
 from vidtempo.evaluation.locvtp_eval import (
@@ -123,6 +123,7 @@ def main() -> None:
     num_videos, steps = (16, 6) if args.quick else (40, 30)
     steps = args.steps or steps
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         data = generate_captioned_videos(
             Path(tmp) / "data",
@@ -152,12 +153,13 @@ def main() -> None:
                 progress=False,
                 model_config={**base.model_config, **weights},
             )
-            if untrained is None:  # the same initial weights, before any step
+            if untrained is None:  # the same initial weights: one step at learning rate 0
                 init_config = LocVTPTrainConfig.from_yaml(
                     CONFIG,
                     captions=str(data["captions.csv"]),
                     output_dir=str(Path(tmp) / "untrained"),
-                    max_steps=0,
+                    max_steps=1,  # max_steps must be positive; at learning rate 0 Adam leaves the weights as built
+                    learning_rate=0.0,
                     seed=args.seed,
                     progress=False,
                 )
@@ -180,8 +182,14 @@ def main() -> None:
     lines = [
         "## LocVTP pre-training on the embedded captioned set (`benchmarks/bench_locvtp_train.py`)",
         "",
-        f"Machine: {machine}; {date}; load average {os.getloadavg()[0]:.1f} at the end. Shared machine: "
-        "train times are noisy (the metrics are not: same seed, same numbers).",
+        f"Machine: {machine}; {date}{'; --quick' if args.quick else ''}. "
+        + load_line(
+            load_before,
+            os.getloadavg()[0],
+            "a whole training run per variant, run once: train times are absolute and noisy on this shared "
+            "machine; the metrics are not (same seed, same numbers)",
+        )
+        + ".",
         "",
         f"Data: {num_videos} synthetic videos (48 px, 8 fps, 6 s, 2-3 timed events each), "
         f"{first['pairs']} test captions / {first['queries']} grounding queries. Model: `training/configs/"
@@ -226,7 +234,7 @@ def main() -> None:
         "of a few points are noise; the final loss is not comparable across variants (different sums).",
         "",
         "The fine-grained and temporal losses run with the default `positive_in_denominator=True`: the positive "
-        "q^t_+ (a re-normalised mean of K = 3 words) is in the softmax denominator, so each loss is a standard, "
+        "q^t_+ (the plain mean of the K = 3 selected words, `positive_pooling='mean'`) is in the softmax denominator, so each loss is a standard, "
         "non-negative InfoNCE. With False (the formula as printed in METHODS.md §2.2) the loss is unbounded below "
         "(v.q+ can approach 1 while every v.q_s stays near 0); an earlier run of this benchmark with it ended at "
         "-12.3, the model exploiting the formula rather than fitting the data.",

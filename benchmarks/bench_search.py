@@ -25,7 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
-from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import conditions_line, matmul_task, measured, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.evaluation.benchmarks import SimilarityMatrix, benchmark_ids, evaluate_fivr
 from vidtempo.evaluation.embedding import VideoEmbeddings, compute_similarities, frame_level_similarities
@@ -41,20 +41,6 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def interleaved_best(functions: dict, rounds: int = 3) -> dict:
-    """Best time of each function over `rounds` round-robin passes (after one warm-up each), so that
-    load from other processes on a shared machine hits all of them alike."""
-    best = {}
-    for fn in functions.values():
-        fn()
-    for _ in range(rounds):
-        for name, fn in functions.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
-    return best
-
-
 def unit_rows(rng, n, d=DIM, dtype=np.float32):
     x = rng.standard_normal((n, d), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -65,74 +51,84 @@ def unit_rows(rng, n, d=DIM, dtype=np.float32):
 
 
 def video_level(num_database: int, rng, lines: list[str]) -> dict:
+    """Top-100 search of the FIVR-200K queries: numpy, FAISS, VideoIndex flat and IVF, interleaved with a
+    `torch.matmul` of the batched search's FLOPs (the reference)."""
     queries_ids, database_ids = benchmark_ids("fivr-200k")
     database_ids = database_ids[:num_database]
     database = unit_rows(rng, len(database_ids))
     queries = unit_rows(rng, len(queries_ids))
     k = 100
-
-    with tempfile.TemporaryDirectory() as tmp:
+    t_database, t_queries = torch.from_numpy(database), torch.from_numpy(queries)
+    nlist = 1024 if num_database >= 100_000 else 256
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp_ivf:
         start = time.perf_counter()
         index = VideoIndex(tmp, DIM, store_frames=False)
         index.add(database_ids, database)
         build_flat = time.perf_counter() - start
-        t = interleaved_best(
+        start = time.perf_counter()
+        ivf = VideoIndex(tmp_ivf, DIM, index_type="ivf", nlist=nlist, nprobe=64, store_frames=False)
+        ivf.train(database[rng.choice(len(database), min(len(database), 40 * nlist), replace=False)])
+        ivf.add(database_ids, database)
+        build_ivf = time.perf_counter() - start
+        result = measured(
             {
+                "matmul": lambda: torch.matmul(t_queries, t_database.T),
                 "numpy_one": lambda: [np.argpartition(-(database @ q), k)[:k] for q in queries[:10]],
                 "numpy_batch": lambda: np.argpartition(-(queries @ database.T), k, axis=1)[:, :k],
                 "flat_one": lambda: [index.search(q, k) for q in queries[:10]],
                 "flat_batch": lambda: index.search(queries, k),
                 "faiss_one": lambda: [index.index.search(q[None], k) for q in queries[:10]],
                 "faiss_batch": lambda: index.index.search(queries, k),
+                "ivf_batch": lambda: ivf.search(queries, k),
             },
-            rounds=2,
+            3,
+            "matmul",
         )
-        numpy_one, numpy_batch = t["numpy_one"] / 10, t["numpy_batch"] / len(queries)
-        flat_one, flat_batch = t["flat_one"] / 10, t["flat_batch"] / len(queries)
-        faiss_one, faiss_batch = t["faiss_one"] / 10, t["faiss_batch"] / len(queries)
+        per = {n: v / (10 if n.endswith("_one") else len(queries)) for n, v in result["best"].items()}
         exact = [set(r.ids) for r in index.search(queries, k)]
         _, faiss_rows = index.index.search(queries, k)
         same = np.mean([{index.ids[r] for r in rows} == e for rows, e in zip(faiss_rows, exact)])
+        recall = np.mean([len(set(r.ids) & e) / k for r, e in zip(ivf.search(queries, k), exact)])
         start = time.perf_counter()
         index.save()
         VideoIndex.load(tmp)
         save_load = time.perf_counter() - start
-
-    nlist = 1024 if num_database >= 100_000 else 256
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        ivf = VideoIndex(tmp, DIM, index_type="ivf", nlist=nlist, nprobe=64, store_frames=False)
-        ivf.train(database[rng.choice(len(database), min(len(database), 40 * nlist), replace=False)])
-        ivf.add(database_ids, database)
-        build_ivf = time.perf_counter() - start
-        ivf_batch = best_time(lambda: ivf.search(queries, k), 1) / len(queries)
-        recall = np.mean([len(set(r.ids) & e) / k for r, e in zip(ivf.search(queries, k), exact)])
-
+    labels = [
+        ("numpy_one", "numpy brute force, one query at a time"),
+        ("numpy_batch", f"numpy brute force, {len(queries)} queries batched"),
+        ("faiss_one", "FAISS IndexFlatIP.search, one at a time"),
+        ("faiss_batch", "FAISS IndexFlatIP.search, batched"),
+        (
+            "flat_one",
+            "VideoIndex flat (FAISS storage, numpy BLAS matmul + argpartition; default), one at a time",
+        ),
+        ("flat_batch", "VideoIndex flat, batched"),
+        ("ivf_batch", f"FAISS IVF-Flat nlist {nlist} nprobe 64, batched (recall@{k} vs exact {recall:.3f})"),
+        ("matmul", "torch.matmul of the batched search's FLOPs only (reference; no top-k)"),
+    ]
     lines += [
         f"### Video level: {len(queries)} queries x {len(database_ids):,} database videos (real FIVR-200K ids), "
         f"d = {DIM}, top-{k}",
         "",
-        "| method | time per query | vs numpy one-by-one |",
-        "| --- | --- | --- |",
-        f"| numpy brute force, one query at a time | {numpy_one * 1e3:.1f} ms | 1.00x |",
-        f"| numpy brute force, 100 queries batched | {numpy_batch * 1e3:.2f} ms | {numpy_one / numpy_batch:.1f}x |",
-        f"| FAISS IndexFlatIP.search, one at a time | {faiss_one * 1e3:.1f} ms | {numpy_one / faiss_one:.1f}x |",
-        f"| FAISS IndexFlatIP.search, batched | {faiss_batch * 1e3:.2f} ms | {numpy_one / faiss_batch:.1f}x |",
-        f"| VideoIndex flat (FAISS storage, numpy BLAS matmul + argpartition; default), one at a time | {flat_one * 1e3:.1f} ms "
-        f"| {numpy_one / flat_one:.1f}x |",
-        f"| VideoIndex flat, batched | {flat_batch * 1e3:.2f} ms | {numpy_one / flat_batch:.1f}x |",
-        f"| FAISS IVF-Flat nlist {nlist} nprobe 64, batched (recall@{k} vs exact {recall:.3f}) | "
-        f"{ivf_batch * 1e3:.2f} ms | {numpy_one / ivf_batch:.1f}x |",
+        "3 interleaved rounds, best of each. " + conditions_line(result, "matmul reference") + ".",
+        "",
+        "| method | time per query | vs numpy one-by-one | share of the same-FLOPs matmul |",
+        "| --- | ---: | ---: | ---: |",
+        *[
+            f"| {label} | {per[n] * 1e3:.2f} ms | {per['numpy_one'] / per[n]:.1f}x | {per['matmul'] / per[n]:.0%} |"
+            for n, label in labels
+        ],
         "",
         f"VideoIndex flat and FAISS IndexFlatIP return the same top-{k} sets for {same:.0%} of the queries. "
         "IVF recall is low here because uniformly random embeddings have no cluster structure (the worst case "
         "for IVF); real TCA embeddings cluster. Flat (exact) is the default.",
         "",
         f"Index build: flat {build_flat:.1f} s, IVF (train + add) {build_ivf:.1f} s; flat save + load {save_load:.1f} s; "
-        f"video embeddings {database.nbytes / 2**30:.2f} GiB in float32. Peak RSS so far {peak_rss_gib():.2f} GiB.",
+        f"video embeddings {database.nbytes / 2**30:.2f} GiB in float32 (build and save times: one run each, no "
+        f"reference). Peak RSS so far {peak_rss_gib():.2f} GiB.",
         "",
     ]
-    return {"flat_one": flat_one, "flat_batch": flat_batch, "num_database": len(database_ids)}
+    return {"flat_one": per["flat_one"], "flat_batch": per["flat_batch"], "num_database": len(database_ids)}
 
 
 # ---------------------------------------------------------------------------------------------- chamfer
@@ -153,18 +149,21 @@ def chamfer_throughput(num_videos: int, rng, lines: list[str]) -> dict:
     def naive():
         return [float((query[0] @ frames[i].T).amax(dim=1).mean()) for i in range(subset)]
 
-    t = interleaved_best(
+    result = measured(
         {
-            "square": lambda: torch.matmul(square, square),
             "matmul": lambda: torch.matmul(query[0], flat.T),
+            "square": lambda: torch.matmul(square, square),
             "matmul8": lambda: torch.matmul(queries8.view(-1, DIM), flat.T),
             "default": lambda: chamfer_similarity(query, None, frames, mask),
             "default8": lambda: chamfer_similarity(queries8, None, frames, mask),
             "ours": lambda: frame_level_similarities([query[0]], listed),
             "ours8": lambda: frame_level_similarities(list(queries8), listed),
             "naive": naive,
-        }
+        },
+        3,
+        "matmul",
     )
+    t = result["best"]
     t_square, t_matmul, t_matmul8 = t["square"], t["matmul"], t["matmul8"]
     t_default, t_default8, t_chamfer, t_chamfer8 = t["default"], t["default8"], t["ours"], t["ours8"]
     t_naive = t["naive"] * num_videos / subset
@@ -174,16 +173,18 @@ def chamfer_throughput(num_videos: int, rng, lines: list[str]) -> dict:
         ("naive loop (one matmul + max per video)", t_naive, 1),
         ("torch.matmul of the same shapes only (no max/mean)", t_matmul, 1),
         ("chamfer_similarity (default 256 MiB blocks), 1 query", t_default, 1),
-        ("frame_level_similarities (8 MiB blocks), 1 query", t_chamfer, 1),
+        ("frame_level_similarities (CPU path: unpadded, segment reductions), 1 query", t_chamfer, 1),
         ("torch.matmul, 8 queries stacked", t_matmul8, 8),
         ("chamfer_similarity (default 256 MiB blocks), 8 queries", t_default8, 8),
-        ("frame_level_similarities (8 MiB blocks), 8 queries", t_chamfer8, 8),
+        ("frame_level_similarities (CPU path), 8 queries", t_chamfer8, 8),
+        ("torch.matmul 2048^3", t_square, 2.0 * 2048**3 / flop_one),
     ]
     lines += [
         f"### Chamfer throughput: {FRAMES} x {FRAMES} frames, d = {DIM}, {num_videos:,} database videos (float32 compute)",
         "",
         f"FLOPs counted: 2 x Fq x Fd x d per pair. Peak = best of torch.matmul 2048^3 and the same-shape matmuls: "
-        f"**{peak:.1f} GFLOP/s**.",
+        f"**{peak:.1f} GFLOP/s**. 3 interleaved rounds, best of each; the reference for the spread is the "
+        "same-shape matmul of one query. " + conditions_line(result, "same-FLOPs matmul") + ".",
         "",
         "| method | time | GFLOP/s | share of matmul peak |",
         "| --- | --- | --- | --- |",
@@ -196,7 +197,8 @@ def chamfer_throughput(num_videos: int, rng, lines: list[str]) -> dict:
     lines += [
         "",
         f"frame_level_similarities (the path of evaluation and re-ranking) vs the 70 % target: 1 query "
-        f"{chamfer_share:.0%}, 8 queries stacked {share8:.0%} of peak.",
+        f"{chamfer_share:.0%}, 8 queries stacked {share8:.0%} of peak; against the same-shape matmul of its own "
+        f"query count: 1 query {t_matmul / t_chamfer:.0%}, 8 queries {t_matmul8 / t_chamfer8:.0%}.",
         "",
     ]
     return {
@@ -223,15 +225,18 @@ def cascade_cost(num_videos: int, video: dict, chamfer: dict, rng, lines: list[s
         index = VideoIndex.load(tmp)
         query_frames = unit_rows(rng, FRAMES).reshape(1, FRAMES, DIM)
         query_video = query_frames.mean(1)
-        rows = []
-        for depth in (100, 1000):
-            if depth > num_videos:
-                continue
-            t = best_time(
-                lambda d=depth: index.search(query_video, 10, rerank=d, query_frames=list(query_frames)), 2
+        depths = [d for d in (100, 1000) if d <= num_videos]
+        rerank_flops = 2.0 * FRAMES * FRAMES * DIM * max(depths)
+        reference, _ = matmul_task(rerank_flops)
+        tasks = {"matmul": reference}
+        for depth in depths:
+            tasks[f"search {depth}"] = lambda d=depth: index.search(
+                query_video, 10, rerank=d, query_frames=list(query_frames)
             )
-            faiss_part = best_time(lambda d=depth: index.search(query_video, d), 2)
-            rows.append((depth, t - faiss_part))
+            tasks[f"cosine {depth}"] = lambda d=depth: index.search(query_video, d)
+        result = measured(tasks, 3, "matmul")
+        best = result["best"]
+        rows = [(d, best[f"search {d}"] - best[f"cosine {d}"]) for d in depths]
     n_full = 225_960
     full = chamfer["seconds_per_video"] * n_full
     lines += [
@@ -242,7 +247,11 @@ def cascade_cost(num_videos: int, video: dict, chamfer: dict, rng, lines: list[s
         "of the depth candidates read from the memory map (measured here; independent of collection size). "
         "Full chamfer at 225,960 is extrapolated from the measured per-video chamfer time with queries stacked by 8 "
         f"({chamfer['seconds_per_video'] * 1e6:.0f} us/video); its frames alone would be "
-        f"{n_full * FRAMES * DIM * 2 / 2**30:.0f} GiB in float16.",
+        f"{n_full * FRAMES * DIM * 2 / 2**30:.0f} GiB in float16. 3 interleaved rounds, best of each, with a "
+        f"`torch.matmul` of the depth-{max(depths)} re-ranking's FLOPs as the reference (its re-ranking at "
+        f"{best['matmul'] / rows[-1][1]:.0%} of that matmul's speed). "
+        + conditions_line(result, "matmul reference")
+        + ".",
         "",
         "| method | time per query at 225,960 | vs full chamfer |",
         "| --- | --- | --- |",
@@ -298,19 +307,35 @@ def cascade_accuracy(rng, quick: bool, lines: list[str]) -> None:
         [torch.from_numpy(v) for v in videos.values()],
     )
     q_emb, d_emb = emb.subset(queries), emb.subset(database)
-    results = {}
-    times = {}
-    for name, kind, depth in [("cosine", "cosine", 0), ("full chamfer", "chamfer", 0)] + [
+    methods = [("cosine", "cosine", 0), ("full chamfer", "chamfer", 0)] + [
         (f"cascade depth {d}", "cascade", d) for d in (10, 50, 100, 200)
-    ]:
-        start = time.perf_counter()
-        scores = compute_similarities(q_emb, d_emb, kind, cascade_depth=depth or 100)
-        times[name] = (time.perf_counter() - start) / len(queries)
-        results[name] = evaluate_fivr(SimilarityMatrix(queries, database, scores.numpy()), fivr, "synthetic")
+    ]
+    scores = {}
+
+    def task(name, kind, depth):
+        def run():
+            scores[name] = compute_similarities(q_emb, d_emb, kind, cascade_depth=depth or 100)
+
+        return run
+
+    flops = 2.0 * sum(len(videos[q]) for q in queries) * sum(len(videos[d]) for d in database) * DIM
+    reference, _ = matmul_task(flops)
+    tasks = {"matmul": reference, **{name: task(name, kind, depth) for name, kind, depth in methods}}
+    result = measured(tasks, 2, "matmul")
+    times = {name: result["best"][name] / len(queries) for name, _, _ in methods}
+    results = {
+        name: evaluate_fivr(SimilarityMatrix(queries, database, scores[name].numpy()), fivr, "synthetic")
+        for name, _, _ in methods
+    }
     full = results["full chamfer"]["metrics"]["DSVR"]
     lines += [
         f"### Cascade accuracy on a labelled synthetic set ({len(queries)} queries, {len(database):,} videos in "
         f"{topics} topics of {per_topic}, {frames} frames, d = {DIM}; 3 noisy cropped copies per query)",
+        "",
+        "2 interleaved rounds, best of each, with a `torch.matmul` of the full chamfer's FLOPs as the reference "
+        f"(full chamfer at {result['best']['matmul'] / result['best']['full chamfer']:.0%} of its speed). "
+        + conditions_line(result, "matmul reference")
+        + ".",
         "",
         "| similarity | mAP (positives = copies) | share of full-chamfer mAP | time per query (in-memory) |",
         "| --- | --- | --- | --- |",

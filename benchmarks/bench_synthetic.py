@@ -1,5 +1,7 @@
 """Synthetic benchmark generation speed: vectorised rendering vs a per-pixel loop, rendering vs encoding,
-and the end-to-end `make demo`-sized generation (near-duplicate benchmark and captioned set).
+and the end-to-end `make demo`-sized generation (near-duplicate benchmark and captioned set). The render, the
+naive loop and the encode alternate over interleaved rounds with a `torch.matmul` 2048^3 (the reference;
+`_timing.measured`); the end-to-end wall times have no reference and carry the load average around them.
 
 Run: ``.venv/bin/python benchmarks/bench_synthetic.py [--quick]``; writes ``docs/bench/synthetic.md``.
 """
@@ -18,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import conditions_line, load_line, measured, square_matmul_task, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.synthetic.captions import generate_captioned_videos
 from vidtempo.synthetic.neardup import build_specs, generate_benchmark, render_video
-from vidtempo.synthetic.renderer import shape_mask, shape_state
+from vidtempo.synthetic.renderer import render_scene, render_scenes, shape_mask, shape_state
 from vidtempo.synthetic.video_writer import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,23 +70,37 @@ def naive_render_frame(scene: dict, size, fps: float, k: int) -> np.ndarray:
 
 
 def main(argv=None) -> int:
+    """Measure, then write this benchmark's report section. Long because it is one linear procedure on purpose:
+    each number is measured right above the sentence of the report that states it."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller end-to-end sizes")
     args = parser.parse_args(argv)
     size, fps, duration = (128, 96), 8.0, 6.0
     spec = build_specs(1, 0, seed=0, size=size, fps=fps, duration=duration)[0][0]
-    frames = render_video(spec, fps)
+    render_size = tuple(spec["render_size"])
+    frames = render_scenes(spec["scenes"], render_size, fps)  # the scenes alone: the naive loop's work
     num_frames = len(frames)
+    video_frames = len(render_video(spec, fps))
 
-    render_s = best_time(lambda: render_video(spec, fps))
     scene = spec["scenes"][0]
-    naive_s = best_time(lambda: naive_render_frame(scene, size, fps, 0), repeats=1)
-    vec_frame = render_video({**spec, "scenes": [{**scene, "num_frames": 1}]}, fps)[0]
-    naive_frame = naive_render_frame(scene, size, fps, 0)
+    vec_frame = render_scene({**scene, "num_frames": 1}, render_size, fps)[0]
+    naive_frame = naive_render_frame(scene, render_size, fps, 0)
     max_diff = int(np.abs(vec_frame.astype(int) - naive_frame.astype(int)).max())
     tmp = Path(tempfile.mkdtemp())
-    encode_s = best_time(lambda: write_video(tmp / "v.mp4", frames, fps, crf=23))
+    peak_task, peak_flops = square_matmul_task(2048)
+    result = measured(
+        {
+            "matmul peak": peak_task,
+            "render": lambda: render_scenes(spec["scenes"], render_size, fps),
+            "naive": lambda: naive_render_frame(scene, render_size, fps, 0),
+            "encode": lambda: write_video(tmp / "v.mp4", frames, fps, crf=23),
+        },
+        3,
+        "matmul peak",
+    )
+    render_s, naive_s, encode_s = (result["best"][n] for n in ("render", "naive", "encode"))
 
+    load_before = os.getloadavg()[0]
     families, distractors = (10, 15) if args.quick else (40, 60)
     workers = min(2, os.cpu_count() or 1)
     start = time.perf_counter()
@@ -108,6 +124,7 @@ def main(argv=None) -> int:
         tmp / "captions", num_videos=num_cap, seed=0, size=(112, 112), fps=8.0, duration=6.0, progress=False
     )
     cap_s = time.perf_counter() - start
+    load_after = os.getloadavg()[0]
     shutil.rmtree(tmp)
 
     per_frame_ms = 1000 * render_s / num_frames
@@ -120,13 +137,19 @@ def main(argv=None) -> int:
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}. "
         f"Command: `.venv/bin/python benchmarks/bench_synthetic.py{' --quick' if args.quick else ''}`.",
         "",
-        f"One source video: {num_frames} frames at {size[0]}x{size[1]}, {fps:g} fps, {len(spec['scenes'])} scenes.",
+        f"One source video's scenes: {num_frames} frames at {render_size[0]}x{render_size[1]}, {fps:g} fps, "
+        f"{len(spec['scenes'])} scenes (`render_scenes`; `render_video` then prepends the channel intro and stamps "
+        f"its watermark, {video_frames} frames in all, not timed here). "
+        f"3 interleaved rounds (render, naive frame, encode, `torch.matmul` 2048^3 at "
+        f"{peak_flops / result['best']['matmul peak'] / 1e9:.1f} GFLOP/s), best of each. "
+        + conditions_line(result, "matmul peak")
+        + ".",
         "",
         "| step | time | per frame | ratio |",
         "| --- | --- | --- | --- |",
         f"| naive per-pixel loop render (1 frame) | {naive_s * 1000:.0f} ms | {naive_s * 1000:.0f} ms | "
         f"{naive_s * 1000 / per_frame_ms:.0f}x slower than vectorised |",
-        f"| vectorised numpy render | {render_s * 1000:.0f} ms | {per_frame_ms:.2f} ms | 1x |",
+        f"| vectorised numpy render (`render_scenes`) | {render_s * 1000:.0f} ms | {per_frame_ms:.2f} ms | 1x |",
         f"| H.264 encode (PyAV, crf 23, veryfast) | {encode_s * 1000:.0f} ms | {1000 * encode_s / num_frames:.2f} ms | "
         f"{encode_s / render_s:.2f}x the render time |",
         "",
@@ -138,6 +161,9 @@ def main(argv=None) -> int:
         f"{duration:g} s, {workers} workers) | {info['num_videos']} | {gen_s:.1f} s | {info['num_videos'] / gen_s:.1f} | "
         f"{disk_mb:.1f} MiB |",
         f"| captioned set (112x112, 6 s, 1 process) | {num_cap} | {cap_s:.1f} s | {num_cap / cap_s:.1f} | |",
+        "",
+        load_line(load_before, load_after, "one run of each end-to-end generation: absolute wall times")
+        + ".",
         "",
     ]
     write_report(OUT, lines)

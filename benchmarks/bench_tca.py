@@ -1,5 +1,6 @@
 """TCA encoder speed: our `TCAModel` (sdpa and eager attention) vs torch's `nn.TransformerEncoderLayer`
-(same math, fused fast path in eval) vs the `torch.matmul` peak of this machine.
+(same math, fused fast path in eval) vs the `torch.matmul` peak of this machine, all four alternated over
+interleaved rounds (best of each; `_timing.measured`, the 2048^3 matmul is the reference).
 
     .venv/bin/python benchmarks/bench_tca.py [--quick]
 
@@ -14,7 +15,7 @@ import platform
 from pathlib import Path
 
 import torch
-from _timing import best_time, write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import conditions_line, measured, square_matmul_task, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 from torch import nn
 
 from vidtempo.modeling import TCAConfig, TCAModel
@@ -56,18 +57,22 @@ def torch_reference(model: TCAModel) -> nn.TransformerEncoder:
 
 
 @torch.no_grad()
-def measure(sdpa, eager, reference, features, mask, repeats: int) -> tuple[dict[str, float], float]:
+def measure(sdpa, eager, reference, features, mask, rounds: int, peak_task) -> tuple[dict, float]:
+    """Interleaved `measured` rounds of the three encoders and the peak matmul; and ours vs torch's max diff."""
     padding = mask == 0
     difference = sdpa(features, mask).last_hidden_state - reference(features, src_key_padding_mask=padding)
     error = difference[mask.bool()].abs().max().item()
-    times = {
-        "TCAModel sdpa": best_time(lambda: sdpa(features, mask), repeats),
-        "TCAModel eager": best_time(lambda: eager(features, mask), repeats),
-        "nn.TransformerEncoder": best_time(
-            lambda: reference(features, src_key_padding_mask=padding), repeats
-        ),
-    }
-    return times, error
+    result = measured(
+        {
+            "matmul peak": peak_task,
+            "TCAModel sdpa": lambda: sdpa(features, mask),
+            "TCAModel eager": lambda: eager(features, mask),
+            "nn.TransformerEncoder": lambda: reference(features, src_key_padding_mask=padding),
+        },
+        rounds,
+        "matmul peak",
+    )
+    return result, error
 
 
 def main() -> None:
@@ -81,7 +86,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    repeats = 2 if args.quick else 5
+    rounds = 3 if args.quick else 5
     shapes = [(4, 32), (8, 64)] if args.quick else [(16, 32), (8, 128), (4, 256)]
 
     config = TCAConfig(hidden_dropout_prob=0.0)  # paper sizes
@@ -89,12 +94,9 @@ def main() -> None:
     eager = TCAModel(TCAConfig(hidden_dropout_prob=0.0, attn_implementation="eager")).eval()
     eager.load_state_dict(sdpa.state_dict())
     reference = torch_reference(sdpa)
+    peak_task, peak_flops = square_matmul_task(2048)
 
-    size = 1024 if args.quick else 2048
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    peak = 2 * size**3 / best_time(lambda: a @ b, repeats) / 1e9  # GFLOP/s
-
-    rows = []
+    rows, conditions = [], []
     for batch, frames in shapes:
         features = torch.randn(batch, frames, config.input_size)
         lengths = torch.randint(frames // 2, frames + 1, (batch,))
@@ -103,14 +105,19 @@ def main() -> None:
         flops = encoder_flops(
             batch, frames, config.hidden_size, config.intermediate_size, config.num_hidden_layers
         )
-        times, error = measure(sdpa, eager, reference, features, mask, repeats)
+        result, error = measure(sdpa, eager, reference, features, mask, rounds, peak_task)
+        times = result["best"]
+        peak = peak_flops / times.pop("matmul peak") / 1e9  # GFLOP/s, same rounds
         for name, seconds in times.items():
             rows.append(
                 f"| {batch}x{frames} | {name} | {seconds * 1e3:.1f} | {batch * frames / seconds:,.0f} | "
                 f"{flops / seconds / 1e9:.1f} | {flops / seconds / 1e9 / peak:.0%} | "
                 f"{times['nn.TransformerEncoder'] / seconds:.2f} | {error:.1e} |"
             )
-        print(rows[-3:], flush=True)
+        conditions.append(
+            f"- {batch}x{frames}: peak {peak:.1f} GFLOP/s; " + conditions_line(result, "matmul peak") + "."
+        )
+        print(rows[-3:], conditions[-1], flush=True)
 
     lines = [
         "## TCA encoder (bench_tca.py)",
@@ -120,13 +127,18 @@ def main() -> None:
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC{' (--quick)' if args.quick else ''}.",
         "",
         f"Paper configuration (input/hidden 1024, 8 heads, feed-forward 2048, 1 layer), float32 inference on "
-        f"padded batches (lengths uniform in [F/2, F]). `torch.matmul` peak ({size}x{size}): {peak:.1f} GFLOP/s. "
-        "GFLOP/s counts the dense work including padding. `vs torch` is nn.TransformerEncoder time / ours "
+        f"padded batches (lengths uniform in [F/2, F]). {rounds} interleaved rounds per shape (the three "
+        "encoders and a `torch.matmul` 2048^3, the peak reference, alternated), best of each; the share of the "
+        "matmul peak is against that shape's own rounds. GFLOP/s counts the dense work including padding. `vs torch` is nn.TransformerEncoder time / ours "
         "(>1 = ours faster). `max diff` is the largest |ours - torch| over valid frames (same weights).",
         "",
         "| batch x frames | implementation | ms / batch | frames / s | GFLOP/s | of matmul peak | vs torch | max diff |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "Conditions per shape (matmul peak in the same rounds, load average, spread of the reference):",
+        "",
+        *conditions,
         "",
     ]
     write_report(args.output, lines)

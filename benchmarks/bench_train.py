@@ -1,6 +1,8 @@
 """Benchmark TCA training steps at the paper's configuration (batch 64, 16 negatives per anchor, 64 frames,
 d = 1024, 1 layer, bank 4096), split into forward (anchor + positive), key encoding of the negatives
-(no grad), bank update, loss + backward, and optimizer step. Writes docs/bench/train.md.
+(no grad), bank update, loss + backward, and optimizer step. Each timed step alternates with a `torch.matmul`
+2048^3 (the machine's peak, the reference) in interleaved rounds (`_timing.measured`); the phase split is that
+of the fastest step. Writes docs/bench/train.md.
 
     .venv/bin/python benchmarks/bench_train.py [--quick] [--device cuda] [--bf16]
 """
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from _timing import write_report  # noqa: E402  (sibling module: scripts run from this folder)
+from _timing import conditions_line, measured, square_matmul_task, write_report  # noqa: E402  (sibling module: scripts run from this folder)
 
 from vidtempo.modeling import TCAConfig, TCAModel
 from vidtempo.training.tca_losses import circle_loss, contrastive_similarities
@@ -37,8 +39,9 @@ def bench(batch: int, negatives: int, frames: int, dim: int, steps: int, device:
     neg = torch.randn(batch * negatives, frames, dim, device=device)
     neg_mask = torch.ones(batch * negatives, frames, dtype=torch.long, device=device)
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
-    times = {"forward": 0.0, "key_encode": 0.0, "bank_update": 0.0, "loss_backward": 0.0, "optimizer": 0.0}
-    for step in range(steps + 1):  # step 0 is warm-up
+    phases: list[dict[str, float]] = []
+
+    def step() -> None:
         t = [time.perf_counter()]
         with autocast:
             emb = model(frame_features=x, attention_mask=mask).video_embeds
@@ -60,21 +63,18 @@ def bench(batch: int, negatives: int, frames: int, dim: int, steps: int, device:
         optimizer.zero_grad()
         _sync(device)
         t.append(time.perf_counter())
-        if step:
-            for name, start, stop in zip(times, t[:-1], t[1:], strict=True):
-                times[name] += stop - start
-    per_step = {k: v / steps for k, v in times.items()}
+        names = ("forward", "key_encode", "bank_update", "loss_backward", "optimizer")
+        phases.append({name: stop - start for name, start, stop in zip(names, t[:-1], t[1:], strict=True)})
+
+    if device == "cpu":
+        peak_task, peak_flops = square_matmul_task(2048)
+    else:
+        m = torch.randn(8192, 8192, device=device)
+        peak_task, peak_flops = (lambda: (torch.matmul(m, m), _sync(device))), 2.0 * 8192**3
+    result = measured({"matmul peak": peak_task, "train step": step}, steps, "matmul peak")
+    per_step = min(phases[1:], key=lambda p: sum(p.values()))  # phases[0]: the warm-up step
     total = sum(per_step.values())
-    # matmul peak: the FLOP rate of one big square matmul on this device
-    size = 2048 if device == "cpu" else 8192
-    m = torch.randn(size, size, device=device)
-    torch.matmul(m, m)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(3):
-        torch.matmul(m, m)
-    _sync(device)
-    peak = 3 * 2 * size**3 / (time.perf_counter() - start)
+    peak = peak_flops / result["best"]["matmul peak"]
     # model FLOPs of one step (matmuls only): per video per layer ~ F·(4·d²·2 + 2·d·ff·2) + attention 2·2·F²·d
     ff = 2 * dim
     per_video = frames * (8 * dim * dim + 4 * dim * ff) + 4 * frames * frames * dim
@@ -86,6 +86,7 @@ def bench(batch: int, negatives: int, frames: int, dim: int, steps: int, device:
         "samples_per_s": batch / total,
         "achieved_flops": flops / total,
         "peak_flops": peak,
+        "result": result,
     }
 
 
@@ -93,7 +94,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="2 timed steps instead of 5")
+    parser.add_argument("--quick", action="store_true", help="2 timed rounds instead of 5")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument(
@@ -108,7 +109,10 @@ def main(argv=None) -> None:
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"device {args.device}{' bf16' if args.bf16 else ' fp32'}. "
-        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. {steps} timed steps after 1 warm-up.",
+        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. {steps} interleaved rounds (a step, then a "
+        "matmul 2048^3) after 1 warm-up of each; the table is the fastest step. "
+        + conditions_line(result["result"], "matmul peak")
+        + ".",
         "",
         "Paper configuration: batch 64 pairs, 16 negatives per anchor (1,024 key videos a step), 64 frames,",
         "d = 1024, 1 layer, 8 heads, ff 2048, bank 4096, circle loss (m 0.25, γ 256), Adam.",

@@ -25,17 +25,26 @@ HEADER = """# Benchmarks
 Produced by `make bench` (`benchmarks/run_all.py`), which runs every `benchmarks/bench_*.py`; each
 section below was written by one script, with the machine and the date of its run. Speed and memory targets live
 here, never in timed unit tests. Ratios measured within one run (ours vs a naive baseline vs the `torch.matmul`
-peak of the same machine) are the numbers to compare; absolute times depend on the machine.
+peak of the same machine) are the numbers to compare; absolute times depend on the machine. Every timed
+comparison alternates ours, the naive baseline and a `torch.matmul` reference over interleaved rounds (best of
+each; `benchmarks/_timing.py` `measured`) and states the load average before and after and the reference's
+slowest / fastest round; beyond 1.5x the section says **Disturbed run** and its ratios are not to be quoted.
+Measurements with no reference (wall time of a whole run, peak RSS) say so and carry the load average.
 """
 
 
 def collect() -> None:
     """Concatenate the section files into docs/benchmarks.md (atomic write)."""
-    parts = [HEADER]
+    parts, disturbed = [HEADER], []
     for section in sorted(SECTIONS.glob("*.md")):
-        parts.append(section.read_text().strip() + "\n")
+        text = section.read_text()
+        parts.append(text.strip() + "\n")
+        if "Disturbed run" in text:
+            disturbed.append(section.stem)
     write_text_atomic(OUTPUT, "\n".join(parts))
     print(f"wrote {OUTPUT.relative_to(ROOT)} ({len(parts) - 1} sections)")
+    if disturbed:
+        print(f"sections with a disturbed measurement: {', '.join(disturbed)}")
 
 
 def main(argv: list[str] | None = None) -> int:
