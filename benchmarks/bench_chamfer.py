@@ -115,6 +115,16 @@ def chamfer_section(num_videos: int, rounds: int, rng, lines: list[str]) -> None
     ]
 
 
+def _bf16_flags() -> str:
+    """The CPU's bf16 instruction sets, from /proc/cpuinfo (Linux)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    found = [name for name in ("avx512_bf16", "amx_bf16") if name in flags]
+    return ", ".join(found) or "none"
+
+
 def bf16_section(num_keys: int, rounds: int, lines: list[str]) -> None:
     torch.manual_seed(0)
     model = TCAModel(TCAConfig(input_size=DIM, hidden_size=DIM, num_hidden_layers=1)).eval()
@@ -147,8 +157,9 @@ def bf16_section(num_keys: int, rounds: int, lines: list[str]) -> None:
         f"Accuracy cost (same weights and inputs): cosine between fp32 and bf16 key embeddings min "
         f"{cosine.min():.5f}, mean {cosine.mean():.5f}; anchor-key similarities (what the loss sees) differ by "
         f"at most {(sims_exact - sims_fast).abs().max():.2e}; the top-16 negatives per anchor agree in place "
-        f"{top_agree.float().mean():.1%} of the time. CPU: {platform.processor() or platform.machine()}; "
-        f"bf16 matmuls are fast only where the CPU has AVX-512 BF16 / AMX.",
+        f"{top_agree.float().mean():.1%} of the time. CPU: {platform.processor() or platform.machine()}, "
+        f"bf16 instructions: {_bf16_flags()} (bf16 matmuls are fast only with AVX-512 BF16 / AMX). "
+        "Training uses it with `TrainConfig.bf16_keys` / `--bf16-keys` (off by default: the keys change).",
         "",
     ]
 

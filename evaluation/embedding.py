@@ -170,14 +170,14 @@ def frame_level_similarities(
     """Chamfer (or symmetric chamfer) of every query against every database video: [Q, D] float32.
 
     On CPU nothing is padded: consecutive queries (up to `max_query_frames` frames) are stacked, and
-    consecutive database videos fill similarity blocks [frames, query frames] under `chunk_bytes` (one
-    long video gets a block of its own). float32 videos are multiplied straight into their rows of the
-    block; other dtypes (float16 stores) are cast into one reused buffer first, then one matmul. Per-video
-    maxima and per-query means are segment reductions over the block (`np.maximum.reduceat`,
-    `np.add.reduceat`), which stays in cache; the buffers are reused, so no block page-faults fresh
-    memory. Elsewhere (CUDA) both sides are grouped by length and padded per group (`group_bytes`), and
-    `chamfer_similarity` does the masked reductions. Measured against a same-FLOPs matmul in
-    bench_chamfer.py."""
+    consecutive database videos fill blocks whose similarity matrix [frames, query frames] stays under
+    `chunk_bytes` (one long video gets a block of its own). Each block's frames are copied (float16 stores
+    cast) into one reused buffer and scored by one matmul; per-video maxima and per-query means are
+    segment reductions over the block (`np.maximum.reduceat`, `np.add.reduceat`), which stays in cache.
+    One matmul a block rather than one a video keeps the speed for many stacked queries and on a loaded
+    machine; reused buffers keep blocks from page-faulting fresh memory. Elsewhere (CUDA) both sides are
+    grouped by length and padded per group (`group_bytes`), and `chamfer_similarity` does the masked
+    reductions. Measured against a same-FLOPs matmul in bench_chamfer.py."""
     out = torch.empty(len(query_frames), len(database_frames))
     if not len(query_frames) or not len(database_frames):
         return out
@@ -202,21 +202,14 @@ def frame_level_similarities(
         query_t = torch.cat([f.to(dtype) for f in query_frames[q_start:q_stop]]).T  # [H, sum Fq]
         cap = max(1, chunk_bytes // (itemsize * query_t.shape[1]))
         block_buffer = torch.empty(max(cap, longest), query_t.shape[1], dtype=dtype)
-        cast_buffer = None
+        frames_buffer = torch.empty(max(cap, longest), query_t.shape[0], dtype=dtype)
         for d_start, d_stop in _consecutive_groups(d_lengths_all, cap):
             d_lengths = np.array(d_lengths_all[d_start:d_stop])
             d_offsets = np.concatenate([[0], np.cumsum(d_lengths)[:-1]])
             sims = block_buffer[: int(d_lengths.sum())]  # [sum Fd, sum Fq]
-            block = database_frames[d_start:d_stop]
-            if all(video.dtype == dtype for video in block):
-                for video, offset, length in zip(block, d_offsets, d_lengths):
-                    torch.matmul(video, query_t, out=sims[offset : offset + length])
-            else:
-                if cast_buffer is None:
-                    cast_buffer = torch.empty(max(cap, longest), query_t.shape[0], dtype=dtype)
-                for video, offset, length in zip(block, d_offsets, d_lengths):
-                    cast_buffer[offset : offset + length].copy_(video)
-                torch.matmul(cast_buffer[: len(sims)], query_t, out=sims)
+            for video, offset, length in zip(database_frames[d_start:d_stop], d_offsets, d_lengths):
+                frames_buffer[offset : offset + length].copy_(video)  # casts float16 stores
+            torch.matmul(frames_buffer[: len(sims)], query_t, out=sims)  # one matmul a block
             sims = sims.numpy()
             best_per_video = np.maximum.reduceat(sims, d_offsets, axis=0)  # [videos, sum Fq]
             scores = np.add.reduceat(best_per_video, q_offsets, axis=1) / q_lengths[None]  # [videos, queries]

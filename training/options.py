@@ -117,6 +117,13 @@ class TrainConfig:
     in_batch_negatives: bool = field(
         default=False, metadata=_help("also use the other anchors' positives (with gradient) as negatives")
     )
+    bf16_keys: bool = field(
+        default=False,
+        metadata=_help(
+            "encode the bank's negatives (no gradient) under bf16 autocast: 2.5x faster key encoding on CPUs "
+            "with AMX / AVX-512 BF16, the top-16 negatives agree 96% with fp32 (docs/bench/chamfer.md)"
+        ),
+    )
     learning_rate: float = field(default=1e-5, metadata=_help("Adam learning rate"))
     weight_decay: float = field(default=1e-4, metadata=_help("Adam weight decay"))
     warmup_steps: int = field(default=0, metadata=_help("linear warm-up steps of the cosine schedule"))

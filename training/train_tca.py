@@ -266,10 +266,11 @@ class TCAStep:
             negative_embeds = embeds[2 * batch_size :]  # [B·n, H]
             self.bank.enqueue(negative_embeds)  # a detached copy, for the statistics
         else:
-            with torch.no_grad(), self.accelerator.autocast():
+            bf16 = torch.autocast(self.accelerator.device.type, torch.bfloat16, enabled=self.config.bf16_keys)
+            with torch.no_grad(), self.accelerator.autocast(), bf16:
                 encoder = self.key_encoder if self.key_encoder is not None else self.unwrapped
                 keys = encoder(frame_features=batch["negatives"], attention_mask=batch["negatives_mask"])
-            self.bank.enqueue(keys.video_embeds)  # [B·n, H] from every process
+            self.bank.enqueue(keys.video_embeds.float())  # [B·n, H] from every process
             negative_embeds = self.bank.negatives()
         positive_sim, negative_sim = contrastive_similarities(anchor_embeds, positive_embeds, negative_embeds)
         if self.config.in_batch_negatives:  # [B, N + B - 1]

@@ -205,3 +205,15 @@ def test_comparator_loop_loss_falls_when_positives_share_frames(tmp_path):
           f"s_p - s_n {np.mean(gaps[:3]):.3f} -> {np.mean(gaps[-3:]):.3f}")  # fmt: skip
     assert first > 0.7 and last < 0.6 * first, metrics["losses"]
     assert np.mean(gaps[-3:]) > np.mean(gaps[:3]) + 0.3, gaps
+
+
+def test_bf16_keys_encode_the_negatives_in_bf16_with_a_small_loss_change(synthetic, tmp_path):
+    desc, pairs, _, _ = synthetic
+    runs = {}
+    for bf16 in (False, True):
+        config = tiny_config(tmp_path / str(bf16), desc, pairs, bf16_keys=bf16, max_steps=3, val_fraction=0.0)
+        runs[bf16] = train(config)["losses"]
+    exact, fast = np.array(runs[False]), np.array(runs[True])
+    assert np.isfinite(fast).all() and len(fast) == len(exact) == 3
+    # the option acts (bf16 keys move the loss) but only by bf16 rounding (relative 1e-2 at most)
+    assert 0 < np.abs(fast - exact).max() and np.abs(fast - exact).max() < 1e-2 * np.abs(exact).max()
