@@ -402,7 +402,10 @@ def test_a_video_that_crashes_its_decoder_is_recorded_and_the_rest_are_extracted
         np.testing.assert_array_equal(rows[vid], feats)
 
 
-def _start_extraction(workspace: Path, tmp_path: Path, num_videos: int = 40):
+NUM_SIGNAL_VIDEOS = 200  # enough that a fast, quiet machine is still extracting when the signal comes
+
+
+def _start_extraction(workspace: Path, tmp_path: Path, num_videos: int = NUM_SIGNAL_VIDEOS):
     import time
 
     import psutil
@@ -411,7 +414,7 @@ def _start_extraction(workspace: Path, tmp_path: Path, num_videos: int = 40):
     rng = np.random.default_rng(3)
     for i in range(num_videos):
         write_video(
-            videos / f"v{i:02d}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(30, 0), 10
+            videos / f"v{i:03d}.mp4", rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8).repeat(30, 0), 10
         )
     out = tmp_path / "out"
     # shards of 64 videos, but a commit at least every 0.3 s: a kill loses at most that much work
@@ -478,10 +481,10 @@ def test_sigterm_and_sigint_commit_finished_videos_and_stop_the_workers(workspac
     assert _gone(workers), "decoder workers outlived the interrupted job"
     committed = existing_ids(out)
     assert f"{len(committed)} videos are committed" in err
-    assert 1 <= len(committed) < 40
+    assert 1 <= len(committed) < NUM_SIGNAL_VIDEOS
     assert main(args) == 0  # resume: every video exactly once
     ids = [vid for vid, _, _ in iter_descriptors(out)]
-    assert sorted(ids) == [f"v{i:02d}" for i in range(40)]
+    assert sorted(ids) == [f"v{i:03d}" for i in range(NUM_SIGNAL_VIDEOS)]
 
 
 @pytest.mark.slow
